@@ -1,0 +1,436 @@
+//! [`Build`]: compile kernels from a build script, archive them, link them, and generate the Rust
+//! declarations of their C ABI.
+
+use crate::{
+    Error,
+    graph::{ElementType, KernelDef, Layout, TensorType},
+    pipeline::{Compiler, PIPELINE_VERSION},
+};
+use std::{
+    collections::HashSet,
+    env,
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+};
+
+/// Compiles a set of kernels into a static library linked into the current crate.
+///
+/// Used from `build.rs`, like `cc::Build`:
+/// `Build::new().kernel(def).compile("name")` compiles every kernel (reusing cached objects whose
+/// inputs did not change), archives them as `lib<name>.a` in `OUT_DIR`, tells Cargo to link it,
+/// and writes `OUT_DIR/<name>.rs` with one `Kernel` static per kernel for the crate to `include!`.
+#[derive(Clone, Debug)]
+pub struct Build {
+    kernels: Vec<KernelDef>,
+    runtime_path: String,
+    out_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    dump_dir: Option<PathBuf>,
+    cargo_metadata: bool,
+}
+
+/// One compiled kernel.
+#[derive(Clone, Debug)]
+pub struct CompiledKernel {
+    /// The kernel's name.
+    pub name: String,
+    /// The C symbol of its entry point (without the `_mlir_ciface_` prefix).
+    pub symbol: String,
+    /// The object file.
+    pub object: PathBuf,
+    /// True when the object came from the cache.
+    pub cached: bool,
+    /// Argument names and types, inputs then the output (named `out`).
+    pub args: Vec<(String, TensorType)>,
+}
+
+/// What [`Build::compile`] produced.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Every kernel.
+    pub kernels: Vec<CompiledKernel>,
+    /// The Rust declarations to `include!`.
+    pub bindings: PathBuf,
+}
+
+impl Default for Build {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Build {
+    /// A build with no kernels; the output directory is `OUT_DIR`, the cache `ATTN_CACHE_DIR` or
+    /// `OUT_DIR/attn-cache`, and IR dumps go to `ATTN_DUMP_IR` when set.
+    pub fn new() -> Self {
+        Build {
+            kernels: Vec::new(),
+            runtime_path: "::attn_runtime".to_string(),
+            out_dir: None,
+            cache_dir: env::var_os("ATTN_CACHE_DIR").map(PathBuf::from),
+            dump_dir: env::var_os("ATTN_DUMP_IR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+            cargo_metadata: true,
+        }
+    }
+
+    /// Adds a kernel.
+    pub fn kernel(&mut self, kernel: KernelDef) -> &mut Self {
+        self.kernels.push(kernel);
+        self
+    }
+
+    /// The path under which generated code finds `attn-runtime` (default `::attn_runtime`).
+    pub fn runtime_path(&mut self, path: &str) -> &mut Self {
+        self.runtime_path = path.to_string();
+        self
+    }
+
+    /// Overrides the output directory (default `OUT_DIR`).
+    pub fn out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Overrides the object cache directory.
+    pub fn cache_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Writes per-stage IR of every kernel under `dir` (default: `ATTN_DUMP_IR`).
+    pub fn dump_ir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.dump_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether to print `cargo:` directives (default true).
+    pub fn cargo_metadata(&mut self, on: bool) -> &mut Self {
+        self.cargo_metadata = on;
+        self
+    }
+
+    fn resolve_out_dir(&self) -> Result<PathBuf, Error> {
+        match &self.out_dir {
+            Some(d) => Ok(d.clone()),
+            None => env::var_os("OUT_DIR").map(PathBuf::from).ok_or_else(|| {
+                Error::Config(
+                    "OUT_DIR is not set: call Build from a build script or set out_dir".into(),
+                )
+            }),
+        }
+    }
+
+    /// Compiles every kernel to an object file (cached), without archiving.
+    pub fn compile_objects(&self) -> Result<Vec<CompiledKernel>, Error> {
+        let out_dir = self.resolve_out_dir()?;
+        let cache = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| out_dir.join("attn-cache"));
+        fs::create_dir_all(&cache)
+            .map_err(|e| Error::io(format!("creating {}", cache.display()), e))?;
+        let mut names = HashSet::new();
+        for k in &self.kernels {
+            check_identifier(&k.name)?;
+            if !names.insert(k.name.clone()) {
+                return Err(Error::Config(format!("two kernels are named `{}`", k.name)));
+            }
+        }
+        let mut compiler = None;
+        let mut out = Vec::new();
+        for k in &self.kernels {
+            out.push(self.compile_one(k, &cache, &mut compiler)?);
+        }
+        Ok(out)
+    }
+
+    fn compile_one(
+        &self,
+        k: &KernelDef,
+        cache: &Path,
+        compiler: &mut Option<Compiler>,
+    ) -> Result<CompiledKernel, Error> {
+        let symbol = symbol_name(k);
+        let ir = k.to_transformer_ir(&symbol);
+        let key = fnv1a(&[&ir, PIPELINE_VERSION, LLVM_VERSION, &host_cpu_key()]);
+        let object = cache.join(format!("{symbol}-{key:016x}.o"));
+        let mut args: Vec<(String, TensorType)> = k
+            .graph
+            .inputs()
+            .iter()
+            .map(|v| {
+                (
+                    k.graph.input_name(*v).unwrap_or("arg").to_string(),
+                    k.graph.ty(*v).clone(),
+                )
+            })
+            .collect();
+        args.push(("out".to_string(), k.output_type().clone()));
+        let cached = is_valid_object(&object) && self.dump_dir.is_none();
+        if !cached {
+            if compiler.is_none() {
+                *compiler = Some(Compiler::new()?);
+            }
+            let c = compiler.as_ref().expect("compiler was just created");
+            let layout_map = match k.layout {
+                Layout::Strided => "fully-dynamic-layout-map",
+                Layout::Contiguous => "identity-layout-map",
+            };
+            let dump = self.dump_dir.as_ref().map(|d| d.join(&k.name));
+            if let Some(d) = &dump {
+                fs::create_dir_all(d)
+                    .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+            }
+            let mut dump_error = None;
+            let module = c.lower(
+                &k.name,
+                &ir,
+                layout_map,
+                |stage, text| {
+                    if let Some(d) = &dump {
+                        let path = d.join(stage.file_name());
+                        if let Err(e) = fs::write(&path, text) {
+                            dump_error = Some(Error::io(format!("writing {}", path.display()), e));
+                        }
+                    }
+                },
+                dump.is_some(),
+            )?;
+            if let Some(e) = dump_error {
+                return Err(e);
+            }
+            // Write under a unique temporary name, then rename: concurrent builds sharing a cache
+            // never see a partial object, and a failed compile leaves nothing behind.
+            let tmp = object.with_extension(format!("o.tmp{}", std::process::id()));
+            let result = c.emit_object(&k.name, &module, &tmp);
+            if let Err(e) = result {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            fs::rename(&tmp, &object)
+                .map_err(|e| Error::io(format!("moving {}", tmp.display()), e))?;
+        }
+        Ok(CompiledKernel {
+            name: k.name.clone(),
+            symbol,
+            object,
+            cached,
+            args,
+        })
+    }
+
+    /// Compiles, archives `lib<lib_name>.a`, links it (cargo directives) and writes the bindings.
+    pub fn compile(&self, lib_name: &str) -> Result<Report, Error> {
+        check_identifier(lib_name)?;
+        let out_dir = self.resolve_out_dir()?;
+        let kernels = self.compile_objects()?;
+        if self.cargo_metadata {
+            println!("cargo:rerun-if-env-changed=ATTN_DUMP_IR");
+            println!("cargo:rerun-if-env-changed=ATTN_CACHE_DIR");
+        }
+        let mut cc = cc::Build::new();
+        cc.cargo_metadata(self.cargo_metadata)
+            .cargo_warnings(false)
+            .out_dir(&out_dir);
+        if env::var_os("TARGET").is_none() {
+            // Outside a build script (tests, the CLI): describe the host ourselves.
+            let host = host_triple();
+            cc.target(&host).host(&host).opt_level(3);
+        }
+        for k in &kernels {
+            cc.object(&k.object);
+        }
+        cc.try_compile(lib_name)
+            .map_err(|e| Error::Archive(e.to_string()))?;
+        let bindings = out_dir.join(format!("{lib_name}.rs"));
+        let text = self.bindings(&kernels);
+        write_atomic(&bindings, text.as_bytes())?;
+        Ok(Report { kernels, bindings })
+    }
+
+    /// Rust declarations for `kernels`: an `extern "C"` entry per kernel and a
+    /// `Kernel` static named after it in upper case.
+    fn bindings(&self, kernels: &[CompiledKernel]) -> String {
+        let rt = &self.runtime_path;
+        let mut s = String::from("// Generated by attn-build. Do not edit.\n");
+        for k in kernels {
+            let n = k.args.len();
+            let params = (0..n)
+                .map(|i| format!("a{i}: *mut ::core::ffi::c_void"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let fn_name = format!("__attn_entry_{}", k.name);
+            let _ = writeln!(
+                s,
+                "unsafe extern \"C\" {{\n    #[link_name = \"_mlir_ciface_{}\"]\n    fn {fn_name}({params});\n}}",
+                k.symbol
+            );
+            let specs = k
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, (name, ty))| {
+                    let role = if i + 1 == n { "Output" } else { "Input" };
+                    let dtype = match ty.element {
+                        ElementType::F32 => "F32",
+                        ElementType::F64 => "F64",
+                    };
+                    format!(
+                        "{rt}::ffi::ArgSpec {{ name: {name:?}, role: {rt}::ffi::ArgRole::{role}, dtype: {rt}::DType::{dtype}, rank: {} }}",
+                        ty.rank()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",\n        ");
+            let sig = k
+                .args
+                .iter()
+                .map(|(n, t)| format!("{n}: {t}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                s,
+                "/// AOT kernel `{name}` ({sig}).\npub static {upper}: {rt}::ffi::Kernel =\n    \
+                 // SAFETY: `{fn_name}` is the C interface of the MLIR function `{symbol}` compiled by\n    \
+                 // attn-build from the same kernel definition that produced this argument list: it takes\n    \
+                 // one memref descriptor pointer per argument (inputs, then the output) with these ranks\n    \
+                 // and element types, reads only the inputs, writes only the output, and keeps no state.\n    \
+                 unsafe {{ {rt}::ffi::Kernel::new({name:?}, {rt}::ffi::KernelFn::A{n}({fn_name}), &[\n        {specs}\n    ]) }};",
+                name = k.name,
+                upper = k.name.to_uppercase(),
+                symbol = k.symbol,
+            );
+        }
+        s
+    }
+}
+
+/// The LLVM major version the pipeline is built against (part of every cache key).
+pub const LLVM_VERSION: &str = "llvm-22";
+
+fn check_identifier(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "`{name}` is not a valid kernel or library name"
+        )))
+    }
+}
+
+/// `attn_<name>_<hash>`: the hash covers the kernel's IR and the crate version, so a caller
+/// compiled against another definition fails to link instead of calling the wrong code.
+fn symbol_name(k: &KernelDef) -> String {
+    let ir = k.to_transformer_ir("kernel");
+    let h = fnv1a(&[&ir, env!("CARGO_PKG_VERSION"), PIPELINE_VERSION]);
+    format!("attn_{}_{:012x}", k.name, h & 0xffff_ffff_ffff)
+}
+
+/// 64-bit FNV-1a over the parts (separated), stable across runs and platforms.
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Identifies the host CPU's vector ISA, since objects are generated for the host.
+fn host_cpu_key() -> String {
+    let mut key = String::from(std::env::consts::ARCH);
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    {
+        for (name, on) in [
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+        ] {
+            if on {
+                key.push('+');
+                key.push_str(name);
+            }
+        }
+    }
+    if let Ok(cpuinfo) = fs::read_to_string("/proc/cpuinfo")
+        && let Some(line) = cpuinfo.lines().find(|l| l.starts_with("model name"))
+    {
+        key.push('|');
+        key.push_str(line);
+    }
+    key
+}
+
+fn host_triple() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
+/// An object file is reused only if it is a complete ELF file (a truncated entry is rebuilt).
+fn is_valid_object(path: &Path) -> bool {
+    match fs::read(path) {
+        Ok(bytes) => {
+            bytes.len() > 64 && bytes.starts_with(b"\x7fELF") && elf_size_consistent(&bytes)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The section header table of a 64-bit ELF file must lie inside the file.
+fn elf_size_consistent(bytes: &[u8]) -> bool {
+    if bytes.len() < 64 || bytes[4] != 2 {
+        return false;
+    }
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or([0; 8]));
+    let u16_at = |o: usize| u16::from_le_bytes(bytes[o..o + 2].try_into().unwrap_or([0; 2]));
+    let shoff = u64_at(0x28);
+    let shentsize = u64::from(u16_at(0x3a));
+    let shnum = u64::from(u16_at(0x3c));
+    shoff
+        .checked_add(shentsize * shnum)
+        .is_some_and(|end| end <= bytes.len() as u64)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(format!("moving {}", tmp.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(&["a"]), fnv1a(&["a"]));
+        assert_ne!(fnv1a(&["ab", "c"]), fnv1a(&["a", "bc"]));
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(check_identifier("matmul_r2").is_ok());
+        assert!(check_identifier("2x").is_err());
+        assert!(check_identifier("a-b").is_err());
+        assert!(check_identifier("").is_err());
+    }
+
+    #[test]
+    fn truncated_objects_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("attn-elf-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("x.o");
+        fs::write(&p, b"\x7fELF\x02short").unwrap();
+        assert!(!is_valid_object(&p));
+        assert!(!is_valid_object(&dir.join("missing.o")));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

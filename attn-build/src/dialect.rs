@@ -1,0 +1,89 @@
+//! The `transformer` dialect, defined in IRDL and registered in an MLIR context.
+//!
+//! Every op takes and returns ranked tensors; the IRDL definition makes the verifier reject
+//! anything else (a wrong operand count, a non-tensor operand, a missing or non-float `factor`).
+//! Shape rules that IRDL cannot express (matmul inner dims, equal elementwise shapes) are checked
+//! by the [graph API](crate::graph) when IR is built and again by the lowering patterns, which
+//! report a diagnostic at the op instead of lowering ill-shaped IR.
+
+use melior::{
+    Context,
+    ir::{Location, Module},
+    utility::load_irdl_dialects,
+};
+
+/// The IRDL source of the `transformer` dialect.
+pub const IRDL: &str = r##"
+irdl.dialect @transformer {
+  irdl.operation @matmul {
+    %lhs = irdl.base "!builtin.tensor"
+    %rhs = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result)
+  }
+  irdl.operation @transpose {
+    %input = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(input: %input)
+    irdl.results(result: %result)
+  }
+  irdl.operation @softmax {
+    %input = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(input: %input)
+    irdl.results(result: %result)
+  }
+  irdl.operation @add {
+    %lhs = irdl.base "!builtin.tensor"
+    %rhs = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result)
+  }
+  irdl.operation @mul {
+    %lhs = irdl.base "!builtin.tensor"
+    %rhs = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.results(result: %result)
+  }
+  irdl.operation @scale {
+    %input = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %factor = irdl.base "#builtin.float"
+    irdl.operands(input: %input)
+    irdl.attributes { "factor" = %factor }
+    irdl.results(result: %result)
+  }
+  irdl.operation @attention {
+    %query = irdl.base "!builtin.tensor"
+    %key = irdl.base "!builtin.tensor"
+    %value = irdl.base "!builtin.tensor"
+    %scale = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(query: %query, key: %key, value: %value, scale: %scale)
+    irdl.results(result: %result)
+  }
+}
+"##;
+
+/// The op names of the dialect, without the `transformer.` prefix.
+pub const OPS: [&str; 7] = [
+    "matmul",
+    "transpose",
+    "softmax",
+    "add",
+    "mul",
+    "scale",
+    "attention",
+];
+
+/// Registers the `transformer` dialect in `context`. Returns false if MLIR rejected the IRDL.
+pub fn register(context: &Context) -> bool {
+    let Some(module) = Module::parse(context, IRDL) else {
+        return false;
+    };
+    let _ = Location::unknown(context);
+    load_irdl_dialects(&module)
+}

@@ -1,0 +1,288 @@
+//! The compilation pipeline of one kernel, stage by stage:
+//! `transformer` -> `linalg` (on tensors) -> `bufferized` (memrefs, out-param, deallocations)
+//! -> `loops` (scf) -> `llvm` (LLVM dialect) -> LLVM IR -> object file.
+//!
+//! Each stage is a pass pipeline run on the module; after each one the module is verified and,
+//! when asked, printed (see [`Stage`]). Diagnostics MLIR emits are collected and returned as an
+//! [`Error::Mlir`] naming the kernel and the stage; nothing reaches the object emitter unless the
+//! module verifies and consists of LLVM-dialect operations only.
+
+use crate::{Error, dialect, lower};
+use melior::{
+    Context, ExecutionEngine,
+    dialect::DialectRegistry,
+    ir::{
+        Module,
+        operation::{OperationLike, WalkOrder, WalkResult},
+    },
+    pass::PassManager,
+    utility::{
+        parse_pass_pipeline, register_all_dialects, register_all_llvm_translations,
+        register_all_passes,
+    },
+};
+use std::{
+    cell::RefCell,
+    path::{Path, PathBuf},
+    rc::Rc,
+    sync::Once,
+};
+
+/// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
+pub const PIPELINE_VERSION: &str = "attn-pipeline-1";
+
+/// A stage of the pipeline; the IR after each can be dumped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The kernel as built by the graph API, in the `transformer` dialect.
+    Transformer,
+    /// After `convert-transformer-to-linalg`: linalg on tensors.
+    Linalg,
+    /// After one-shot bufferization, out-param materialization and deallocation.
+    Bufferized,
+    /// After linalg -> scf loops.
+    Loops,
+    /// The LLVM dialect.
+    Llvm,
+    /// LLVM IR, as handed to the code generator.
+    LlvmIr,
+}
+
+impl Stage {
+    /// All stages, in order.
+    pub const ALL: [Stage; 6] = [
+        Stage::Transformer,
+        Stage::Linalg,
+        Stage::Bufferized,
+        Stage::Loops,
+        Stage::Llvm,
+        Stage::LlvmIr,
+    ];
+
+    /// Short name (`transformer`, `linalg`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Transformer => "transformer",
+            Stage::Linalg => "linalg",
+            Stage::Bufferized => "bufferized",
+            Stage::Loops => "loops",
+            Stage::Llvm => "llvm",
+            Stage::LlvmIr => "llvm-ir",
+        }
+    }
+
+    /// The dump file name, numbered so the progression reads in order.
+    pub fn file_name(self) -> String {
+        let index = Stage::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1;
+        let ext = if self == Stage::LlvmIr { "ll" } else { "mlir" };
+        format!("{index:02}-{}.{ext}", self.name())
+    }
+
+    /// Parses a stage name.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The textual pass pipeline that produces this stage from the previous one.
+    fn passes(self, layout_map: &str) -> Option<String> {
+        let p = match self {
+            Stage::Transformer | Stage::Linalg | Stage::LlvmIr => return None,
+            Stage::Bufferized => format!(
+                "builtin.module(canonicalize,cse,eliminate-empty-tensors,\
+                 one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion={layout_map}}},\
+                 drop-equivalent-buffer-results,buffer-deallocation-pipeline,canonicalize,cse)"
+            ),
+            Stage::Loops => "builtin.module(func.func(convert-linalg-to-loops),canonicalize,cse)".to_string(),
+            Stage::Llvm => "builtin.module(lower-affine,convert-scf-to-cf,expand-strided-metadata,lower-affine,\
+                 finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,\
+                 convert-cf-to-llvm,convert-func-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,cse)"
+                .to_string(),
+        };
+        Some(p)
+    }
+}
+
+/// What to do with the per-stage IR.
+#[derive(Clone, Debug, Default)]
+pub struct DumpOptions {
+    /// Write each stage to `<dir>/<kernel>/NN-stage.mlir`.
+    pub dir: Option<PathBuf>,
+}
+
+/// An MLIR context with every upstream dialect, pass and translation, plus `transformer`.
+pub struct Compiler {
+    context: Context,
+    diagnostics: Rc<RefCell<Vec<String>>>,
+}
+
+static REGISTER_PASSES: Once = Once::new();
+
+impl Compiler {
+    /// Creates a context; fails if the `transformer` dialect cannot be registered.
+    pub fn new() -> Result<Self, Error> {
+        // Registering all passes twice double-frees inside MLIR: once per process.
+        REGISTER_PASSES.call_once(register_all_passes);
+        let registry = DialectRegistry::new();
+        register_all_dialects(&registry);
+        let context = Context::new();
+        context.append_dialect_registry(&registry);
+        context.load_all_available_dialects();
+        register_all_llvm_translations(&context);
+        context.enable_multi_threading(false);
+        let diagnostics = Rc::new(RefCell::new(Vec::new()));
+        let sink = diagnostics.clone();
+        context.attach_diagnostic_handler(move |d| {
+            sink.borrow_mut().push(format!("{}: {}", d.location(), d));
+            true
+        });
+        if !dialect::register(&context) {
+            return Err(Error::Toolchain(
+                "MLIR rejected the IRDL definition of the transformer dialect".into(),
+            ));
+        }
+        Ok(Compiler {
+            context,
+            diagnostics,
+        })
+    }
+
+    /// The MLIR context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    fn take_diagnostics(&self) -> String {
+        let d = std::mem::take(&mut *self.diagnostics.borrow_mut());
+        if d.is_empty() {
+            "(no diagnostic emitted)".to_string()
+        } else {
+            d.join("\n")
+        }
+    }
+
+    fn fail(&self, kernel: &str, stage: Stage, extra: &str) -> Error {
+        let mut diagnostics = self.take_diagnostics();
+        if !extra.is_empty() {
+            diagnostics = format!("{extra}\n{diagnostics}");
+        }
+        Error::Mlir {
+            kernel: kernel.to_string(),
+            stage: stage.name(),
+            diagnostics,
+        }
+    }
+
+    /// Runs the pipeline on `transformer_ir` up to and including the LLVM dialect, calling
+    /// `observe` with the text of every stage (including LLVM IR when `want_llvm_ir`).
+    pub fn lower<'c>(
+        &'c self,
+        kernel: &str,
+        transformer_ir: &str,
+        layout_map: &str,
+        mut observe: impl FnMut(Stage, &str),
+        want_llvm_ir: bool,
+    ) -> Result<Module<'c>, Error> {
+        self.diagnostics.borrow_mut().clear();
+        let mut module = Module::parse(&self.context, transformer_ir).ok_or_else(|| {
+            self.fail(
+                kernel,
+                Stage::Transformer,
+                "the transformer IR does not parse",
+            )
+        })?;
+        if !module.as_operation().verify() {
+            return Err(self.fail(
+                kernel,
+                Stage::Transformer,
+                "the transformer IR does not verify",
+            ));
+        }
+        observe(Stage::Transformer, &module.as_operation().to_string());
+        for stage in [Stage::Linalg, Stage::Bufferized, Stage::Loops, Stage::Llvm] {
+            let pm = PassManager::new(&self.context);
+            match stage.passes(layout_map) {
+                None => {
+                    pm.add_pass(lower::convert_transformer_to_linalg());
+                    pm.add_pass(melior::pass::transform::create_canonicalizer());
+                    pm.add_pass(melior::pass::transform::create_cse());
+                }
+                Some(p) => parse_pass_pipeline(pm.as_operation_pass_manager(), &p)
+                    .map_err(|e| self.fail(kernel, stage, &format!("bad pass pipeline: {e}")))?,
+            }
+            pm.run(&mut module)
+                .map_err(|_| self.fail(kernel, stage, "a pass failed"))?;
+            if !module.as_operation().verify() {
+                return Err(self.fail(kernel, stage, "the module does not verify"));
+            }
+            observe(stage, &module.as_operation().to_string());
+        }
+        if let Some(op) = first_non_llvm_op(&module) {
+            return Err(self.fail(
+                kernel,
+                Stage::Llvm,
+                &format!("the module is not fully lowered to the LLVM dialect: `{op}` remains"),
+            ));
+        }
+        if want_llvm_ir {
+            let ir = crate::llvm::module_to_llvm_ir(&module)
+                .ok_or_else(|| self.fail(kernel, Stage::LlvmIr, "translation to LLVM IR failed"))?;
+            observe(Stage::LlvmIr, &ir);
+        }
+        Ok(module)
+    }
+
+    /// Writes an ELF object of a fully lowered module, optimized at -O3 for the host CPU.
+    pub fn emit_object(&self, kernel: &str, module: &Module, path: &Path) -> Result<(), Error> {
+        // Translation must succeed, or the engine would crash while dumping: check it first.
+        if crate::llvm::module_to_llvm_ir(module).is_none() {
+            return Err(self.fail(kernel, Stage::LlvmIr, "translation to LLVM IR failed"));
+        }
+        let path_str = path
+            .to_str()
+            .ok_or_else(|| Error::Config(format!("object path {} is not UTF-8", path.display())))?;
+        let engine = ExecutionEngine::new(module, 3, &[], true, true);
+        engine.dump_to_object_file(path_str);
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() > 0 => Ok(()),
+            _ => Err(self.fail(
+                kernel,
+                Stage::LlvmIr,
+                "the code generator wrote no object file",
+            )),
+        }
+    }
+}
+
+fn first_non_llvm_op(module: &Module) -> Option<String> {
+    let mut found = None;
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        let name = op
+            .name()
+            .as_string_ref()
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if name == "builtin.module" || name.starts_with("llvm.") {
+            WalkResult::Advance
+        } else {
+            found = Some(name);
+            WalkResult::Interrupt
+        }
+    });
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stage;
+
+    #[test]
+    fn stage_files_sort_in_pipeline_order() {
+        let names: Vec<String> = Stage::ALL.iter().map(|s| s.file_name()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert_eq!(names[0], "01-transformer.mlir");
+        assert_eq!(names[5], "06-llvm-ir.ll");
+    }
+}

@@ -1,0 +1,101 @@
+//! Element types that tensors and kernels can hold.
+
+use core::fmt::Debug;
+
+/// The run-time tag of an [`Element`] type.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit IEEE 754 floating point.
+    F32,
+    /// 64-bit IEEE 754 floating point.
+    F64,
+}
+
+impl DType {
+    /// The MLIR spelling of this type, e.g. `"f32"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+
+    /// The size of one element in bytes.
+    pub const fn size_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+}
+
+impl core::fmt::Display for DType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+mod sealed {
+    /// Prevents implementations of [`super::Element`] outside this crate.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A scalar type that can be stored in a [`crate::Tensor`] and passed to kernels.
+///
+/// This trait is sealed: it is implemented for `f32` and `f64` only.
+pub trait Element:
+    Copy + Default + Debug + PartialEq + PartialOrd + Send + Sync + 'static + sealed::Sealed
+{
+    /// The run-time tag of this type.
+    const DTYPE: DType;
+    /// Converts to `f64` (exact for `f32` and `f64`).
+    fn to_f64(self) -> f64;
+    /// Converts from `f64`, rounding to nearest.
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtype_names_and_sizes() {
+        assert_eq!(DType::F32.name(), "f32");
+        assert_eq!(DType::F64.name(), "f64");
+        assert_eq!(DType::F32.size_bytes(), core::mem::size_of::<f32>());
+        assert_eq!(DType::F64.size_bytes(), core::mem::size_of::<f64>());
+        assert_eq!(<f32 as Element>::DTYPE, DType::F32);
+        assert_eq!(<f64 as Element>::DTYPE, DType::F64);
+        assert_eq!(DType::F64.to_string(), "f64");
+    }
+
+    #[test]
+    fn conversions() {
+        assert_eq!(1.5f32.to_f64(), 1.5);
+        assert_eq!(f32::from_f64(0.25), 0.25f32);
+        assert_eq!(f64::from_f64(0.1), 0.1);
+    }
+}

@@ -1,0 +1,436 @@
+//! Naive reference implementations with `f64` accumulation, for tests and
+//! benchmarks, plus [`compare`] for checking kernel results against them.
+//!
+//! Inputs may be any [`AsTensorView`] (owned tensors, strided views) of any
+//! [`Element`] type; outputs are contiguous `Tensor<f64>`s.
+
+use crate::element::Element;
+use crate::error::Error;
+use crate::shape;
+use crate::tensor::{AsTensorView, Tensor};
+
+/// The elements of `x` in logical row-major order, as `f64`.
+fn dense<T: Element>(x: &impl AsTensorView<T>) -> Vec<f64> {
+    x.as_tensor_view().iter().map(Element::to_f64).collect()
+}
+
+/// Matrix product, 2-D or batched 3-D (see [`shape::matmul`]).
+pub fn matmul<T: Element>(
+    a: &impl AsTensorView<T>,
+    b: &impl AsTensorView<T>,
+) -> Result<Tensor<f64>, Error> {
+    let (av, bv) = (a.as_tensor_view(), b.as_tensor_view());
+    let out_shape = shape::matmul(av.shape(), bv.shape())?;
+    let r = av.rank();
+    let (m, k, n) = (av.shape()[r - 2], av.shape()[r - 1], bv.shape()[r - 1]);
+    let batch = if r == 3 { av.shape()[0] } else { 1 };
+    let (ad, bd) = (dense(&av), dense(&bv));
+    let mut out_t = Tensor::<f64>::zeros(&out_shape)?;
+    let out = out_t.as_mut_slice();
+    for bi in 0..batch {
+        let ab = &ad[bi * m * k..(bi + 1) * m * k];
+        let bb = &bd[bi * k * n..(bi + 1) * k * n];
+        let ob = &mut out[bi * m * n..(bi + 1) * m * n];
+        for i in 0..m {
+            for p in 0..k {
+                let x = ab[i * k + p];
+                for j in 0..n {
+                    ob[i * n + j] += x * bb[p * n + j];
+                }
+            }
+        }
+    }
+    Ok(out_t)
+}
+
+/// Swaps the last two axes (rank >= 2).
+pub fn transpose<T: Element>(x: &impl AsTensorView<T>) -> Result<Tensor<f64>, Error> {
+    let xv = x.as_tensor_view();
+    shape::transpose(xv.shape())?;
+    Ok(xv.t()?.to_tensor().to_f64())
+}
+
+/// Softmax over the last axis, subtracting each row's maximum first.
+pub fn softmax<T: Element>(x: &impl AsTensorView<T>) -> Result<Tensor<f64>, Error> {
+    let xv = x.as_tensor_view();
+    let out_shape = shape::softmax(xv.shape())?;
+    let mut data = dense(&xv);
+    let n = xv.shape()[xv.rank() - 1];
+    if n > 0 {
+        for row in data.chunks_mut(n) {
+            softmax_row(row);
+        }
+    }
+    Tensor::from_vec(&out_shape, data)
+}
+
+fn softmax_row(row: &mut [f64]) {
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for x in row.iter_mut() {
+        *x /= sum;
+    }
+}
+
+fn binary<T: Element>(
+    op: &'static str,
+    a: &impl AsTensorView<T>,
+    b: &impl AsTensorView<T>,
+    f: impl Fn(f64, f64) -> f64,
+) -> Result<Tensor<f64>, Error> {
+    let (av, bv) = (a.as_tensor_view(), b.as_tensor_view());
+    let out_shape = shape::elementwise(op, av.shape(), bv.shape())?;
+    let data: Vec<f64> = if bv.rank() == 0 && av.rank() != 0 {
+        let s = bv.iter().next().map_or(0.0, Element::to_f64);
+        av.iter().map(|x| f(x.to_f64(), s)).collect()
+    } else {
+        av.iter()
+            .zip(bv.iter())
+            .map(|(x, y)| f(x.to_f64(), y.to_f64()))
+            .collect()
+    };
+    Tensor::from_vec(&out_shape, data)
+}
+
+/// Element-wise sum; `b` has `a`'s shape or is a scalar.
+pub fn add<T: Element>(
+    a: &impl AsTensorView<T>,
+    b: &impl AsTensorView<T>,
+) -> Result<Tensor<f64>, Error> {
+    binary("add", a, b, |x, y| x + y)
+}
+
+/// Element-wise product; `b` has `a`'s shape or is a scalar.
+pub fn mul<T: Element>(
+    a: &impl AsTensorView<T>,
+    b: &impl AsTensorView<T>,
+) -> Result<Tensor<f64>, Error> {
+    binary("mul", a, b, |x, y| x * y)
+}
+
+/// Multiplies every element by `factor`.
+pub fn scale<T: Element>(x: &impl AsTensorView<T>, factor: f64) -> Result<Tensor<f64>, Error> {
+    let xv = x.as_tensor_view();
+    Tensor::from_vec(xv.shape(), xv.iter().map(|v| v.to_f64() * factor).collect())
+}
+
+/// Scaled dot-product attention `softmax(q k^T * scale) v` over the last two
+/// axes, for ranks 2 to 4 (see [`shape::attention`]). `scale` defaults to
+/// `1 / sqrt(D)`. All dimensions must be positive.
+pub fn attention<T: Element>(
+    q: &impl AsTensorView<T>,
+    k: &impl AsTensorView<T>,
+    v: &impl AsTensorView<T>,
+    scale: Option<f64>,
+) -> Result<Tensor<f64>, Error> {
+    const OP: &str = "attention";
+    let (qv, kv, vv) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
+    let out_shape = shape::attention(qv.shape(), kv.shape(), vv.shape())?;
+    shape::check_nonempty(OP, "q", qv.shape())?;
+    shape::check_nonempty(OP, "k", kv.shape())?;
+    shape::check_nonempty(OP, "v", vv.shape())?;
+    let r = qv.rank();
+    let (sq, d) = (qv.shape()[r - 2], qv.shape()[r - 1]);
+    let (sk, dv) = (vv.shape()[r - 2], vv.shape()[r - 1]);
+    let batch: usize = qv.shape()[..r - 2].iter().product();
+    let scale = scale.unwrap_or_else(|| 1.0 / (d as f64).sqrt());
+    let (qd, kd, vd) = (dense(&qv), dense(&kv), dense(&vv));
+    let mut out_t = Tensor::<f64>::zeros(&out_shape)?;
+    let out = out_t.as_mut_slice();
+    let mut scores = vec![0.0; sk];
+    for b in 0..batch {
+        let qb = &qd[b * sq * d..(b + 1) * sq * d];
+        let kb = &kd[b * sk * d..(b + 1) * sk * d];
+        let vb = &vd[b * sk * dv..(b + 1) * sk * dv];
+        let ob = &mut out[b * sq * dv..(b + 1) * sq * dv];
+        for i in 0..sq {
+            let qi = &qb[i * d..(i + 1) * d];
+            for (j, s) in scores.iter_mut().enumerate() {
+                let kj = &kb[j * d..(j + 1) * d];
+                *s = qi.iter().zip(kj).map(|(x, y)| x * y).sum::<f64>() * scale;
+            }
+            softmax_row(&mut scores);
+            let oi = &mut ob[i * dv..(i + 1) * dv];
+            for (j, &p) in scores.iter().enumerate() {
+                for (o, &x) in oi.iter_mut().zip(&vb[j * dv..(j + 1) * dv]) {
+                    *o += p * x;
+                }
+            }
+        }
+    }
+    Ok(out_t)
+}
+
+/// The result of [`compare`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    /// Largest `|actual - expected|` (NaN-vs-number counts as infinite).
+    pub max_abs_err: f64,
+    /// Largest `|actual - expected| / |expected|` (infinite where expected is 0 and they differ).
+    pub max_rel_err: f64,
+    /// Row-major index of the element furthest outside (or least inside) the tolerance.
+    pub worst_index: usize,
+    /// Whether every element satisfies `|a - e| <= atol + rtol * |e|`.
+    pub ok: bool,
+}
+
+/// Compares `actual` with `expected` element-wise.
+///
+/// An element passes iff `|a - e| <= atol + rtol * |e|`, or both are NaN, or
+/// both are the same infinity. A NaN in `actual` where `expected` is not NaN
+/// fails. Shapes must be equal, otherwise `Err`.
+pub fn compare<T: Element>(
+    actual: &impl AsTensorView<T>,
+    expected: &Tensor<f64>,
+    rtol: f64,
+    atol: f64,
+) -> Result<Comparison, Error> {
+    let av = actual.as_tensor_view();
+    if av.shape() != expected.shape() {
+        return Err(Error::ShapeMismatch {
+            op: "compare",
+            message: format!(
+                "actual has shape {:?} but expected has shape {:?}; they must be equal",
+                av.shape(),
+                expected.shape()
+            ),
+        });
+    }
+    let mut c = Comparison {
+        max_abs_err: 0.0,
+        max_rel_err: 0.0,
+        worst_index: 0,
+        ok: true,
+    };
+    let mut worst_excess = f64::NEG_INFINITY;
+    for (i, (a, &e)) in av.iter().zip(expected.as_slice()).enumerate() {
+        let a = a.to_f64();
+        let (abs, rel, excess, pass) = if a == e || (a.is_nan() && e.is_nan()) {
+            (0.0, 0.0, -(atol + rtol * e.abs()), true)
+        } else {
+            let diff = (a - e).abs();
+            if diff.is_nan() {
+                // NaN on one side only, or opposite infinities.
+                (f64::INFINITY, f64::INFINITY, f64::INFINITY, false)
+            } else {
+                let tol = atol + rtol * e.abs();
+                let rel = if e == 0.0 {
+                    f64::INFINITY
+                } else {
+                    diff / e.abs()
+                };
+                (diff, rel, diff - tol, diff <= tol)
+            }
+        };
+        c.max_abs_err = c.max_abs_err.max(abs);
+        c.max_rel_err = c.max_rel_err.max(rel);
+        c.ok &= pass;
+        if excess > worst_excess {
+            worst_excess = excess;
+            c.worst_index = i;
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::TensorView;
+
+    fn t(shape: &[usize], data: &[f64]) -> Tensor<f64> {
+        Tensor::from_vec(shape, data.to_vec()).unwrap()
+    }
+
+    fn assert_close(a: &Tensor<f64>, e: &[f64], tol: f64) {
+        assert_eq!(a.len(), e.len());
+        for (x, y) in a.as_slice().iter().zip(e) {
+            assert!((x - y).abs() <= tol, "{:?} vs {e:?}", a.as_slice());
+        }
+    }
+
+    #[test]
+    fn matmul_2d_and_batched() {
+        let a = t(&[2, 3], &[1., 2., 3., 4., 5., 6.]);
+        let b = t(&[3, 2], &[7., 8., 9., 10., 11., 12.]);
+        let c = matmul(&a, &b).unwrap();
+        assert_eq!(c.shape(), &[2, 2]);
+        assert_eq!(c.as_slice(), &[58., 64., 139., 154.]);
+        // a * a^T through a strided view.
+        let c = matmul(&a, &a.view().t().unwrap()).unwrap();
+        assert_eq!(c.as_slice(), &[14., 32., 32., 77.]);
+        let a3 = t(&[2, 1, 2], &[1., 2., 3., 4.]);
+        let b3 = t(&[2, 2, 1], &[1., 1., 2., 0.5]);
+        assert_eq!(matmul(&a3, &b3).unwrap().as_slice(), &[3., 8.]);
+        assert!(matmul(&a, &a).unwrap_err().to_string().contains("inner"));
+        // f32 input.
+        let af = Tensor::from_vec(&[1, 2], vec![1.0f32, 2.0]).unwrap();
+        let bf = Tensor::from_vec(&[2, 1], vec![3.0f32, 4.0]).unwrap();
+        assert_eq!(matmul(&af, &bf).unwrap().as_slice(), &[11.0]);
+    }
+
+    #[test]
+    fn transpose_softmax_elementwise() {
+        let a = t(&[2, 3], &[1., 2., 3., 4., 5., 6.]);
+        let tr = transpose(&a).unwrap();
+        assert_eq!(tr.shape(), &[3, 2]);
+        assert_eq!(tr.as_slice(), &[1., 4., 2., 5., 3., 6.]);
+        assert!(transpose(&t(&[2], &[1., 2.])).is_err());
+
+        let s = softmax(&t(&[2, 3], &[1., 2., 3., 1000., 1000., 1000.])).unwrap();
+        for row in s.as_slice().chunks(3) {
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+        assert_close(
+            &s,
+            &[
+                0.09003057,
+                0.24472847,
+                0.66524096,
+                1. / 3.,
+                1. / 3.,
+                1. / 3.,
+            ],
+            1e-8,
+        );
+        assert!(softmax(&Tensor::<f64>::zeros(&[]).unwrap()).is_err());
+
+        let sc = Tensor::from_vec(&[], vec![10.0]).unwrap();
+        assert_eq!(
+            add(&a, &sc).unwrap().as_slice(),
+            &[11., 12., 13., 14., 15., 16.]
+        );
+        assert_eq!(
+            mul(&a, &a).unwrap().as_slice(),
+            &[1., 4., 9., 16., 25., 36.]
+        );
+        assert_eq!(
+            scale(&a, 0.5).unwrap().as_slice(),
+            &[0.5, 1., 1.5, 2., 2.5, 3.]
+        );
+        let e = add(&a, &tr).unwrap_err().to_string();
+        assert!(
+            e.starts_with("add: a has shape [2, 3] and b has shape [3, 2]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn attention_uniform_keys_average_values() {
+        let q = t(&[2, 2], &[1., 2., -3., 0.5]);
+        let k = t(&[3, 2], &[1., 1., 1., 1., 1., 1.]);
+        let v = t(&[3, 2], &[1., 10., 2., 20., 6., 60.]);
+        let o = attention(&q, &k, &v, None).unwrap();
+        assert_eq!(o.shape(), &[2, 2]);
+        assert_close(&o, &[3., 30., 3., 30.], 1e-12);
+    }
+
+    #[test]
+    fn attention_worked_example() {
+        let q = t(
+            &[4, 3],
+            &[1., 0., 0., 0., 1., 0., 0., 0., 1., 0.3, 0.3, 0.3],
+        );
+        let v = t(&[4, 2], &[1., 2., 3., 4., 5., 6., 7., 8.]);
+        // Default scale 1/sqrt(3).
+        let o = attention(&q, &q, &v, None).unwrap();
+        assert_close(
+            &o,
+            &[
+                3.6426, 4.6426, 3.9569, 4.9569, 4.2713, 5.2713, 3.9871, 4.9871,
+            ],
+            1e-3,
+        );
+        // Unscaled.
+        let o = attention(&q, &q, &v, Some(1.0)).unwrap();
+        assert_close(
+            &o,
+            &[
+                3.3235, 4.3235, 3.8898, 4.8898, 4.4561, 5.4561, 3.9777, 4.9777,
+            ],
+            1e-3,
+        );
+    }
+
+    #[test]
+    fn attention_batched_matches_per_head() {
+        // Two heads; head 1 is head 0 with V doubled.
+        let q = t(&[1, 2, 2, 2], &[1., 0., 0., 1., 1., 0., 0., 1.]);
+        let k = t(
+            &[1, 2, 3, 2],
+            &[1., 0., 0., 1., 1., 1., 1., 0., 0., 1., 1., 1.],
+        );
+        let v = t(&[1, 2, 3, 1], &[1., 2., 3., 2., 4., 6.]);
+        let o = attention(&q, &k, &v, Some(2.0)).unwrap();
+        assert_eq!(o.shape(), &[1, 2, 2, 1]);
+        let h0 = attention(
+            &t(&[2, 2], &[1., 0., 0., 1.]),
+            &t(&[3, 2], &[1., 0., 0., 1., 1., 1.]),
+            &t(&[3, 1], &[1., 2., 3.]),
+            Some(2.0),
+        )
+        .unwrap();
+        let s = o.as_slice();
+        let h = h0.as_slice();
+        assert_close(&o, &[h[0], h[1], 2. * h[0], 2. * h[1]], 1e-12);
+        assert!(s.iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn attention_errors() {
+        let q = t(&[0, 4], &[]);
+        let k = t(&[1, 4], &[0.; 4]);
+        let e = attention(&q, &k, &k, None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "attention: q has a zero-sized dimension (shape [0, 4]); all sizes must be positive"
+        );
+        let q = t(&[4, 16], &[0.; 64]);
+        let k = t(&[5, 8], &[0.; 40]);
+        let e = attention(&q, &k, &k, None).unwrap_err().to_string();
+        assert!(
+            e.contains("k has shape [5, 8] but q has shape [4, 16]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn compare_semantics() {
+        let e = t(&[2, 2], &[1.0, 2.0, 0.0, f64::NAN]);
+        let a = Tensor::from_vec(&[2, 2], vec![1.0f32, 2.01, 0.0, f32::NAN]).unwrap();
+        let c = compare(&a, &e, 1e-2, 0.0).unwrap();
+        assert!(c.ok, "{c:?}");
+        let c = compare(&a, &e, 1e-3, 0.0).unwrap();
+        assert!(!c.ok);
+        assert_eq!(c.worst_index, 1);
+        assert!((c.max_abs_err - 0.01).abs() < 1e-6);
+        assert!((c.max_rel_err - 0.005).abs() < 1e-6);
+
+        let a = t(&[2, 2], &[1.0, f64::NAN, 0.0, 1.0]);
+        let c = compare(&a, &e, 1.0, 1.0).unwrap();
+        assert!(!c.ok);
+        assert_eq!(c.worst_index, 1);
+        assert!(c.max_abs_err.is_infinite());
+
+        let inf = t(&[1], &[f64::INFINITY]);
+        assert!(compare(&inf, &inf, 0.0, 0.0).unwrap().ok);
+        let ninf = t(&[1], &[f64::NEG_INFINITY]);
+        assert!(!compare(&ninf, &inf, 0.0, 0.0).unwrap().ok);
+
+        let err = compare(&a.view().t().unwrap(), &t(&[4], &[0.; 4]), 0.0, 0.0).unwrap_err();
+        assert!(err.to_string().contains("[2, 2]") && err.to_string().contains("[4]"));
+
+        let empty = Tensor::<f64>::zeros(&[0, 3]).unwrap();
+        let c = compare(&empty, &empty, 0.0, 0.0).unwrap();
+        assert!(c.ok);
+
+        // Strided actual.
+        let data = [1.0, 9.0, 2.0, 9.0];
+        let sv = TensorView::from_strided(&data, &[2], &[2], 0).unwrap();
+        assert!(compare(&sv, &t(&[2], &[1.0, 2.0]), 0.0, 0.0).unwrap().ok);
+    }
+}
