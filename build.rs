@@ -1,1 +1,78 @@
-fn main() {}
+//! Compiles the default kernel set of `attn`: dynamic-shape f32 kernels for every primitive and
+//! for attention, through the MLIR pipeline of `attn-build`.
+
+use attn_build::{
+    Build,
+    graph::{Graph, KernelDef, Scale, TensorType},
+};
+
+fn dynamic(rank: usize) -> TensorType {
+    TensorType::f32_dynamic(rank)
+}
+
+fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
+    let mut out = Vec::new();
+    for rank in [2, 3] {
+        let mut g = Graph::new();
+        let (a, b) = (g.input("a", dynamic(rank)), g.input("b", dynamic(rank)));
+        let c = g.matmul(a, b)?;
+        out.push(KernelDef::new(&format!("matmul_r{rank}"), g, c));
+    }
+    for rank in 2..=4 {
+        let mut g = Graph::new();
+        let x = g.input("x", dynamic(rank));
+        let y = g.transpose(x)?;
+        out.push(KernelDef::new(&format!("transpose_r{rank}"), g, y));
+    }
+    for rank in 1..=4 {
+        let mut g = Graph::new();
+        let x = g.input("x", dynamic(rank));
+        let y = g.softmax(x)?;
+        out.push(KernelDef::new(&format!("softmax_r{rank}"), g, y));
+
+        for (name, op) in [("add", Graph::add as fn(&mut Graph, _, _) -> _), ("mul", Graph::mul)] {
+            let mut g = Graph::new();
+            let (a, b) = (g.input("a", dynamic(rank)), g.input("b", dynamic(rank)));
+            let c = op(&mut g, a, b)?;
+            out.push(KernelDef::new(&format!("{name}_r{rank}"), g, c));
+        }
+
+        // `attn::scale` takes its factor at run time: a rank-0 operand of `transformer.mul`.
+        let mut g = Graph::new();
+        let (x, s) = (g.input("x", dynamic(rank)), g.input("factor", dynamic(0)));
+        let y = g.mul(x, s)?;
+        out.push(KernelDef::new(&format!("scale_r{rank}"), g, y));
+    }
+    for rank in 2..=4 {
+        let mut g = Graph::new();
+        let q = g.input("q", dynamic(rank));
+        let k = g.input("k", dynamic(rank));
+        let v = g.input("v", dynamic(rank));
+        let s = g.input("scale", dynamic(0));
+        let o = g.attention(q, k, v, Scale::Input(s))?;
+        out.push(KernelDef::new(&format!("attention_r{rank}"), g, o));
+    }
+    Ok(out)
+}
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    let defs = match kernels() {
+        Ok(defs) => defs,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let mut build = Build::new();
+    for def in defs {
+        build.kernel(def);
+    }
+    if let Err(e) = build.compile("attn_kernels") {
+        fail(&e.to_string());
+    }
+}
+
+/// Fails the build with one `cargo::error=` line per line of the message (no panic backtrace).
+fn fail(message: &str) {
+    for line in message.lines() {
+        println!("cargo::error={line}");
+    }
+}

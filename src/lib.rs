@@ -1,1 +1,44 @@
+//! # attn: attention compiled ahead of time through MLIR
+//!
+//! `attn` computes scaled dot-product attention, `softmax(Q K^T * scale) V`, and its primitives
+//! with machine code that MLIR generated when this crate was built. There is no JIT and no MLIR at
+//! run time: the build script runs the whole pipeline and links the objects into the crate.
+//!
+//! ```text
+//! graph API ─► transformer dialect ─► linalg on tensors ─► bufferized memrefs ─► loops
+//!           ─► LLVM dialect ─► LLVM IR ─► object file ─► static library linked here
+//! ```
+//!
+//! Set `ATTN_DUMP_IR=<dir>` while building to see the IR of every stage of every kernel.
+//!
+//! ```
+//! use attn::Tensor;
+//!
+//! let q = Tensor::from_vec(&[2, 4], vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])?;
+//! let k = q.clone();
+//! let v = Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+//! let out = attn::attention(&q, &k, &v)?;
+//! assert_eq!(out.shape(), &[2, 3]);
+//!
+//! // Compare with the naive f64 reference.
+//! let expected = attn::reference::attention(&q, &k, &v, None)?;
+//! assert!(attn::reference::compare(&out, &expected, 1e-4, 1e-6)?.ok);
+//! # Ok::<(), attn::Error>(())
+//! ```
+//!
+//! Every function takes anything that implements [`AsTensorView`]: an owned [`Tensor`] or a
+//! borrowed, possibly strided [`TensorView`] (for example a transposed view), without copying.
+//! Wrong shapes give an [`Error`] naming the arguments and their shapes; nothing panics.
 
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+#[allow(unsafe_code)]
+mod kernels;
+mod ops;
+
+pub use attn_runtime::{
+    AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
+    TensorViewMut, reference,
+};
+pub use ops::{add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose};

@@ -1,0 +1,233 @@
+//! Safe wrappers over the AOT kernels: shape checks, output allocation, descriptor building and
+//! the kernel launch.
+
+use crate::kernels;
+use attn_runtime::{
+    AsTensorView, DynMemRef, Error, Tensor, TensorView, TensorViewMut, ffi::Kernel, shape,
+};
+
+fn pick(op: &'static str, arg: &'static str, shape: &[usize], table: &[(usize, &'static Kernel)]) -> Result<&'static Kernel, Error> {
+    let rank = shape.len();
+    table.iter().find(|(r, _)| *r == rank).map(|(_, k)| *k).ok_or_else(|| Error::InvalidRank {
+        op,
+        arg,
+        shape: shape.to_vec(),
+        expected: format!(
+            "rank {}",
+            table.iter().map(|(r, _)| r.to_string()).collect::<Vec<_>>().join(" or ")
+        ),
+    })
+}
+
+fn scalar_view(value: &f32) -> TensorView<'_, f32> {
+    TensorView::new(std::slice::from_ref(value), &[]).expect("a rank-0 view of one element is valid")
+}
+
+/// Runs a one-input kernel into a freshly allocated output.
+fn unary(kernel: &Kernel, x: TensorView<'_, f32>, out_shape: &[usize]) -> Result<Tensor, Error> {
+    let mut out = Tensor::zeros(out_shape)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let mut o = out.view_mut();
+    kernel.launch(&mut [DynMemRef::input(&x)?, DynMemRef::output(&mut o)?])?;
+    Ok(out)
+}
+
+/// Runs a two-input kernel into a freshly allocated output.
+fn binary(kernel: &Kernel, a: TensorView<'_, f32>, b: TensorView<'_, f32>, out_shape: &[usize]) -> Result<Tensor, Error> {
+    let mut out = Tensor::zeros(out_shape)?;
+    if out.is_empty() || a.is_empty() || b.is_empty() {
+        // Empty operands: the result is empty, or (matmul with K = 0) all zeros.
+        return Ok(out);
+    }
+    let mut o = out.view_mut();
+    kernel.launch(&mut [DynMemRef::input(&a)?, DynMemRef::input(&b)?, DynMemRef::output(&mut o)?])?;
+    Ok(out)
+}
+
+/// Matrix product `a b`: `[M, K] x [K, N] -> [M, N]`, or batched `[B, M, K] x [B, K, N]`.
+///
+/// ```
+/// let a = attn::Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0])?;
+/// let i = attn::Tensor::from_vec(&[2, 2], vec![1.0, 0.0, 0.0, 1.0])?;
+/// assert_eq!(attn::matmul(&a, &i)?.as_slice(), a.as_slice());
+/// # Ok::<(), attn::Error>(())
+/// ```
+pub fn matmul(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
+    let (a, b) = (a.as_tensor_view(), b.as_tensor_view());
+    let out = shape::matmul(a.shape(), b.shape())?;
+    let k = pick("matmul", "a", a.shape(), &[(2, &kernels::MATMUL_R2), (3, &kernels::MATMUL_R3)])?;
+    binary(k, a, b, &out)
+}
+
+/// Swaps the last two dimensions (rank 2 to 4).
+pub fn transpose(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
+    let x = x.as_tensor_view();
+    let out = shape::transpose(x.shape())?;
+    let k = pick(
+        "transpose",
+        "x",
+        x.shape(),
+        &[(2, &kernels::TRANSPOSE_R2), (3, &kernels::TRANSPOSE_R3), (4, &kernels::TRANSPOSE_R4)],
+    )?;
+    unary(k, x, &out)
+}
+
+/// Numerically stable softmax over the last dimension (rank 1 to 4).
+pub fn softmax(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
+    let x = x.as_tensor_view();
+    let out = shape::softmax(x.shape())?;
+    let k = pick(
+        "softmax",
+        "x",
+        x.shape(),
+        &[(1, &kernels::SOFTMAX_R1), (2, &kernels::SOFTMAX_R2), (3, &kernels::SOFTMAX_R3), (4, &kernels::SOFTMAX_R4)],
+    )?;
+    unary(k, x, &out)
+}
+
+/// Elementwise sum of two tensors of the same shape (rank 1 to 4).
+pub fn add(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
+    elementwise("add", a.as_tensor_view(), b.as_tensor_view(), &[
+        (1, &kernels::ADD_R1),
+        (2, &kernels::ADD_R2),
+        (3, &kernels::ADD_R3),
+        (4, &kernels::ADD_R4),
+    ])
+}
+
+/// Elementwise product of two tensors of the same shape (rank 1 to 4).
+pub fn mul(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
+    elementwise("mul", a.as_tensor_view(), b.as_tensor_view(), &[
+        (1, &kernels::MUL_R1),
+        (2, &kernels::MUL_R2),
+        (3, &kernels::MUL_R3),
+        (4, &kernels::MUL_R4),
+    ])
+}
+
+fn elementwise(
+    op: &'static str,
+    a: TensorView<'_, f32>,
+    b: TensorView<'_, f32>,
+    table: &[(usize, &'static Kernel)],
+) -> Result<Tensor, Error> {
+    if a.shape() != b.shape() {
+        return Err(Error::ShapeMismatch {
+            op,
+            message: format!("a has shape {:?} and b has shape {:?}; they must be equal", a.shape(), b.shape()),
+        });
+    }
+    let out = shape::elementwise(op, a.shape(), b.shape())?;
+    let k = pick(op, "a", a.shape(), table)?;
+    binary(k, a, b, &out)
+}
+
+/// Multiplies every element by `factor` (rank 1 to 4).
+pub fn scale(x: &impl AsTensorView<f32>, factor: f32) -> Result<Tensor, Error> {
+    let x = x.as_tensor_view();
+    let k = pick(
+        "scale",
+        "x",
+        x.shape(),
+        &[(1, &kernels::SCALE_R1), (2, &kernels::SCALE_R2), (3, &kernels::SCALE_R3), (4, &kernels::SCALE_R4)],
+    )?;
+    binary(k, x, scalar_view(&factor), &x.shape().to_vec())
+}
+
+/// Scaled dot-product attention `softmax(q k^T / sqrt(D)) v`.
+///
+/// Shapes: q `[Sq, D]`, k `[Sk, D]`, v `[Sk, Dv]` gives `[Sq, Dv]`; leading batch and head
+/// dimensions (`[B, S, D]` or `[B, H, S, D]`, identical for q, k and v) are supported too.
+/// All sizes must be positive.
+///
+/// ```
+/// use attn::Tensor;
+/// let q = Tensor::from_vec(&[1, 2], vec![1.0, 0.0])?;
+/// let k = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0])?;
+/// let v = Tensor::from_vec(&[3, 1], vec![1.0, 2.0, 3.0])?;
+/// let o = attn::attention(&q, &k, &v)?;
+/// assert_eq!(o.shape(), &[1, 1]);
+///
+/// // A wrong shape is an error that names the arguments.
+/// let bad = Tensor::from_vec(&[3, 3], vec![0.0; 9])?;
+/// let e = attn::attention(&q, &bad, &v).unwrap_err();
+/// assert!(e.to_string().contains("k"));
+/// # Ok::<(), attn::Error>(())
+/// ```
+pub fn attention(
+    q: &impl AsTensorView<f32>,
+    k: &impl AsTensorView<f32>,
+    v: &impl AsTensorView<f32>,
+) -> Result<Tensor, Error> {
+    attention_with_scale(q, k, v, None)
+}
+
+/// [`attention`] with an explicit scale (`None`: `1/sqrt(D)`).
+pub fn attention_with_scale(
+    q: &impl AsTensorView<f32>,
+    k: &impl AsTensorView<f32>,
+    v: &impl AsTensorView<f32>,
+    scale: Option<f32>,
+) -> Result<Tensor, Error> {
+    let (q, k, v) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
+    let out_shape = check_attention(&q, &k, &v)?;
+    let mut out = Tensor::zeros(&out_shape)?;
+    run_attention(q, k, v, scale, &mut out.view_mut())?;
+    Ok(out)
+}
+
+/// [`attention`] writing into `out` (shape `[.., Sq, Dv]`), allocating nothing.
+pub fn attention_into(
+    q: &impl AsTensorView<f32>,
+    k: &impl AsTensorView<f32>,
+    v: &impl AsTensorView<f32>,
+    out: &mut TensorViewMut<'_, f32>,
+) -> Result<(), Error> {
+    let (q, k, v) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
+    let out_shape = check_attention(&q, &k, &v)?;
+    if out.shape() != out_shape.as_slice() {
+        return Err(Error::ShapeMismatch {
+            op: "attention",
+            message: format!("out has shape {:?} but the result has shape {:?}", out.shape(), out_shape),
+        });
+    }
+    run_attention(q, k, v, None, out)
+}
+
+fn check_attention(q: &TensorView<'_, f32>, k: &TensorView<'_, f32>, v: &TensorView<'_, f32>) -> Result<Vec<usize>, Error> {
+    let out = shape::attention(q.shape(), k.shape(), v.shape())?;
+    shape::check_nonempty("attention", "q", q.shape())?;
+    shape::check_nonempty("attention", "k", k.shape())?;
+    shape::check_nonempty("attention", "v", v.shape())?;
+    Ok(out)
+}
+
+fn run_attention(
+    q: TensorView<'_, f32>,
+    k: TensorView<'_, f32>,
+    v: TensorView<'_, f32>,
+    scale: Option<f32>,
+    out: &mut TensorViewMut<'_, f32>,
+) -> Result<(), Error> {
+    let d = q.shape()[q.rank() - 1];
+    let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
+    if !scale.is_finite() {
+        return Err(Error::Unsupported { op: "attention", message: format!("the scale must be finite, got {scale}") });
+    }
+    let kernel = pick(
+        "attention",
+        "q",
+        q.shape(),
+        &[(2, &kernels::ATTENTION_R2), (3, &kernels::ATTENTION_R3), (4, &kernels::ATTENTION_R4)],
+    )?;
+    let s = scalar_view(&scale);
+    kernel.launch(&mut [
+        DynMemRef::input(&q)?,
+        DynMemRef::input(&k)?,
+        DynMemRef::input(&v)?,
+        DynMemRef::input(&s)?,
+        DynMemRef::output(out)?,
+    ])
+}
