@@ -1,1 +1,45 @@
-fn main() {}
+//! Criterion: the AOT attention kernel against the naive f64 reference, S = 64..512, D = 64.
+//!
+//! `cargo bench --bench attention`
+
+use attn::{Tensor, reference};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+
+fn random(shape: &[usize], seed: u64) -> Tensor {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let n = shape.iter().product();
+    let data = (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(shape, data).expect("shape matches data")
+}
+
+fn attention(c: &mut Criterion) {
+    let d = 64;
+    let mut group = c.benchmark_group("attention_d64");
+    for s in [64usize, 128, 256, 512] {
+        let (q, k, v) = (random(&[s, d], 1), random(&[s, d], 2), random(&[s, d], 3));
+        // FLOPs of Q K^T and P V.
+        group.throughput(Throughput::Elements((4 * s * s * d) as u64));
+        group.bench_with_input(BenchmarkId::new("aot", s), &s, |b, _| {
+            b.iter(|| black_box(attn::attention(&q, &k, &v).expect("valid shapes")))
+        });
+        group.bench_with_input(BenchmarkId::new("naive_reference", s), &s, |b, _| {
+            b.iter(|| black_box(reference::attention(&q, &k, &v, None).expect("valid shapes")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(2));
+    targets = attention
+}
+criterion_main!(benches);
