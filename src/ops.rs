@@ -6,21 +6,35 @@ use attn_runtime::{
     AsTensorView, DynMemRef, Error, Tensor, TensorView, TensorViewMut, ffi::Kernel, shape,
 };
 
-fn pick(op: &'static str, arg: &'static str, shape: &[usize], table: &[(usize, &'static Kernel)]) -> Result<&'static Kernel, Error> {
+fn pick(
+    op: &'static str,
+    arg: &'static str,
+    shape: &[usize],
+    table: &[(usize, &'static Kernel)],
+) -> Result<&'static Kernel, Error> {
     let rank = shape.len();
-    table.iter().find(|(r, _)| *r == rank).map(|(_, k)| *k).ok_or_else(|| Error::InvalidRank {
-        op,
-        arg,
-        shape: shape.to_vec(),
-        expected: format!(
-            "rank {}",
-            table.iter().map(|(r, _)| r.to_string()).collect::<Vec<_>>().join(" or ")
-        ),
-    })
+    table
+        .iter()
+        .find(|(r, _)| *r == rank)
+        .map(|(_, k)| *k)
+        .ok_or_else(|| Error::InvalidRank {
+            op,
+            arg,
+            shape: shape.to_vec(),
+            expected: format!(
+                "rank {}",
+                table
+                    .iter()
+                    .map(|(r, _)| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        })
 }
 
 fn scalar_view(value: &f32) -> TensorView<'_, f32> {
-    TensorView::new(std::slice::from_ref(value), &[]).expect("a rank-0 view of one element is valid")
+    TensorView::new(std::slice::from_ref(value), &[])
+        .expect("a rank-0 view of one element is valid")
 }
 
 /// Runs a one-input kernel into a freshly allocated output.
@@ -35,14 +49,23 @@ fn unary(kernel: &Kernel, x: TensorView<'_, f32>, out_shape: &[usize]) -> Result
 }
 
 /// Runs a two-input kernel into a freshly allocated output.
-fn binary(kernel: &Kernel, a: TensorView<'_, f32>, b: TensorView<'_, f32>, out_shape: &[usize]) -> Result<Tensor, Error> {
+fn binary(
+    kernel: &Kernel,
+    a: TensorView<'_, f32>,
+    b: TensorView<'_, f32>,
+    out_shape: &[usize],
+) -> Result<Tensor, Error> {
     let mut out = Tensor::zeros(out_shape)?;
     if out.is_empty() || a.is_empty() || b.is_empty() {
         // Empty operands: the result is empty, or (matmul with K = 0) all zeros.
         return Ok(out);
     }
     let mut o = out.view_mut();
-    kernel.launch(&mut [DynMemRef::input(&a)?, DynMemRef::input(&b)?, DynMemRef::output(&mut o)?])?;
+    kernel.launch(&mut [
+        DynMemRef::input(&a)?,
+        DynMemRef::input(&b)?,
+        DynMemRef::output(&mut o)?,
+    ])?;
     Ok(out)
 }
 
@@ -57,7 +80,12 @@ fn binary(kernel: &Kernel, a: TensorView<'_, f32>, b: TensorView<'_, f32>, out_s
 pub fn matmul(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
     let (a, b) = (a.as_tensor_view(), b.as_tensor_view());
     let out = shape::matmul(a.shape(), b.shape())?;
-    let k = pick("matmul", "a", a.shape(), &[(2, &kernels::MATMUL_R2), (3, &kernels::MATMUL_R3)])?;
+    let k = pick(
+        "matmul",
+        "a",
+        a.shape(),
+        &[(2, &kernels::MATMUL_R2), (3, &kernels::MATMUL_R3)],
+    )?;
     binary(k, a, b, &out)
 }
 
@@ -69,7 +97,11 @@ pub fn transpose(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
         "transpose",
         "x",
         x.shape(),
-        &[(2, &kernels::TRANSPOSE_R2), (3, &kernels::TRANSPOSE_R3), (4, &kernels::TRANSPOSE_R4)],
+        &[
+            (2, &kernels::TRANSPOSE_R2),
+            (3, &kernels::TRANSPOSE_R3),
+            (4, &kernels::TRANSPOSE_R4),
+        ],
     )?;
     unary(k, x, &out)
 }
@@ -82,29 +114,44 @@ pub fn softmax(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
         "softmax",
         "x",
         x.shape(),
-        &[(1, &kernels::SOFTMAX_R1), (2, &kernels::SOFTMAX_R2), (3, &kernels::SOFTMAX_R3), (4, &kernels::SOFTMAX_R4)],
+        &[
+            (1, &kernels::SOFTMAX_R1),
+            (2, &kernels::SOFTMAX_R2),
+            (3, &kernels::SOFTMAX_R3),
+            (4, &kernels::SOFTMAX_R4),
+        ],
     )?;
     unary(k, x, &out)
 }
 
 /// Elementwise sum of two tensors of the same shape (rank 1 to 4).
 pub fn add(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
-    elementwise("add", a.as_tensor_view(), b.as_tensor_view(), &[
-        (1, &kernels::ADD_R1),
-        (2, &kernels::ADD_R2),
-        (3, &kernels::ADD_R3),
-        (4, &kernels::ADD_R4),
-    ])
+    elementwise(
+        "add",
+        a.as_tensor_view(),
+        b.as_tensor_view(),
+        &[
+            (1, &kernels::ADD_R1),
+            (2, &kernels::ADD_R2),
+            (3, &kernels::ADD_R3),
+            (4, &kernels::ADD_R4),
+        ],
+    )
 }
 
 /// Elementwise product of two tensors of the same shape (rank 1 to 4).
 pub fn mul(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
-    elementwise("mul", a.as_tensor_view(), b.as_tensor_view(), &[
-        (1, &kernels::MUL_R1),
-        (2, &kernels::MUL_R2),
-        (3, &kernels::MUL_R3),
-        (4, &kernels::MUL_R4),
-    ])
+    elementwise(
+        "mul",
+        a.as_tensor_view(),
+        b.as_tensor_view(),
+        &[
+            (1, &kernels::MUL_R1),
+            (2, &kernels::MUL_R2),
+            (3, &kernels::MUL_R3),
+            (4, &kernels::MUL_R4),
+        ],
+    )
 }
 
 fn elementwise(
@@ -116,7 +163,11 @@ fn elementwise(
     if a.shape() != b.shape() {
         return Err(Error::ShapeMismatch {
             op,
-            message: format!("a has shape {:?} and b has shape {:?}; they must be equal", a.shape(), b.shape()),
+            message: format!(
+                "a has shape {:?} and b has shape {:?}; they must be equal",
+                a.shape(),
+                b.shape()
+            ),
         });
     }
     let out = shape::elementwise(op, a.shape(), b.shape())?;
@@ -131,7 +182,12 @@ pub fn scale(x: &impl AsTensorView<f32>, factor: f32) -> Result<Tensor, Error> {
         "scale",
         "x",
         x.shape(),
-        &[(1, &kernels::SCALE_R1), (2, &kernels::SCALE_R2), (3, &kernels::SCALE_R3), (4, &kernels::SCALE_R4)],
+        &[
+            (1, &kernels::SCALE_R1),
+            (2, &kernels::SCALE_R2),
+            (3, &kernels::SCALE_R3),
+            (4, &kernels::SCALE_R4),
+        ],
     )?;
     binary(k, x, scalar_view(&factor), &x.shape().to_vec())
 }
@@ -173,7 +229,7 @@ pub fn attention_with_scale(
 ) -> Result<Tensor, Error> {
     let (q, k, v) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
     let out_shape = check_attention(&q, &k, &v)?;
-    let mut out = Tensor::zeros(&out_shape)?;
+    let mut out = Tensor::zeros(out_shape.as_slice())?;
     run_attention(q, k, v, scale, &mut out.view_mut())?;
     Ok(out)
 }
@@ -190,18 +246,56 @@ pub fn attention_into(
     if out.shape() != out_shape.as_slice() {
         return Err(Error::ShapeMismatch {
             op: "attention",
-            message: format!("out has shape {:?} but the result has shape {:?}", out.shape(), out_shape),
+            message: format!(
+                "out has shape {:?} but the result has shape {:?}",
+                out.shape(),
+                out_shape.as_slice()
+            ),
         });
     }
     run_attention(q, k, v, None, out)
 }
 
-fn check_attention(q: &TensorView<'_, f32>, k: &TensorView<'_, f32>, v: &TensorView<'_, f32>) -> Result<Vec<usize>, Error> {
-    let out = shape::attention(q.shape(), k.shape(), v.shape())?;
+/// Validates q, k, v and returns the output shape (`[.., Sq, Dv]`) without allocating; the
+/// detailed error comes from `shape::attention` when something is wrong.
+fn check_attention(
+    q: &TensorView<'_, f32>,
+    k: &TensorView<'_, f32>,
+    v: &TensorView<'_, f32>,
+) -> Result<OutShape, Error> {
+    let r = q.rank();
+    let fine = (2..=4).contains(&r)
+        && k.rank() == r
+        && v.rank() == r
+        && q.shape()[..r - 2] == k.shape()[..r - 2]
+        && q.shape()[..r - 2] == v.shape()[..r - 2]
+        && q.shape()[r - 1] == k.shape()[r - 1]
+        && k.shape()[r - 2] == v.shape()[r - 2];
+    if !fine {
+        shape::attention(q.shape(), k.shape(), v.shape())?;
+    }
     shape::check_nonempty("attention", "q", q.shape())?;
     shape::check_nonempty("attention", "k", k.shape())?;
     shape::check_nonempty("attention", "v", v.shape())?;
+    let mut out = OutShape {
+        dims: [0; 4],
+        rank: r,
+    };
+    out.dims[..r - 1].copy_from_slice(&q.shape()[..r - 1]);
+    out.dims[r - 1] = v.shape()[r - 1];
     Ok(out)
+}
+
+/// An output shape of rank <= 4, held inline.
+struct OutShape {
+    dims: [usize; 4],
+    rank: usize,
+}
+
+impl OutShape {
+    fn as_slice(&self) -> &[usize] {
+        &self.dims[..self.rank]
+    }
 }
 
 fn run_attention(
@@ -214,13 +308,20 @@ fn run_attention(
     let d = q.shape()[q.rank() - 1];
     let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
     if !scale.is_finite() {
-        return Err(Error::Unsupported { op: "attention", message: format!("the scale must be finite, got {scale}") });
+        return Err(Error::Unsupported {
+            op: "attention",
+            message: format!("the scale must be finite, got {scale}"),
+        });
     }
     let kernel = pick(
         "attention",
         "q",
         q.shape(),
-        &[(2, &kernels::ATTENTION_R2), (3, &kernels::ATTENTION_R3), (4, &kernels::ATTENTION_R4)],
+        &[
+            (2, &kernels::ATTENTION_R2),
+            (3, &kernels::ATTENTION_R3),
+            (4, &kernels::ATTENTION_R4),
+        ],
     )?;
     let s = scalar_view(&scale);
     kernel.launch(&mut [

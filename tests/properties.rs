@@ -1,0 +1,135 @@
+//! Property tests: random shapes (1 to 300, primes included) and strided views, against the f64
+//! reference. `ATTN_PROPTEST_CASES=10000` runs the long version (default 500 for attention).
+
+mod common;
+
+use attn::{Tensor, TensorView, reference};
+use common::{Rng, assert_close, assert_close_tol};
+use proptest::prelude::*;
+
+fn cases(default: u32) -> u32 {
+    std::env::var("ATTN_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Sizes 1..=300, biased towards primes and tiny sizes where remainders live.
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1 => 1usize..=4,
+        1 => prop::sample::select(vec![2usize, 3, 5, 7, 11, 13, 31, 61, 97, 127, 173, 251, 293]),
+        2 => 1usize..=300,
+    ]
+}
+
+/// How an operand is laid out in memory.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    Dense,
+    /// Stored as the transpose of its shape and seen through swapped strides.
+    Transposed,
+    /// Rows padded inside a larger buffer, starting at an offset.
+    Padded,
+}
+
+fn layout() -> impl Strategy<Value = Layout> {
+    prop_oneof![
+        Just(Layout::Dense),
+        Just(Layout::Transposed),
+        Just(Layout::Padded)
+    ]
+}
+
+/// Owned storage for a 2-D operand in some layout.
+struct Operand {
+    data: Vec<f32>,
+    shape: [usize; 2],
+    strides: [usize; 2],
+    offset: usize,
+}
+
+impl Operand {
+    fn new(rng: &mut Rng, rows: usize, cols: usize, layout: Layout) -> Self {
+        let (strides, offset, len) = match layout {
+            Layout::Dense => ([cols, 1], 0, rows * cols),
+            Layout::Transposed => ([1, rows], 0, rows * cols),
+            Layout::Padded => ([cols + 3, 1], 5, 5 + rows * (cols + 3)),
+        };
+        let data = (0..len).map(|_| rng.uniform()).collect();
+        Operand {
+            data,
+            shape: [rows, cols],
+            strides,
+            offset,
+        }
+    }
+
+    fn view(&self) -> TensorView<'_, f32> {
+        TensorView::from_strided(&self.data, &self.shape, &self.strides, self.offset).unwrap()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(500), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn attention_matches_reference(
+        sq in size(), sk in size(), d in size(), dv in size(),
+        lq in layout(), lk in layout(), lv in layout(), seed in any::<u64>(),
+    ) {
+        let mut rng = Rng::new(seed);
+        let q = Operand::new(&mut rng, sq, d, lq);
+        let k = Operand::new(&mut rng, sk, d, lk);
+        let v = Operand::new(&mut rng, sk, dv, lv);
+        let (q, k, v) = (q.view(), k.view(), v.view());
+        let out = attn::attention(&q, &k, &v).unwrap();
+        assert_close(&out, &reference::attention(&q, &k, &v, None).unwrap());
+    }
+
+    #[test]
+    fn batched_attention_matches_reference(
+        b in 1usize..=3, h in 1usize..=3, sq in 1usize..=40, sk in 1usize..=40, d in 1usize..=33, dv in 1usize..=17,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng::new(seed);
+        let (q, k, v) = (rng.tensor(&[b, h, sq, d]), rng.tensor(&[b, h, sk, d]), rng.tensor(&[b, h, sk, dv]));
+        let out = attn::attention(&q, &k, &v).unwrap();
+        assert_close(&out, &reference::attention(&q, &k, &v, None).unwrap());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(100), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn primitives_match_reference(m in size(), k in size(), n in size(), la in layout(), seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let a = Operand::new(&mut rng, m, k, la);
+        let b = rng.tensor(&[k, n]);
+        let a = a.view();
+        // f32 accumulation over K terms of magnitude <= 1: allow K ulps of absolute error where
+        // the sum cancels to near zero.
+        let atol = (k as f64 * f64::from(f32::EPSILON)).max(1e-6);
+        assert_close_tol(&attn::matmul(&a, &b).unwrap(), &reference::matmul(&a, &b).unwrap(), 1e-4, atol);
+        assert_close(&attn::softmax(&a).unwrap(), &reference::softmax(&a).unwrap());
+        assert_close(&attn::transpose(&a).unwrap(), &reference::transpose(&a).unwrap());
+        let c = rng.tensor(&[m, k]);
+        assert_close(&attn::add(&a, &c).unwrap(), &reference::add(&a, &c).unwrap());
+        assert_close(&attn::mul(&a, &c).unwrap(), &reference::mul(&a, &c).unwrap());
+        assert_close(&attn::scale(&a, 0.7).unwrap(), &reference::scale(&a, 0.7).unwrap());
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_not_panics(
+        sq in 0usize..5, d1 in 0usize..5, sk in 0usize..5, d2 in 0usize..5, sv in 0usize..5, dv in 0usize..5,
+    ) {
+        let q = Tensor::zeros(&[sq, d1]).unwrap();
+        let k = Tensor::zeros(&[sk, d2]).unwrap();
+        let v = Tensor::zeros(&[sv, dv]).unwrap();
+        let valid = d1 == d2 && sk == sv && [sq, d1, sk, dv].iter().all(|&x| x > 0);
+        prop_assert_eq!(attn::attention(&q, &k, &v).is_ok(), valid);
+        let mm_valid = d1 == sk;
+        prop_assert_eq!(attn::matmul(&q, &k).is_ok(), mm_valid);
+    }
+}
