@@ -30,7 +30,10 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
         let y = g.softmax(x)?;
         out.push(KernelDef::new(&format!("softmax_r{rank}"), g, y));
 
-        for (name, op) in [("add", Graph::add as fn(&mut Graph, _, _) -> _), ("mul", Graph::mul)] {
+        for (name, op) in [
+            ("add", Graph::add as fn(&mut Graph, _, _) -> _),
+            ("mul", Graph::mul),
+        ] {
             let mut g = Graph::new();
             let (a, b) = (g.input("a", dynamic(rank)), g.input("b", dynamic(rank)));
             let c = op(&mut g, a, b)?;

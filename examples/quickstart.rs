@@ -21,7 +21,11 @@ fn show(name: &str, t: &Tensor) {
             continue;
         }
         let cells: Vec<String> = row.iter().take(6).map(|x| format!("{x:8.4}")).collect();
-        let more = if row.len() > 6 { format!(" ... ({} more)", row.len() - 6) } else { String::new() };
+        let more = if row.len() > 6 {
+            format!(" ... ({} more)", row.len() - 6)
+        } else {
+            String::new()
+        };
         println!("  [{}{more}]", cells.join(", "));
     }
 }
@@ -47,7 +51,10 @@ fn max_error(out: &Tensor, expected: &Tensor<f64>) -> Result<f64, attn::Error> {
 
 fn main() -> Result<(), attn::Error> {
     // The worked example: four 3-dim tokens attending to themselves.
-    let q = Tensor::from_vec(&[4, 3], vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 0.3, 0.3, 0.3])?;
+    let q = Tensor::from_vec(
+        &[4, 3],
+        vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 0.3, 0.3, 0.3],
+    )?;
     let v = Tensor::from_vec(&[4, 2], vec![1., 2., 3., 4., 5., 6., 7., 8.])?;
     let out = attn::attention(&q, &q, &v)?;
     println!("== worked example: softmax(Q K^T / sqrt(3)) V with K = Q ==");
@@ -57,12 +64,19 @@ fn main() -> Result<(), attn::Error> {
 
     // A random 512 x 64 problem.
     let (s, d) = (512, 64);
-    let (q, k, v) = (random(&[s, d], 1)?, random(&[s, d], 2)?, random(&[s, d], 3)?);
+    let (q, k, v) = (
+        random(&[s, d], 1)?,
+        random(&[s, d], 2)?,
+        random(&[s, d], 3)?,
+    );
     let out = attn::attention(&q, &k, &v)?;
     println!("== random attention, Q, K, V of shape [{s}, {d}] ==");
     show("output", &out);
     let expected = reference::attention(&q, &k, &v, None)?;
-    println!("max abs error vs f64 reference: {:.3e}", max_error(&out, &expected)?);
+    println!(
+        "max abs error vs f64 reference: {:.3e}",
+        max_error(&out, &expected)?
+    );
 
     let mut times = Vec::new();
     for _ in 0..15 {
@@ -73,9 +87,16 @@ fn main() -> Result<(), attn::Error> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let gflops = 4.0 * (s * s * d) as f64 / median / 1e9;
-    println!("time per call: {:.3} ms (median of {}), {gflops:.2} GFLOP/s", median * 1e3, times.len());
+    println!(
+        "time per call: {:.3} ms (median of {}), {gflops:.2} GFLOP/s",
+        median * 1e3,
+        times.len()
+    );
     let t = Instant::now();
     std::hint::black_box(reference::attention(&q, &k, &v, None)?);
-    println!("naive f64 reference: {:.3} ms (one call)", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "naive f64 reference: {:.3} ms (one call)",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
 }
