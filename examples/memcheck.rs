@@ -1,0 +1,81 @@
+//! Calls every kernel of the default set once (every primitive at every rank, attention at every
+//! rank, strided operands and the `_into` form) and checks each result against the reference.
+//! `./dev test` runs it under valgrind memcheck; it exits non-zero on any mismatch.
+
+use attn::{Tensor, TensorView, TensorViewMut, reference};
+
+fn tensor(shape: &[usize], seed: u32) -> Result<Tensor, attn::Error> {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let data = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect();
+    Tensor::from_vec(shape, data)
+}
+
+fn check(name: &str, actual: &Tensor, expected: &Tensor<f64>, failures: &mut Vec<String>) {
+    match reference::compare(actual, expected, 1e-4, 1e-5) {
+        Ok(c) if c.ok => println!("ok   {name:<28} max abs err {:.2e}", c.max_abs_err),
+        Ok(c) => failures.push(format!("{name}: max abs err {:e}", c.max_abs_err)),
+        Err(e) => failures.push(format!("{name}: {e}")),
+    }
+}
+
+fn main() -> Result<(), attn::Error> {
+    let mut failures = Vec::new();
+    let shapes: [&[usize]; 4] = [&[7], &[5, 6], &[2, 3, 4], &[2, 2, 3, 5]];
+    for (i, shape) in shapes.iter().enumerate() {
+        let rank = shape.len();
+        let (a, b) = (tensor(shape, 1 + i as u32)?, tensor(shape, 11 + i as u32)?);
+        check(&format!("softmax r{rank}"), &attn::softmax(&a)?, &reference::softmax(&a)?, &mut failures);
+        check(&format!("add r{rank}"), &attn::add(&a, &b)?, &reference::add(&a, &b)?, &mut failures);
+        check(&format!("mul r{rank}"), &attn::mul(&a, &b)?, &reference::mul(&a, &b)?, &mut failures);
+        check(&format!("scale r{rank}"), &attn::scale(&a, 1.5)?, &reference::scale(&a, 1.5)?, &mut failures);
+        if rank >= 2 {
+            check(&format!("transpose r{rank}"), &attn::transpose(&a)?, &reference::transpose(&a)?, &mut failures);
+        }
+    }
+    for (m, k, n, batch) in [(3, 4, 5, None), (3, 4, 5, Some(2))] {
+        let (sa, sb): (Vec<usize>, Vec<usize>) = match batch {
+            None => (vec![m, k], vec![k, n]),
+            Some(b) => (vec![b, m, k], vec![b, k, n]),
+        };
+        let (a, b) = (tensor(&sa, 3)?, tensor(&sb, 4)?);
+        check(&format!("matmul r{}", sa.len()), &attn::matmul(&a, &b)?, &reference::matmul(&a, &b)?, &mut failures);
+    }
+    let attention_shapes: [(&[usize], &[usize], &[usize]); 3] = [
+        (&[5, 8], &[7, 8], &[7, 3]),
+        (&[2, 5, 8], &[2, 7, 8], &[2, 7, 3]),
+        (&[2, 3, 5, 8], &[2, 3, 7, 8], &[2, 3, 7, 3]),
+    ];
+    for (i, (sq, sk, sv)) in attention_shapes.iter().enumerate() {
+        let (q, k, v) = (tensor(sq, 20 + i as u32)?, tensor(sk, 30 + i as u32)?, tensor(sv, 40 + i as u32)?);
+        let name = format!("attention r{}", sq.len());
+        check(&name, &attn::attention(&q, &k, &v)?, &reference::attention(&q, &k, &v, None)?, &mut failures);
+    }
+    // Strided operands and the allocation-free form.
+    let (q, kt, v) = (tensor(&[6, 4], 50)?, tensor(&[4, 9], 51)?, tensor(&[9, 2], 52)?);
+    let k = kt.view().t()?;
+    let expected = reference::attention(&q, &k, &v, None)?;
+    check("attention strided k", &attn::attention(&q, &k, &v)?, &expected, &mut failures);
+    let mut buf = vec![0.0f32; 12];
+    attn::attention_into(&q, &k, &v, &mut TensorViewMut::new(&mut buf, &[6, 2])?)?;
+    check("attention_into", &Tensor::from_vec(&[6, 2], buf)?, &expected, &mut failures);
+    let padded = tensor(&[13, 4], 53)?;
+    let q_rows = TensorView::from_strided(padded.as_slice(), &[6, 4], &[8, 1], 4)?;
+    let expected = reference::attention(&q_rows, &k, &v, None)?;
+    check("attention strided q", &attn::attention(&q_rows, &k, &v)?, &expected, &mut failures);
+
+    if failures.is_empty() {
+        println!("all kernels match the reference");
+        Ok(())
+    } else {
+        for f in &failures {
+            eprintln!("FAILED {f}");
+        }
+        std::process::exit(1);
+    }
+}
