@@ -36,9 +36,13 @@
 #[allow(unsafe_code)]
 mod kernels;
 mod ops;
+mod threads;
 
 pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
     TensorViewMut, reference,
 };
-pub use ops::{add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose};
+pub use ops::{
+    add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose,
+};
+pub use threads::{num_threads, set_num_threads};

@@ -298,6 +298,9 @@ impl OutShape {
     }
 }
 
+/// Below this many flops a call runs on the calling thread only.
+const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+
 fn run_attention(
     q: TensorView<'_, f32>,
     k: TensorView<'_, f32>,
@@ -305,7 +308,8 @@ fn run_attention(
     scale: Option<f32>,
     out: &mut TensorViewMut<'_, f32>,
 ) -> Result<(), Error> {
-    let d = q.shape()[q.rank() - 1];
+    let r = q.rank();
+    let d = q.shape()[r - 1];
     let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
     if !scale.is_finite() {
         return Err(Error::Unsupported {
@@ -313,22 +317,218 @@ fn run_attention(
             message: format!("the scale must be finite, got {scale}"),
         });
     }
-    let kernel = pick(
-        "attention",
-        "q",
-        q.shape(),
-        &[
-            (2, &kernels::ATTENTION_R2),
-            (3, &kernels::ATTENTION_R3),
-            (4, &kernels::ATTENTION_R4),
-        ],
-    )?;
-    let s = scalar_view(&scale);
-    kernel.launch(&mut [
-        DynMemRef::input(&q)?,
-        DynMemRef::input(&k)?,
-        DynMemRef::input(&v)?,
-        DynMemRef::input(&s)?,
-        DynMemRef::output(out)?,
-    ])
+    let plan = Plan::new(&q, &k, &v);
+    let threads = if plan.flops < PARALLEL_MIN_FLOPS {
+        1
+    } else {
+        crate::num_threads()
+    };
+    let Some(out_data) = out.as_contiguous_slice_mut() else {
+        // A strided output: one kernel call per batch/head, on the calling thread.
+        return plan.run_strided(&q, &k, &v, scale, out);
+    };
+    let blocking = plan.blocking(threads);
+    let n_items = plan.lead * blocking.0;
+    if threads <= 1 || n_items <= 1 {
+        return plan.run_items(&q, &k, &v, scale, 0..n_items, blocking, out_data);
+    }
+    // Contiguous ranges of work items: each owns a contiguous range of output rows.
+    let per = n_items.div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    let mut rest = out_data;
+    let mut start = 0;
+    while start < n_items {
+        let end = (start + per).min(n_items);
+        let rows: usize = (start..end).map(|i| plan.item(i, blocking).rows).sum();
+        let (head, tail) = rest.split_at_mut(rows * plan.dv);
+        chunks.push((start..end, head));
+        rest = tail;
+        start = end;
+    }
+    std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(chunks.len());
+        let mut chunks = chunks.into_iter();
+        let first = chunks.next();
+        for (range, chunk) in chunks {
+            let (q, k, v, plan) = (&q, &k, &v, &plan);
+            handles.push(s.spawn(move || plan.run_items(q, k, v, scale, range, blocking, chunk)));
+        }
+        let mut result = match first {
+            Some((range, chunk)) => plan.run_items(&q, &k, &v, scale, range, blocking, chunk),
+            None => Ok(()),
+        };
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(Error::Unsupported {
+                    op: "attention",
+                    message: "a worker thread panicked".into(),
+                })
+            });
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
+}
+
+/// One piece of attention work: the rows `row0..row0 + rows` of batch/head `lead`.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    lead: usize,
+    row0: usize,
+    rows: usize,
+}
+
+/// How an attention call splits into rank-2 kernel calls on sub-views.
+struct Plan {
+    rank: usize,
+    lead: usize,
+    sq: usize,
+    sk: usize,
+    dv: usize,
+    flops: usize,
+}
+
+impl Plan {
+    fn new(q: &TensorView<'_, f32>, k: &TensorView<'_, f32>, v: &TensorView<'_, f32>) -> Self {
+        let rank = q.rank();
+        let lead = q.shape()[..rank - 2].iter().product();
+        let (sq, d) = (q.shape()[rank - 2], q.shape()[rank - 1]);
+        let (sk, dv) = (k.shape()[rank - 2], v.shape()[rank - 1]);
+        let flops = [lead, sq, sk, d.max(dv), 4]
+            .iter()
+            .fold(1usize, |a, &b| a.saturating_mul(b));
+        Plan {
+            rank,
+            lead,
+            sq,
+            sk,
+            dv,
+            flops,
+        }
+    }
+
+    /// Splits each head's queries into `blocks` blocks (more pieces than threads, for balance,
+    /// when there are fewer heads than threads can use); returns (blocks per head, block rows).
+    fn blocking(&self, threads: usize) -> (usize, usize) {
+        let target = threads.saturating_mul(4).max(1);
+        let blocks = target
+            .div_ceil(self.lead)
+            .clamp(1, self.sq.div_ceil(16).max(1));
+        let block = self.sq.div_ceil(blocks);
+        (self.sq.div_ceil(block), block)
+    }
+
+    /// Work item `i` in output order, for the given blocking.
+    fn item(&self, i: usize, (blocks, block): (usize, usize)) -> Item {
+        let (lead, b) = (i / blocks, i % blocks);
+        let row0 = b * block;
+        Item {
+            lead,
+            row0,
+            rows: block.min(self.sq - row0),
+        }
+    }
+
+    /// The element offset of batch/head `lead` in a view (leading dims in row-major order).
+    fn lead_offset(&self, view: &TensorView<'_, f32>, mut lead: usize) -> usize {
+        let mut off = view.offset();
+        for axis in (0..self.rank - 2).rev() {
+            let n = view.shape()[axis];
+            off += (lead % n) * view.strides()[axis];
+            lead /= n;
+        }
+        off
+    }
+
+    fn sub<'a>(
+        &self,
+        view: &TensorView<'a, f32>,
+        lead: usize,
+        row0: usize,
+        rows: usize,
+    ) -> Result<TensorView<'a, f32>, Error> {
+        let r = self.rank;
+        let (rs, cs) = (view.strides()[r - 2], view.strides()[r - 1]);
+        let off = self.lead_offset(view, lead) + row0 * rs;
+        TensorView::from_strided(view.data(), &[rows, view.shape()[r - 1]], &[rs, cs], off)
+    }
+
+    fn launch(
+        q: &TensorView<'_, f32>,
+        k: &TensorView<'_, f32>,
+        v: &TensorView<'_, f32>,
+        scale: f32,
+        out: &mut TensorViewMut<'_, f32>,
+    ) -> Result<(), Error> {
+        let s = scalar_view(&scale);
+        kernels::ATTENTION_R2.launch(&mut [
+            DynMemRef::input(q)?,
+            DynMemRef::input(k)?,
+            DynMemRef::input(v)?,
+            DynMemRef::input(&s)?,
+            DynMemRef::output(out)?,
+        ])
+    }
+
+    /// Runs the work items `range` (consecutive in output order) into `out`, their contiguous
+    /// output rows.
+    #[allow(clippy::too_many_arguments)]
+    fn run_items(
+        &self,
+        q: &TensorView<'_, f32>,
+        k: &TensorView<'_, f32>,
+        v: &TensorView<'_, f32>,
+        scale: f32,
+        range: std::ops::Range<usize>,
+        blocking: (usize, usize),
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let mut rest = out;
+        for i in range {
+            let it = self.item(i, blocking);
+            let (head, tail) = rest.split_at_mut(it.rows * self.dv);
+            rest = tail;
+            let qs = self.sub(q, it.lead, it.row0, it.rows)?;
+            let ks = self.sub(k, it.lead, 0, self.sk)?;
+            let vs = self.sub(v, it.lead, 0, self.sk)?;
+            let mut o = TensorViewMut::new(head, &[it.rows, self.dv])?;
+            Self::launch(&qs, &ks, &vs, scale, &mut o)?;
+        }
+        Ok(())
+    }
+
+    /// One call per batch/head into a strided output view.
+    fn run_strided(
+        &self,
+        q: &TensorView<'_, f32>,
+        k: &TensorView<'_, f32>,
+        v: &TensorView<'_, f32>,
+        scale: f32,
+        out: &mut TensorViewMut<'_, f32>,
+    ) -> Result<(), Error> {
+        let r = self.rank;
+        let (shape, strides, offset) = (out.shape().to_vec(), out.strides().to_vec(), out.offset());
+        for lead in 0..self.lead {
+            let mut off = offset;
+            let mut rem = lead;
+            for axis in (0..r - 2).rev() {
+                off += (rem % shape[axis]) * strides[axis];
+                rem /= shape[axis];
+            }
+            let qs = self.sub(q, lead, 0, self.sq)?;
+            let ks = self.sub(k, lead, 0, self.sk)?;
+            let vs = self.sub(v, lead, 0, self.sk)?;
+            let data = out.data_mut();
+            let mut o = TensorViewMut::from_strided(
+                data,
+                &[self.sq, self.dv],
+                &[strides[r - 2], strides[r - 1]],
+                off,
+            )?;
+            Self::launch(&qs, &ks, &vs, scale, &mut o)?;
+        }
+        Ok(())
+    }
 }

@@ -693,7 +693,7 @@ impl<'a, T: Element> TensorViewMut<'a, T> {
     }
 
     /// The whole underlying slice, mutably (used to build kernel descriptors).
-    pub(crate) fn data_mut(&mut self) -> &mut [T] {
+    pub fn data_mut(&mut self) -> &mut [T] {
         self.data
     }
 
