@@ -46,3 +46,19 @@ pub use ops::{
     add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose,
 };
 pub use threads::{num_threads, set_num_threads};
+
+/// Declares statically shaped kernels compiled by your build script (see `attn_build::Build::file`).
+///
+/// ```ignore
+/// attn::attention! {
+///     /// Single-head attention over 128 tokens, head dim 64.
+///     pub fn window(q: [128, 64], k: [128, 64], v: [128, 64]) -> [128, 64];
+/// }
+/// ```
+pub use attn_macros::attention;
+
+/// Paths used by code that `attention!` generates. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use attn_runtime::*;
+}

@@ -14,18 +14,28 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
 #[test]
 fn seeded_random_4x8() {
     let mut rng = Rng::new(1);
-    let (q, k, v) = (rng.tensor(&[4, 8]), rng.tensor(&[4, 8]), rng.tensor(&[4, 8]));
+    let (q, k, v) = (
+        rng.tensor(&[4, 8]),
+        rng.tensor(&[4, 8]),
+        rng.tensor(&[4, 8]),
+    );
     check(&q, &k, &v);
 }
 
 #[test]
 fn worked_example() {
-    let q = Tensor::from_vec(&[4, 3], vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 0.3, 0.3, 0.3]).unwrap();
+    let q = Tensor::from_vec(
+        &[4, 3],
+        vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 0.3, 0.3, 0.3],
+    )
+    .unwrap();
     let v = Tensor::from_vec(&[4, 2], vec![1., 2., 3., 4., 5., 6., 7., 8.]).unwrap();
     let out = check(&q, &q, &v);
     // softmax(Q Q^T / sqrt(3)) V, computed independently (by hand in f64): these are the values
     // for the standard scale. (The figures [[2.62, 3.62], ...] match no uniform scale.)
-    let expected = [3.6426, 4.6426, 3.9569, 4.9569, 4.2713, 5.2713, 3.9871, 4.9871];
+    let expected = [
+        3.6426, 4.6426, 3.9569, 4.9569, 4.2713, 5.2713, 3.9871, 4.9871,
+    ];
     for (a, e) in out.as_slice().iter().zip(expected) {
         assert!((a - e).abs() < 1e-3, "{:?}", out.as_slice());
     }
@@ -54,7 +64,11 @@ fn uniform_input_gives_ones() {
 #[test]
 fn single_token_returns_v() {
     let mut rng = Rng::new(3);
-    let (q, k, v) = (rng.tensor(&[5, 16]), rng.tensor(&[1, 16]), rng.tensor(&[1, 7]));
+    let (q, k, v) = (
+        rng.tensor(&[5, 16]),
+        rng.tensor(&[1, 16]),
+        rng.tensor(&[1, 7]),
+    );
     let out = check(&q, &k, &v);
     for row in out.as_slice().chunks(7) {
         for (a, b) in row.iter().zip(v.as_slice()) {
@@ -80,7 +94,11 @@ fn many_sizes_from_1_to_512() {
         (512, 512, 64, 64),
         (511, 509, 1, 3),
     ] {
-        let (q, k, v) = (rng.tensor(&[sq, d]), rng.tensor(&[sk, d]), rng.tensor(&[sk, dv]));
+        let (q, k, v) = (
+            rng.tensor(&[sq, d]),
+            rng.tensor(&[sk, d]),
+            rng.tensor(&[sk, dv]),
+        );
         check(&q, &k, &v);
     }
 }
@@ -88,9 +106,17 @@ fn many_sizes_from_1_to_512() {
 #[test]
 fn batched_and_multi_head() {
     let mut rng = Rng::new(5);
-    let (q, k, v) = (rng.tensor(&[3, 9, 16]), rng.tensor(&[3, 11, 16]), rng.tensor(&[3, 11, 5]));
+    let (q, k, v) = (
+        rng.tensor(&[3, 9, 16]),
+        rng.tensor(&[3, 11, 16]),
+        rng.tensor(&[3, 11, 5]),
+    );
     check(&q, &k, &v);
-    let (q, k, v) = (rng.tensor(&[2, 3, 7, 8]), rng.tensor(&[2, 3, 13, 8]), rng.tensor(&[2, 3, 13, 6]));
+    let (q, k, v) = (
+        rng.tensor(&[2, 3, 7, 8]),
+        rng.tensor(&[2, 3, 13, 8]),
+        rng.tensor(&[2, 3, 13, 6]),
+    );
     check(&q, &k, &v);
 }
 
@@ -98,7 +124,11 @@ fn batched_and_multi_head() {
 fn strided_views_need_no_copy() {
     // K stored transposed ([D, Sk]) and seen as [Sk, D] through strides.
     let mut rng = Rng::new(9);
-    let (q, kt, v) = (rng.tensor(&[6, 10]), rng.tensor(&[10, 12]), rng.tensor(&[12, 4]));
+    let (q, kt, v) = (
+        rng.tensor(&[6, 10]),
+        rng.tensor(&[10, 12]),
+        rng.tensor(&[12, 4]),
+    );
     let k_view = kt.view().t().unwrap();
     assert!(!k_view.is_contiguous());
     let out = attn::attention(&q, &k_view, &v).unwrap();
@@ -107,13 +137,20 @@ fn strided_views_need_no_copy() {
     let big = rng.tensor(&[12, 10]);
     let q_rows = TensorView::from_strided(big.as_slice(), &[6, 10], &[20, 1], 10).unwrap();
     let out = attn::attention(&q_rows, &k_view, &v).unwrap();
-    assert_close(&out, &reference::attention(&q_rows, &k_view, &v, None).unwrap());
+    assert_close(
+        &out,
+        &reference::attention(&q_rows, &k_view, &v, None).unwrap(),
+    );
 }
 
 #[test]
 fn explicit_scale_and_into() {
     let mut rng = Rng::new(13);
-    let (q, k, v) = (rng.tensor(&[9, 4]), rng.tensor(&[5, 4]), rng.tensor(&[5, 3]));
+    let (q, k, v) = (
+        rng.tensor(&[9, 4]),
+        rng.tensor(&[5, 4]),
+        rng.tensor(&[5, 3]),
+    );
     let out = attn::attention_with_scale(&q, &k, &v, Some(0.3)).unwrap();
     assert_close(&out, &reference::attention(&q, &k, &v, Some(0.3)).unwrap());
     let mut buf = vec![0.0f32; 27];
@@ -130,7 +167,10 @@ fn shape_errors_name_the_arguments() {
     let k_bad_d = rng.tensor(&[5, 7]);
     let v = rng.tensor(&[5, 3]);
     let e = attn::attention(&q, &k_bad_d, &v).unwrap_err().to_string();
-    assert!(e.contains("attention") && e.contains("[5, 7]") && e.contains("[4, 8]"), "{e}");
+    assert!(
+        e.contains("attention") && e.contains("[5, 7]") && e.contains("[4, 8]"),
+        "{e}"
+    );
 
     let k = rng.tensor(&[5, 8]);
     let v_bad = rng.tensor(&[6, 3]);
@@ -148,11 +188,15 @@ fn shape_errors_name_the_arguments() {
     let q5 = rng.tensor(&[1, 1, 1, 1, 1]);
     assert!(attn::attention(&q5, &q5, &q5).is_err());
 
-    let e = attn::attention_with_scale(&q, &k, &v, Some(f32::NAN)).unwrap_err().to_string();
+    let e = attn::attention_with_scale(&q, &k, &v, Some(f32::NAN))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("scale"), "{e}");
 
     let mut small = vec![0.0f32; 4];
     let mut out = TensorViewMut::new(&mut small, &[2, 2]).unwrap();
-    let e = attn::attention_into(&q, &k, &v, &mut out).unwrap_err().to_string();
+    let e = attn::attention_into(&q, &k, &v, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("out") && e.contains("[4, 3]"), "{e}");
 }

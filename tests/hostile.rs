@@ -17,7 +17,11 @@ use common::{Rng, assert_close};
 fn logits_up_to_1e30_are_exact() {
     // q . k / sqrt(4) reaches +-1e30: softmax is one-hot on the largest logit.
     let q = Tensor::from_vec(&[2, 4], vec![1e15, 0., 0., 0., -1e15, 0., 0., 0.]).unwrap();
-    let k = Tensor::from_vec(&[3, 4], vec![2e15, 0., 0., 0., 1e15, 0., 0., 0., -2e15, 0., 0., 0.]).unwrap();
+    let k = Tensor::from_vec(
+        &[3, 4],
+        vec![2e15, 0., 0., 0., 1e15, 0., 0., 0., -2e15, 0., 0., 0.],
+    )
+    .unwrap();
     let v = Tensor::from_vec(&[3, 2], vec![1., 2., 3., 4., 5., 6.]).unwrap();
     let out = attn::attention(&q, &k, &v).unwrap();
     assert_eq!(out.as_slice(), &[1., 2., 5., 6.]);

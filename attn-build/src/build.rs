@@ -5,9 +5,13 @@ use crate::{
     Error,
     graph::{ElementType, KernelDef, Layout, TensorType},
     pipeline::{Compiler, PIPELINE_VERSION},
+    scan,
+};
+use attn_runtime::syntax::{
+    MANIFEST_EXTENSION, Manifest, ManifestDuplicate, ManifestFile, ManifestKernel,
 };
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, HashSet},
     env,
     fmt::Write as _,
     fs,
@@ -19,15 +23,28 @@ use std::{
 /// Used from `build.rs`, like `cc::Build`:
 /// `Build::new().kernel(def).compile("name")` compiles every kernel (reusing cached objects whose
 /// inputs did not change), archives them as `lib<name>.a` in `OUT_DIR`, tells Cargo to link it,
-/// and writes `OUT_DIR/<name>.rs` with one `Kernel` static per kernel for the crate to `include!`.
+/// and writes `OUT_DIR/<name>.rs` with one `Kernel` static per kernel added with [`Build::kernel`]
+/// for the crate to `include!`.
+///
+/// Kernels declared with `attn::attention!` are found with [`Build::file`]:
+/// `Build::new().file("src/lib.rs").compile("kernels")` compiles every `attention!` kernel of the
+/// file (inline modules included) with its static shapes, under the symbol the macro derives from
+/// the same spec, and leaves `OUT_DIR/<name>.attn-manifest` listing them for the macro to check.
 #[derive(Clone, Debug)]
 pub struct Build {
     kernels: Vec<KernelDef>,
+    files: Vec<PathBuf>,
     runtime_path: String,
     out_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     dump_dir: Option<PathBuf>,
     cargo_metadata: bool,
+}
+
+/// The kernels of a build with their symbols, and the manifest for `attention!`.
+struct Plan {
+    kernels: Vec<(KernelDef, String)>,
+    manifest: Manifest,
 }
 
 /// One compiled kernel.
@@ -66,6 +83,7 @@ impl Build {
     pub fn new() -> Self {
         Build {
             kernels: Vec::new(),
+            files: Vec::new(),
             runtime_path: "::attn_runtime".to_string(),
             out_dir: None,
             cache_dir: env::var_os("ATTN_CACHE_DIR").map(PathBuf::from),
@@ -79,6 +97,18 @@ impl Build {
     /// Adds a kernel.
     pub fn kernel(&mut self, kernel: KernelDef) -> &mut Self {
         self.kernels.push(kernel);
+        self
+    }
+
+    /// Adds the `attention!` kernels of a source file (relative paths are relative to the package
+    /// root, `CARGO_MANIFEST_DIR`). Only invocations written out in the file at module level (or in
+    /// inline modules) are found, spelled `attention!`, `attn::attention!` or `::attn::attention!`;
+    /// `mod other;` files must be added too. Kernels the grammar rejects are skipped (the macro
+    /// reports them with spans); so are kernel names defined more than once (the manifest tells
+    /// the macro, which reports them). [`Build::compile`] prints `cargo:rerun-if-changed` for the
+    /// file: the build script then reruns only when a listed file (or the script) changes.
+    pub fn file(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        self.files.push(path.as_ref().to_path_buf());
         self
     }
 
@@ -123,15 +153,8 @@ impl Build {
         }
     }
 
-    /// Compiles every kernel to an object file (cached), without archiving.
-    pub fn compile_objects(&self) -> Result<Vec<CompiledKernel>, Error> {
-        let out_dir = self.resolve_out_dir()?;
-        let cache = self
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| out_dir.join("attn-cache"));
-        fs::create_dir_all(&cache)
-            .map_err(|e| Error::io(format!("creating {}", cache.display()), e))?;
+    /// Every kernel to compile with its symbol: the explicit ones, then those of the files.
+    fn plan(&self) -> Result<Plan, Error> {
         let mut names = HashSet::new();
         for k in &self.kernels {
             check_identifier(&k.name)?;
@@ -139,10 +162,93 @@ impl Build {
                 return Err(Error::Config(format!("two kernels are named `{}`", k.name)));
             }
         }
+        let mut kernels: Vec<(KernelDef, String)> = self
+            .kernels
+            .iter()
+            .map(|k| (k.clone(), symbol_name(k)))
+            .collect();
+        let mut manifest = Manifest::default();
+        let mut found = Vec::new();
+        let mut seen_files = HashSet::new();
+        let base = env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+        for file in &self.files {
+            let path = match &base {
+                Some(b) if file.is_relative() => b.join(file),
+                _ => file.clone(),
+            };
+            let canonical = path.canonicalize().map_err(|e| {
+                Error::io(
+                    format!("reading {} (given to Build::file)", path.display()),
+                    e,
+                )
+            })?;
+            if !seen_files.insert(canonical.clone()) {
+                continue;
+            }
+            let display = file.display().to_string();
+            let scanned = scan::scan_file(&path, &display)?;
+            if let Some(why) = scanned.unparsable
+                && self.cargo_metadata
+            {
+                println!(
+                    "cargo:warning=attn-build: no kernels taken from {display}, which does not parse: {why}"
+                );
+            }
+            manifest.files.push(ManifestFile {
+                path: canonical.display().to_string(),
+                display,
+            });
+            found.extend(scanned.kernels);
+        }
+        let mut by_name: BTreeMap<&str, Vec<&scan::Found>> = BTreeMap::new();
+        for f in &found {
+            by_name.entry(f.kernel.name.as_str()).or_default().push(f);
+        }
+        for f in &found {
+            let group = &by_name[f.kernel.name.as_str()];
+            if group.len() > 1 || names.contains(&f.kernel.name) {
+                if std::ptr::eq(group[0], f) {
+                    let mut locations: Vec<String> =
+                        group.iter().map(|g| g.location.clone()).collect();
+                    if names.contains(&f.kernel.name) {
+                        locations.push("build.rs (Build::kernel)".to_string());
+                    }
+                    manifest.duplicates.push(ManifestDuplicate {
+                        name: f.kernel.name.clone(),
+                        locations,
+                    });
+                }
+                continue;
+            }
+            let symbol = f.kernel.symbol();
+            kernels.push((scan::kernel_def(&f.kernel)?, symbol.clone()));
+            manifest.kernels.push(ManifestKernel {
+                name: f.kernel.name.clone(),
+                symbol,
+                location: f.location.clone(),
+                canonical: f.kernel.canonical(),
+            });
+        }
+        Ok(Plan { kernels, manifest })
+    }
+
+    /// Compiles every kernel to an object file (cached), without archiving.
+    pub fn compile_objects(&self) -> Result<Vec<CompiledKernel>, Error> {
+        self.compile_planned(&self.plan()?)
+    }
+
+    fn compile_planned(&self, plan: &Plan) -> Result<Vec<CompiledKernel>, Error> {
+        let out_dir = self.resolve_out_dir()?;
+        let cache = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| out_dir.join("attn-cache"));
+        fs::create_dir_all(&cache)
+            .map_err(|e| Error::io(format!("creating {}", cache.display()), e))?;
         let mut compiler = None;
         let mut out = Vec::new();
-        for k in &self.kernels {
-            out.push(self.compile_one(k, &cache, &mut compiler)?);
+        for (k, symbol) in &plan.kernels {
+            out.push(self.compile_one(k, symbol, &cache, &mut compiler)?);
         }
         Ok(out)
     }
@@ -150,10 +256,11 @@ impl Build {
     fn compile_one(
         &self,
         k: &KernelDef,
+        symbol: &str,
         cache: &Path,
         compiler: &mut Option<Compiler>,
     ) -> Result<CompiledKernel, Error> {
-        let symbol = symbol_name(k);
+        let symbol = symbol.to_string();
         let ir = k.to_transformer_ir(&symbol);
         let key = fnv1a(&[&ir, PIPELINE_VERSION, LLVM_VERSION, &host_cpu_key()]);
         let object = cache.join(format!("{symbol}-{key:016x}.o"));
@@ -204,7 +311,7 @@ impl Build {
             }
             // Write under a unique temporary name, then rename: concurrent builds sharing a cache
             // never see a partial object, and a failed compile leaves nothing behind.
-            let tmp = object.with_extension(format!("o.tmp{}", std::process::id()));
+            let tmp = object.with_extension(format!("o.tmp{}", unique_suffix()));
             let result = c.emit_object(&k.name, &module, &tmp);
             if let Err(e) = result {
                 let _ = fs::remove_file(&tmp);
@@ -226,10 +333,14 @@ impl Build {
     pub fn compile(&self, lib_name: &str) -> Result<Report, Error> {
         check_identifier(lib_name)?;
         let out_dir = self.resolve_out_dir()?;
-        let kernels = self.compile_objects()?;
+        let plan = self.plan()?;
+        let kernels = self.compile_planned(&plan)?;
         if self.cargo_metadata {
             println!("cargo:rerun-if-env-changed=ATTN_DUMP_IR");
             println!("cargo:rerun-if-env-changed=ATTN_CACHE_DIR");
+            for f in &plan.manifest.files {
+                println!("cargo:rerun-if-changed={}", f.path);
+            }
         }
         let mut cc = cc::Build::new();
         cc.cargo_metadata(self.cargo_metadata)
@@ -243,11 +354,16 @@ impl Build {
         for k in &kernels {
             cc.object(&k.object);
         }
-        cc.try_compile(lib_name)
-            .map_err(|e| Error::Archive(e.to_string()))?;
+        if !kernels.is_empty() {
+            cc.try_compile(lib_name)
+                .map_err(|e| Error::Archive(e.to_string()))?;
+        }
         let bindings = out_dir.join(format!("{lib_name}.rs"));
-        let text = self.bindings(&kernels);
+        // Kernels of `attention!` get their declarations from the macro: bind the explicit ones.
+        let text = self.bindings(&kernels[..self.kernels.len()]);
         write_atomic(&bindings, text.as_bytes())?;
+        let manifest = out_dir.join(format!("{lib_name}.{MANIFEST_EXTENSION}"));
+        write_atomic(&manifest, plan.manifest.render().as_bytes())?;
         Ok(Report { kernels, bindings })
     }
 
@@ -399,8 +515,20 @@ fn elf_size_consistent(bytes: &[u8]) -> bool {
         .is_some_and(|end| end <= bytes.len() as u64)
 }
 
+/// A suffix no other temporary file of this process or another one has: builds in several
+/// threads of one process (tests, tools) may share a cache too.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp{}", unique_suffix()));
     fs::write(&tmp, bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io(format!("moving {}", tmp.display()), e))
 }

@@ -18,6 +18,14 @@
 //! Build::new().kernel(KernelDef::new("window", g, o)).compile("my_kernels").unwrap();
 //! ```
 //!
+//! Kernels declared in the crate's source with `attn::attention!` are found by [`Build::file`],
+//! which parses the listed files with the grammar the macro uses (`attn_runtime::syntax`):
+//!
+//! ```no_run
+//! // build.rs of a crate whose src/lib.rs contains `attn::attention! { .. }`
+//! attn_build::Build::new().file("src/lib.rs").compile("kernels").unwrap();
+//! ```
+//!
 //! Set `ATTN_DUMP_IR=<dir>` to get the IR of every stage of every kernel.
 
 mod build;
@@ -27,6 +35,7 @@ pub mod graph;
 mod llvm;
 pub mod lower;
 pub mod pipeline;
+mod scan;
 
 pub use build::{Build, CompiledKernel, Report};
 pub use error::{Error, GraphError};

@@ -1,10 +1,16 @@
 //! Run-time support for `attn` kernels: tensors and views, MLIR memref
 //! descriptors, the error type, shape rules, and naive reference
 //! implementations used by tests and benchmarks.
+//!
+//! With the `syntax` feature (host code only: `attn-macros`, `attn-build`), the `syntax` module is the
+//! grammar of `attention!` kernel specs. Besides [`ffi`], [`array`](mod@array) is the only module with
+//! `unsafe` code: heap allocation of zeroed nested arrays for typed kernel outputs.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[allow(unsafe_code)]
+pub mod array;
 mod descriptor;
 mod element;
 mod error;
@@ -12,6 +18,8 @@ mod error;
 pub mod ffi;
 pub mod reference;
 pub mod shape;
+#[cfg(feature = "syntax")]
+pub mod syntax;
 mod tensor;
 
 pub use descriptor::{DynMemRef, MemRefDescriptor};

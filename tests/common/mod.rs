@@ -36,7 +36,12 @@ pub fn assert_close(actual: &impl AsTensorView<f32>, expected: &Tensor<f64>) {
 }
 
 #[track_caller]
-pub fn assert_close_tol(actual: &impl AsTensorView<f32>, expected: &Tensor<f64>, rtol: f64, atol: f64) {
+pub fn assert_close_tol(
+    actual: &impl AsTensorView<f32>,
+    expected: &Tensor<f64>,
+    rtol: f64,
+    atol: f64,
+) {
     let c = reference::compare(actual, expected, rtol, atol).expect("shapes match");
     assert!(
         c.ok,

@@ -1,0 +1,7 @@
+//! The part of `attn`'s root crate that `attention!` expansions use.
+pub use attn_macros::attention;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use attn_runtime::*;
+}

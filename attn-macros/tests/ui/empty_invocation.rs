@@ -1,0 +1,3 @@
+attn::attention! {}
+
+fn main() {}

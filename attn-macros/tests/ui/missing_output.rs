@@ -1,0 +1,5 @@
+attn::attention! {
+    pub fn f(q: [8, 4], k: [8, 4], v: [8, 4]);
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+attn::attention! {
+    pub fn f(x: [8]) -> [8] {
+        transpose(x)
+    }
+}
+
+fn main() {}

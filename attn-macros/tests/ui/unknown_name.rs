@@ -1,0 +1,7 @@
+attn::attention! {
+    pub fn f(q: [8, 4], k: [8, 4]) -> [8, 8] {
+        matmul(q, transpose(key))
+    }
+}
+
+fn main() {}

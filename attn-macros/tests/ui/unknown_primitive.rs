@@ -1,0 +1,7 @@
+attn::attention! {
+    pub fn f(x: [4, 8]) -> [4, 8] {
+        relu(x)
+    }
+}
+
+fn main() {}
