@@ -68,6 +68,8 @@ fn main() {
     for def in defs {
         build.kernel(def);
     }
+    // Statically shaped kernels declared with `attn::attention!` in the examples.
+    build.file("examples/custom_kernel.rs");
     if let Err(e) = build.compile("attn_kernels") {
         fail(&e.to_string());
     }

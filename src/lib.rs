@@ -49,7 +49,7 @@ pub use threads::{num_threads, set_num_threads};
 
 /// Declares statically shaped kernels compiled by your build script (see `attn_build::Build::file`).
 ///
-/// ```ignore
+/// ```text
 /// attn::attention! {
 ///     /// Single-head attention over 128 tokens, head dim 64.
 ///     pub fn window(q: [128, 64], k: [128, 64], v: [128, 64]) -> [128, 64];
