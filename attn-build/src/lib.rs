@@ -36,6 +36,7 @@ mod llvm;
 pub mod lower;
 pub mod pipeline;
 mod scan;
+pub mod target;
 
 pub use build::{Build, CompiledKernel, Report};
 pub use error::{Error, GraphError};
