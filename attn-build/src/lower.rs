@@ -5,7 +5,10 @@
 //! - `transpose` -> `linalg.transpose` of the last two dims;
 //! - `softmax` -> max reduction, `exp(x - max)`, sum reduction, division (all `linalg.generic`);
 //! - `add` / `mul` / `scale` -> elementwise `linalg.generic` (rank-0 right operands broadcast);
-//! - `attention` -> its composition: transpose, matmul, scale, softmax, matmul.
+//! - `attention` (f32, rank 2 to 4) -> a call to the fused flash-attention kernel of
+//!   `flash.rs`, a private function the pass inserts into the module (the pipeline inlines
+//!   it right after this pass); other element types -> the composition: transpose, matmul,
+//!   scale, softmax, matmul.
 //!
 //! A pattern that meets an op it cannot lower (ill-shaped, unsupported element type) emits an
 //! error diagnostic at the op; the pass then fails instead of leaving `transformer` ops behind.
@@ -584,6 +587,9 @@ impl<'c, 'a> Builder<'c, 'a> {
                 tv.show()
             ));
         }
+        if tq.elem == "f32" && r <= 4 {
+            return self.flash_attention(q, k, v, scale, &tq, &tv);
+        }
         let kt = self.transpose(k)?;
         let scores = self.matmul(q, kt)?;
         let s = self.extract_scalar(scale)?;
@@ -591,6 +597,119 @@ impl<'c, 'a> Builder<'c, 'a> {
         let p = self.softmax(scaled)?;
         self.matmul(p, v)
     }
+}
+
+impl<'c, 'a> Builder<'c, 'a> {
+    /// `tensor.cast` of `a` to `ty` (nothing when it already has that type).
+    fn cast(&self, a: Value<'c, 'a>, ty: &str) -> LowerResult<'c, 'a> {
+        if a.r#type().to_string() == ty {
+            return Ok(a);
+        }
+        self.insert(
+            OperationBuilder::new("tensor.cast", self.loc)
+                .add_operands(&[a])
+                .add_results(&[self.ty(ty)?])
+                .build(),
+        )
+    }
+
+    /// f32 attention of rank 2 to 4 as a call to the fused kernel of `flash.rs` (inserted
+    /// into the module by the pass, inlined later): dynamic-shape operands, the scale as a
+    /// scalar, and a `tensor.empty` destination.
+    fn flash_attention(
+        &self,
+        q: Value<'c, 'a>,
+        k: Value<'c, 'a>,
+        v: Value<'c, 'a>,
+        scale: Value<'c, 'a>,
+        tq: &TensorTy,
+        tv: &TensorTy,
+    ) -> LowerResult<'c, 'a> {
+        let r = tq.rank();
+        let dynamic = TensorTy {
+            dims: vec![None; r],
+            elem: tq.elem.clone(),
+        };
+        let dyn_text = dynamic.text();
+        let s = self.extract_scalar(scale)?;
+        let mut sources: Vec<DimSource> =
+            (0..r - 1).map(|i| DimSource { of: q, index: i }).collect();
+        sources.push(DimSource {
+            of: v,
+            index: r - 1,
+        });
+        let init = self.empty(&dynamic, &sources)?;
+        let (qd, kd, vd) = (
+            self.cast(q, &dyn_text)?,
+            self.cast(k, &dyn_text)?,
+            self.cast(v, &dyn_text)?,
+        );
+        let symbol = crate::flash::symbol(r, &crate::flash::Tiling::for_host());
+        let call = self.insert(
+            OperationBuilder::new("func.call", self.loc)
+                .add_operands(&[qd, kd, vd, s, init])
+                .add_attributes(&[(self.ident("callee"), self.attr(&format!("@{symbol}"))?)])
+                .add_results(&[self.ty(&dyn_text)?])
+                .build(),
+        )?;
+        let mut out_ty = tq.clone();
+        out_ty.dims[r - 1] = tv.dims[r - 1];
+        self.cast(call, &out_ty.text())
+    }
+}
+
+/// Inserts into `module` the private fused-attention functions that its f32
+/// `transformer.attention` ops of rank 2 to 4 will call (see `flash.rs`).
+fn insert_flash_kernels(ctx: &Context, module: &OperationRef) -> Result<(), String> {
+    let mut ranks = Vec::new();
+    let mut existing = Vec::new();
+    module.walk(WalkOrder::PreOrder, |op| {
+        let name = op
+            .name()
+            .as_string_ref()
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if name == "transformer.attention"
+            && let Ok(q) = op.operand(0)
+            && let Some(tq) = TensorTy::of(q)
+            && tq.elem == "f32"
+            && (2..=4).contains(&tq.rank())
+            && !ranks.contains(&tq.rank())
+        {
+            ranks.push(tq.rank());
+        }
+        if name == "func.func"
+            && let Ok(a) = op.attribute("sym_name")
+        {
+            existing.push(a.to_string());
+        }
+        WalkResult::Advance
+    });
+    if ranks.is_empty() {
+        return Ok(());
+    }
+    let tiling = crate::flash::Tiling::for_host();
+    let text = crate::flash::module_text(&ranks, &tiling);
+    let kernels = melior::ir::Module::parse(ctx, &text)
+        .ok_or("internal: the fused attention kernel does not parse")?;
+    let body = module
+        .region(0)
+        .ok()
+        .and_then(|r| r.first_block())
+        .ok_or("internal: the module has no body")?;
+    let mut next = kernels.body().first_operation();
+    while let Some(op) = next {
+        let taken = op
+            .attribute("sym_name")
+            .map(|a| existing.contains(&a.to_string()))
+            .unwrap_or(false);
+        if !taken {
+            body.append_operation((*op).clone());
+        }
+        next = op.next_in_block();
+    }
+    Ok(())
 }
 
 fn tensor_ty(v: Value) -> Result<TensorTy, String> {
@@ -655,7 +774,9 @@ fn add_pattern(set: &RewritePatternSet, context: &Context, op_name: &'static str
             // SAFETY: the driver passes a live op and rewriter, valid for this call only, and
             // nothing created here escapes the call.
             let op: OperationRef = unsafe { OperationRef::from_raw(raw_op) };
-            let ctx = unsafe { op.context().to_ref() };
+            // `to_ref` borrows the `ContextRef` it is called on: keep that one alive.
+            let ctx_ref = op.context();
+            let ctx = unsafe { ctx_ref.to_ref() };
             // SAFETY: see above; the base of a live pattern rewriter is live as long as it is.
             let base: RewriterBase = unsafe {
                 RewriterBase::from_raw(mlir_sys::mlirPatternRewriterAsBase(raw_rewriter))
@@ -690,8 +811,15 @@ static CONVERT_TRANSFORMER_TO_LINALG: PassId = PassId;
 pub fn convert_transformer_to_linalg() -> Pass {
     create_external(
         |module: OperationRef, pass: ExternalPass| {
-            // SAFETY: the context outlives the pass run.
-            let ctx = unsafe { module.context().to_ref() };
+            // SAFETY: the context outlives the pass run; `to_ref` borrows the `ContextRef` it is
+            // called on (a temporary would leave `ctx` dangling), so keep that one alive.
+            let ctx_ref = module.context();
+            let ctx = unsafe { ctx_ref.to_ref() };
+            if let Err(message) = insert_flash_kernels(ctx, &module) {
+                emit_error(&module, &message);
+                pass.signal_failure();
+                return;
+            }
             let set = RewritePatternSet::new(ctx);
             for op in crate::dialect::OPS {
                 let name: &'static str = match op {

@@ -29,18 +29,19 @@ use std::{
 };
 
 /// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
-pub const PIPELINE_VERSION: &str = "attn-pipeline-1";
+pub const PIPELINE_VERSION: &str = "attn-pipeline-3";
 
 /// A stage of the pipeline; the IR after each can be dumped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stage {
     /// The kernel as built by the graph API, in the `transformer` dialect.
     Transformer,
-    /// After `convert-transformer-to-linalg`: linalg on tensors.
+    /// After `convert-transformer-to-linalg` (and inlining of the fused attention kernels): linalg,
+    /// `scf`, `vector` and `memref` ops on tensors.
     Linalg,
     /// After one-shot bufferization, out-param materialization and deallocation.
     Bufferized,
-    /// After linalg -> scf loops.
+    /// After linalg (and vector transfers) -> scf loops.
     Loops,
     /// The LLVM dialect.
     Llvm,
@@ -92,10 +93,14 @@ impl Stage {
                  one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion={layout_map}}},\
                  drop-equivalent-buffer-results,buffer-deallocation-pipeline,canonicalize,cse)"
             ),
-            Stage::Loops => "builtin.module(func.func(convert-linalg-to-loops),canonicalize,cse)".to_string(),
-            Stage::Llvm => "builtin.module(lower-affine,convert-scf-to-cf,expand-strided-metadata,lower-affine,\
-                 finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,\
-                 convert-cf-to-llvm,convert-func-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,cse)"
+            Stage::Loops => "builtin.module(func.func(convert-linalg-to-loops,convert-vector-to-scf),canonicalize,cse)"
+                .to_string(),
+            // `convert-vector-to-llvm` before the memref lowering (vector loads and stores take
+            // memref operands); `convert-ub-to-llvm` for the `ub.poison` it leaves.
+            Stage::Llvm => "builtin.module(lower-affine,convert-scf-to-cf,convert-vector-to-llvm,\
+                 expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,\
+                 convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
+                 convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,cse)"
                 .to_string(),
         };
         Some(p)
@@ -203,6 +208,10 @@ impl Compiler {
             match stage.passes(layout_map) {
                 None => {
                     pm.add_pass(lower::convert_transformer_to_linalg());
+                    // The fused attention kernels are private functions called by the lowered
+                    // ops: inline them (specializing them for static shapes), then drop them.
+                    pm.add_pass(melior::pass::transform::create_inliner());
+                    pm.add_pass(melior::pass::transform::create_symbol_dce());
                     pm.add_pass(melior::pass::transform::create_canonicalizer());
                     pm.add_pass(melior::pass::transform::create_cse());
                 }

@@ -1,0 +1,284 @@
+//! The fused attention kernel: its IR at each stage, and its results against a double-precision
+//! reference, by linking the objects into a small C program (the C compiler that links Rust
+//! programs on this platform) that calls the kernels through their C interface.
+
+use attn_build::{
+    Build, CompiledKernel,
+    graph::{Dim, Graph, KernelDef, Layout, Scale, TensorType},
+};
+use std::{path::PathBuf, process::Command};
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("attn-flash-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn attention(name: &str, ty: TensorType, scale: Option<f32>, layout: Layout) -> KernelDef {
+    let mut g = Graph::new();
+    let q = g.input("q", ty.clone());
+    let k = g.input("k", ty.clone());
+    let v = g.input("v", ty.clone());
+    let s = match scale {
+        Some(c) => Scale::Constant(c),
+        None => Scale::Input(g.input("scale", TensorType::f32_dynamic(0))),
+    };
+    let o = g.attention(q, k, v, s).unwrap();
+    KernelDef::new(name, g, o).with_layout(layout)
+}
+
+fn kernels() -> Vec<KernelDef> {
+    vec![
+        attention(
+            "flash_r2",
+            TensorType::f32_dynamic(2),
+            None,
+            Layout::Strided,
+        ),
+        attention(
+            "flash_r3",
+            TensorType::f32_dynamic(3),
+            None,
+            Layout::Strided,
+        ),
+        attention(
+            "flash_r4",
+            TensorType::f32_dynamic(4),
+            None,
+            Layout::Strided,
+        ),
+        attention(
+            "flash_static",
+            TensorType::f32_static(&[37, 80]),
+            Some(0.125),
+            Layout::Contiguous,
+        ),
+        attention(
+            "flash_mixed",
+            TensorType::f32(&[Dim::Dynamic, Dim::Static(64)]),
+            Some(0.125),
+            Layout::Strided,
+        ),
+    ]
+}
+
+fn compile(dir: &std::path::Path, dump: bool) -> Vec<CompiledKernel> {
+    let mut build = Build::new();
+    build
+        .out_dir(dir)
+        .cache_dir(dir.join("cache"))
+        .cargo_metadata(false);
+    if dump {
+        build.dump_ir(dir.join("ir"));
+    }
+    for k in kernels() {
+        build.kernel(k);
+    }
+    build.compile_objects().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn attention_lowers_to_the_fused_kernel() {
+    let dir = scratch("ir");
+    let compiled = compile(&dir, true);
+    for k in &compiled {
+        let stage =
+            |f: &str| std::fs::read_to_string(dir.join("ir").join(&k.name).join(f)).unwrap();
+        let linalg = stage("02-linalg.mlir");
+        assert!(
+            linalg.contains("vector.fma"),
+            "{}: no vector.fma:\n{linalg}",
+            k.name
+        );
+        assert!(
+            !linalg.contains("linalg.matmul") && !linalg.contains("linalg.generic"),
+            "{}: the naive composition is still there:\n{linalg}",
+            k.name
+        );
+        assert!(
+            !linalg.contains("func.call") && !linalg.contains("__attn_flash"),
+            "{}: the kernel was not inlined:\n{linalg}",
+            k.name
+        );
+        let bufferized = stage("03-bufferized.mlir");
+        // The only scratch buffers are O(block) panels: no Sq x Sk buffer, no copy of the output.
+        assert!(
+            !bufferized.contains("memref.copy"),
+            "{}: the output is copied:\n{bufferized}",
+            k.name
+        );
+        for line in bufferized.lines().filter(|l| l.contains("memref.alloc")) {
+            assert!(
+                !line.contains(": memref<?x?xf32"),
+                "{}: a buffer sized by two run-time dims: {line}",
+                k.name
+            );
+        }
+        let ll = stage("06-llvm-ir.ll");
+        assert!(
+            ll.contains("@llvm.fma.v"),
+            "{}: no vector FMA in LLVM IR",
+            k.name
+        );
+        assert!(
+            !ll.contains("@expf") && !ll.contains("@llvm.exp."),
+            "{}: exp is not the polynomial",
+            k.name
+        );
+        let sums: Vec<&str> = ll
+            .lines()
+            .filter(|l| l.contains("call") && l.contains("@llvm.vector.reduce.fadd"))
+            .collect();
+        assert!(
+            !sums.is_empty()
+                && sums
+                    .iter()
+                    .all(|l| l.contains(" fast ") || l.contains("reassoc")),
+            "{}: the row sums are not fast-math reductions: {sums:?}",
+            k.name
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const HARNESS: &str = r#"
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+typedef struct { float *a, *p; int64_t off, sz[4], st[4]; } Desc;   /* ranks 2..4 */
+typedef struct { float *a, *p; int64_t off; } D0;
+typedef struct { float *a, *p; int64_t off, sz[2], st[2]; } D2;
+typedef struct { float *a, *p; int64_t off, sz[3], st[3]; } D3;
+void R2(D2 *, D2 *, D2 *, D0 *, D2 *);
+void R3(D3 *, D3 *, D3 *, D0 *, D3 *);
+void R4(Desc *, Desc *, Desc *, D0 *, Desc *);
+void STATIC(D2 *, D2 *, D2 *, D2 *);
+void MIXED(D2 *, D2 *, D2 *, D2 *);
+static uint64_t rs = 88172645463325252ull;
+static float rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f; }
+/* A (B, H, S, D) tensor stored as (B, S, H, D) with an offset, padded rows and inner stride s1. */
+static Desc mk(int64_t b, int64_t h, int64_t s, int64_t d, int64_t s1, int64_t off, int64_t pad) {
+  Desc x; int64_t row = d * s1 + pad; size_t n = (size_t)(off + b * s * h * row + 1);
+  x.a = x.p = malloc(n * sizeof(float));
+  for (size_t i = 0; i < n; i++) x.p[i] = NAN;
+  x.off = off; x.sz[0] = b; x.sz[1] = h; x.sz[2] = s; x.sz[3] = d;
+  x.st[0] = s * h * row; x.st[1] = row; x.st[2] = h * row; x.st[3] = s1;
+  for (int64_t i = 0; i < b; i++) for (int64_t j = 0; j < h; j++) for (int64_t r = 0; r < s; r++) for (int64_t c = 0; c < d; c++)
+    x.p[off + i * x.st[0] + j * x.st[1] + r * x.st[2] + c * s1] = rnd();
+  return x;
+}
+#define AT(x, i, j, r, c) ((x).p[(x).off + (i) * (x).st[0] + (j) * (x).st[1] + (r) * (x).st[2] + (c) * (x).st[3]])
+static D2 d2(Desc x) { D2 y = {x.a, x.p, x.off, {x.sz[2], x.sz[3]}, {x.st[2], x.st[3]}}; return y; }
+static D3 d3(Desc x) { D3 y = {x.a, x.p, x.off, {x.sz[1], x.sz[2], x.sz[3]}, {x.st[1], x.st[2], x.st[3]}}; return y; }
+static int failures = 0;
+static void check(const char *what, Desc q, Desc k, Desc v, Desc o, double scale) {
+  int64_t sq = q.sz[2], d = q.sz[3], sk = k.sz[2], dv = v.sz[3];
+  double *s = malloc((size_t)sk * sizeof(double)), worst = 0;
+  for (int64_t b = 0; b < q.sz[0]; b++) for (int64_t h = 0; h < q.sz[1]; h++) for (int64_t i = 0; i < sq; i++) {
+    double m = -1e300, l = 0;
+    for (int64_t j = 0; j < sk; j++) {
+      double a = 0;
+      for (int64_t t = 0; t < d; t++) a += (double)AT(q, b, h, i, t) * AT(k, b, h, j, t);
+      s[j] = a * scale; if (s[j] > m) m = s[j];
+    }
+    for (int64_t j = 0; j < sk; j++) { s[j] = exp(s[j] - m); l += s[j]; }
+    for (int64_t c = 0; c < dv; c++) {
+      double a = 0;
+      for (int64_t j = 0; j < sk; j++) a += s[j] * AT(v, b, h, j, c);
+      a /= l;
+      double e = fabs(a - AT(o, b, h, i, c)) / (1e-5 + 1e-4 * fabs(a));
+      if (!(e <= worst)) worst = e;
+    }
+  }
+  free(s);
+  printf("%s B=%ld H=%ld Sq=%ld Sk=%ld D=%ld Dv=%ld: error/tolerance %.3g\n", what, (long)q.sz[0], (long)q.sz[1], (long)sq, (long)sk, (long)d, (long)dv, worst);
+  if (!(worst <= 1.0)) failures++;
+}
+int main(void) {
+  static const int64_t shapes[][4] = {{1, 1, 1, 1}, {37, 53, 80, 24}, {512, 64, 64, 64}, {300, 700, 33, 17},
+    {257, 25, 8, 16}, {5, 24, 8, 8}, {3, 3, 200, 3}, {1, 200, 64, 64}, {200, 1, 64, 64}, {511, 513, 65, 63}};
+  for (unsigned n = 0; n < sizeof shapes / sizeof shapes[0]; n++) {
+    int64_t sq = shapes[n][0], sk = shapes[n][1], d = shapes[n][2], dv = shapes[n][3];
+    for (int64_t s1 = 1; s1 <= 2; s1++) {
+      Desc q = mk(1, 1, sq, d, s1, 3, 1), k = mk(1, 1, sk, d, s1, 0, 5), v = mk(1, 1, sk, dv, s1, 7, 0), o = mk(1, 1, sq, dv, s1, 2, 3);
+      float scale = 1.0f / sqrtf((float)d); D0 sc = {&scale, &scale, 0};
+      D2 q2 = d2(q), k2 = d2(k), v2 = d2(v), o2 = d2(o);
+      R2(&q2, &k2, &v2, &sc, &o2);
+      check(s1 == 1 ? "r2" : "r2 strided", q, k, v, o, scale);
+      free(q.a); free(k.a); free(v.a); free(o.a);
+    }
+  }
+  {
+    float scale = 0.3f; D0 sc = {&scale, &scale, 0};
+    Desc q = mk(2, 3, 45, 40, 1, 5, 0), k = mk(2, 3, 70, 40, 1, 5, 0), v = mk(2, 3, 70, 20, 1, 5, 0), o = mk(2, 3, 45, 20, 1, 5, 0);
+    R4(&q, &k, &v, &sc, &o);
+    check("r4 (B,S,H,D) storage", q, k, v, o, scale);
+    Desc q3 = mk(1, 3, 9, 12, 1, 0, 2), k3 = mk(1, 3, 30, 12, 1, 0, 2), v3 = mk(1, 3, 30, 5, 1, 0, 2), o3 = mk(1, 3, 9, 5, 1, 0, 2);
+    D3 a = d3(q3), b = d3(k3), c = d3(v3), e = d3(o3);
+    R3(&a, &b, &c, &sc, &e);
+    check("r3", q3, k3, v3, o3, scale);
+  }
+  {
+    Desc q = mk(1, 1, 37, 80, 1, 0, 0), k = mk(1, 1, 37, 80, 1, 0, 0), v = mk(1, 1, 37, 80, 1, 0, 0), o = mk(1, 1, 37, 80, 1, 0, 0);
+    D2 q2 = d2(q), k2 = d2(k), v2 = d2(v), o2 = d2(o);
+    STATIC(&q2, &k2, &v2, &o2);
+    check("static 37x80", q, k, v, o, 0.125);
+    Desc mq = mk(1, 1, 100, 64, 1, 1, 3), mkk = mk(1, 1, 130, 64, 1, 2, 0), mv = mk(1, 1, 130, 64, 1, 0, 1), mo = mk(1, 1, 100, 64, 1, 4, 2);
+    D2 a = d2(mq), b = d2(mkk), c = d2(mv), e = d2(mo);
+    MIXED(&a, &b, &c, &e);
+    check("mixed ?x64", mq, mkk, mv, mo, 0.125);
+  }
+  return failures ? 1 : 0;
+}
+"#;
+
+#[test]
+fn fused_attention_matches_the_reference() {
+    let dir = scratch("run");
+    let compiled = compile(&dir, false);
+    let symbol = |name: &str| {
+        let k = compiled.iter().find(|k| k.name == name).unwrap();
+        format!("_mlir_ciface_{}", k.symbol)
+    };
+    let src = dir.join("harness.c");
+    std::fs::write(&src, HARNESS).unwrap();
+    let exe = dir.join("harness");
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let compiler = cc::Build::new()
+        .target(&host)
+        .host(&host)
+        .opt_level(2)
+        .cargo_metadata(false)
+        .get_compiler();
+    let mut cmd = compiler.to_command();
+    for (macro_name, kernel) in [
+        ("R2", "flash_r2"),
+        ("R3", "flash_r3"),
+        ("R4", "flash_r4"),
+        ("STATIC", "flash_static"),
+        ("MIXED", "flash_mixed"),
+    ] {
+        cmd.arg(format!("-D{macro_name}={}", symbol(kernel)));
+    }
+    cmd.arg(&src).arg("-o").arg(&exe);
+    for k in &compiled {
+        cmd.arg(&k.object);
+    }
+    cmd.arg("-lm");
+    let out = cmd.output().expect("running the C compiler");
+    assert!(
+        out.status.success(),
+        "compiling the harness failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&exe).output().expect("running the harness");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "results differ from the reference:\n{stdout}"
+    );
+    assert!(stdout.lines().count() >= 24, "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
