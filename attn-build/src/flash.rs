@@ -70,13 +70,28 @@ impl Tiling {
 
     /// The tiling for the CPU objects are generated for (the host).
     pub fn for_host() -> Tiling {
-        #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+        Tiling::for_target(&crate::target::TargetSpec::host())
+    }
+
+    /// The tiling for a code-generation target: AVX-512 tiles when the target has AVX-512F,
+    /// else the 16-register tiles (AVX2; also used for baseline x86-64 and AArch64, where LLVM
+    /// splits the 8-lane vectors).
+    pub fn for_target(target: &crate::target::TargetSpec) -> Tiling {
+        let avx512_cpu = [
+            "x86-64-v4",
+            "skylake-avx512",
+            "icelake-server",
+            "sapphirerapids",
+            "znver4",
+            "znver5",
+        ];
+        let features_say = target.features.split(',').any(|f| f == "+avx512f");
+        if target.arch() == "x86_64" && (features_say || avx512_cpu.contains(&target.cpu.as_str()))
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Tiling::AVX512;
-            }
+            Tiling::AVX512
+        } else {
+            Tiling::AVX2
         }
-        Tiling::AVX2
     }
 
     fn bc(&self) -> usize {

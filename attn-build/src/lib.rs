@@ -31,7 +31,7 @@
 mod build;
 pub mod dialect;
 mod error;
-mod flash;
+pub mod flash;
 pub mod graph;
 mod llvm;
 pub mod lower;

@@ -13,6 +13,7 @@
 //! A pattern that meets an op it cannot lower (ill-shaped, unsupported element type) emits an
 //! error diagnostic at the op; the pass then fails instead of leaving `transformer` ops behind.
 
+use crate::flash::Tiling;
 use melior::{
     Context, GreedyRewriteDriverConfig, RewritePatternSet, RewriterBase,
     apply_patterns_and_fold_greedily_with_op, create_op_rewrite_pattern,
@@ -97,6 +98,7 @@ struct Builder<'c, 'a> {
     ctx: &'c Context,
     loc: Location<'c>,
     rw: RewriterBase<'c, 'a>,
+    tiling: Tiling,
 }
 
 type LowerResult<'c, 'a> = Result<Value<'c, 'a>, String>;
@@ -644,7 +646,7 @@ impl<'c, 'a> Builder<'c, 'a> {
             self.cast(k, &dyn_text)?,
             self.cast(v, &dyn_text)?,
         );
-        let symbol = crate::flash::symbol(r, &crate::flash::Tiling::for_host());
+        let symbol = crate::flash::symbol(r, &self.tiling);
         let call = self.insert(
             OperationBuilder::new("func.call", self.loc)
                 .add_operands(&[qd, kd, vd, s, init])
@@ -660,7 +662,11 @@ impl<'c, 'a> Builder<'c, 'a> {
 
 /// Inserts into `module` the private fused-attention functions that its f32
 /// `transformer.attention` ops of rank 2 to 4 will call (see `flash.rs`).
-fn insert_flash_kernels(ctx: &Context, module: &OperationRef) -> Result<(), String> {
+fn insert_flash_kernels(
+    ctx: &Context,
+    module: &OperationRef,
+    tiling: &Tiling,
+) -> Result<(), String> {
     let mut ranks = Vec::new();
     let mut existing = Vec::new();
     module.walk(WalkOrder::PreOrder, |op| {
@@ -689,8 +695,7 @@ fn insert_flash_kernels(ctx: &Context, module: &OperationRef) -> Result<(), Stri
     if ranks.is_empty() {
         return Ok(());
     }
-    let tiling = crate::flash::Tiling::for_host();
-    let text = crate::flash::module_text(&ranks, &tiling);
+    let text = crate::flash::module_text(&ranks, tiling);
     let kernels = melior::ir::Module::parse(ctx, &text)
         .ok_or("internal: the fused attention kernel does not parse")?;
     let body = module
@@ -765,7 +770,7 @@ fn lower_op<'c, 'a>(op: OperationRef<'c, 'a>, b: &Builder<'c, 'a>) -> LowerResul
     }
 }
 
-fn add_pattern(set: &RewritePatternSet, context: &Context, op_name: &'static str) {
+fn add_pattern(set: &RewritePatternSet, context: &Context, op_name: &'static str, tiling: Tiling) {
     let pattern = create_op_rewrite_pattern(
         op_name,
         1,
@@ -786,6 +791,7 @@ fn add_pattern(set: &RewritePatternSet, context: &Context, op_name: &'static str
                 ctx,
                 loc: op.location(),
                 rw: base,
+                tiling,
             };
             match lower_op(op, &builder) {
                 Ok(value) => {
@@ -807,15 +813,16 @@ fn add_pattern(set: &RewritePatternSet, context: &Context, op_name: &'static str
 struct PassId;
 static CONVERT_TRANSFORMER_TO_LINALG: PassId = PassId;
 
-/// The `convert-transformer-to-linalg` pass (runs on `builtin.module`).
-pub fn convert_transformer_to_linalg() -> Pass {
+/// The `convert-transformer-to-linalg` pass (runs on `builtin.module`); fused attention kernels
+/// use `tiling`.
+pub fn convert_transformer_to_linalg(tiling: Tiling) -> Pass {
     create_external(
-        |module: OperationRef, pass: ExternalPass| {
+        move |module: OperationRef, pass: ExternalPass| {
             // SAFETY: the context outlives the pass run; `to_ref` borrows the `ContextRef` it is
             // called on (a temporary would leave `ctx` dangling), so keep that one alive.
             let ctx_ref = module.context();
             let ctx = unsafe { ctx_ref.to_ref() };
-            if let Err(message) = insert_flash_kernels(ctx, &module) {
+            if let Err(message) = insert_flash_kernels(ctx, &module, &tiling) {
                 emit_error(&module, &message);
                 pass.signal_failure();
                 return;
@@ -831,7 +838,7 @@ pub fn convert_transformer_to_linalg() -> Pass {
                     "scale" => "transformer.scale",
                     _ => "transformer.attention",
                 };
-                add_pattern(&set, ctx, name);
+                add_pattern(&set, ctx, name, tiling);
             }
             let config = GreedyRewriteDriverConfig::new();
             let applied = apply_patterns_and_fold_greedily_with_op(module, set.freeze(), &config);

@@ -7,9 +7,14 @@
 //! [`Error::Mlir`] naming the kernel and the stage; nothing reaches the object emitter unless the
 //! module verifies and consists of LLVM-dialect operations only.
 
-use crate::{Error, dialect, lower};
+use crate::{
+    Error, dialect,
+    flash::Tiling,
+    lower,
+    target::{self, OutputKind, TargetSpec},
+};
 use melior::{
-    Context, ExecutionEngine,
+    Context,
     dialect::DialectRegistry,
     ir::{
         Module,
@@ -29,7 +34,7 @@ use std::{
 };
 
 /// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
-pub const PIPELINE_VERSION: &str = "attn-pipeline-3";
+pub const PIPELINE_VERSION: &str = "attn-pipeline-4";
 
 /// A stage of the pipeline; the IR after each can be dumped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -118,13 +123,19 @@ pub struct DumpOptions {
 pub struct Compiler {
     context: Context,
     diagnostics: Rc<RefCell<Vec<String>>>,
+    target: TargetSpec,
 }
 
 static REGISTER_PASSES: Once = Once::new();
 
 impl Compiler {
-    /// Creates a context; fails if the `transformer` dialect cannot be registered.
+    /// A compiler for the host CPU; fails if the `transformer` dialect cannot be registered.
     pub fn new() -> Result<Self, Error> {
+        Self::for_target(TargetSpec::host())
+    }
+
+    /// A compiler generating code for `target` (triple, CPU, features).
+    pub fn for_target(target: TargetSpec) -> Result<Self, Error> {
         // Registering all passes twice double-frees inside MLIR: once per process.
         REGISTER_PASSES.call_once(register_all_passes);
         let registry = DialectRegistry::new();
@@ -148,7 +159,13 @@ impl Compiler {
         Ok(Compiler {
             context,
             diagnostics,
+            target,
         })
+    }
+
+    /// The code-generation target.
+    pub fn target(&self) -> &TargetSpec {
+        &self.target
     }
 
     /// The MLIR context.
@@ -207,7 +224,9 @@ impl Compiler {
             let pm = PassManager::new(&self.context);
             match stage.passes(layout_map) {
                 None => {
-                    pm.add_pass(lower::convert_transformer_to_linalg());
+                    pm.add_pass(lower::convert_transformer_to_linalg(Tiling::for_target(
+                        &self.target,
+                    )));
                     // The fused attention kernels are private functions called by the lowered
                     // ops: inline them (specializing them for static shapes), then drop them.
                     pm.add_pass(melior::pass::transform::create_inliner());
@@ -240,24 +259,25 @@ impl Compiler {
         Ok(module)
     }
 
-    /// Writes an ELF object of a fully lowered module, optimized at -O3 for the host CPU.
+    /// Writes an object file of a fully lowered module, optimized at -O3 for the compiler's
+    /// target (see [`Compiler::for_target`]).
     pub fn emit_object(&self, kernel: &str, module: &Module, path: &Path) -> Result<(), Error> {
-        // Translation must succeed, or the engine would crash while dumping: check it first.
-        if crate::llvm::module_to_llvm_ir(module).is_none() {
-            return Err(self.fail(kernel, Stage::LlvmIr, "translation to LLVM IR failed"));
-        }
-        let path_str = path
-            .to_str()
-            .ok_or_else(|| Error::Config(format!("object path {} is not UTF-8", path.display())))?;
-        let engine = ExecutionEngine::new(module, 3, &[], true, true);
-        engine.dump_to_object_file(path_str);
+        self.emit(kernel, module, path, OutputKind::Object)
+    }
+
+    /// Writes an object or assembly file of a fully lowered module for the compiler's target.
+    pub fn emit(
+        &self,
+        kernel: &str,
+        module: &Module,
+        path: &Path,
+        kind: OutputKind,
+    ) -> Result<(), Error> {
+        target::emit(module, &self.target, kind, path)
+            .map_err(|e| self.fail(kernel, Stage::LlvmIr, &e))?;
         match std::fs::metadata(path) {
             Ok(m) if m.len() > 0 => Ok(()),
-            _ => Err(self.fail(
-                kernel,
-                Stage::LlvmIr,
-                "the code generator wrote no object file",
-            )),
+            _ => Err(self.fail(kernel, Stage::LlvmIr, "the code generator wrote no output")),
         }
     }
 }
