@@ -42,7 +42,11 @@ fn main() -> Result<(), attn::Error> {
     let out = window(&q, &k, &v);
     let expected = reference::attention(&tensor(&*q)?, &tensor(&*k)?, &tensor(&*v)?, None)?;
     let c = reference::compare(&tensor(&*out)?, &expected, 1e-4, 1e-6)?;
-    println!("window: out[0][..4] = {:?}, max abs err {:.2e}", &out[0][..4], c.max_abs_err);
+    println!(
+        "window: out[0][..4] = {:?}, max abs err {:.2e}",
+        &out[0][..4],
+        c.max_abs_err
+    );
 
     // The `_into` form writes into storage you own and allocates nothing.
     let mut again = Box::new([[0.0f32; 64]; 128]);
@@ -57,6 +61,9 @@ fn main() -> Result<(), attn::Error> {
         0.125,
     )?)?;
     let c = reference::compare(&tensor(&*p)?, &expected, 1e-4, 1e-6)?;
-    println!("scores: row 0 sums to {row_sum:.6}, max abs err {:.2e}", c.max_abs_err);
+    println!(
+        "scores: row 0 sums to {row_sum:.6}, max abs err {:.2e}",
+        c.max_abs_err
+    );
     Ok(())
 }

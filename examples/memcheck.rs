@@ -30,12 +30,37 @@ fn main() -> Result<(), attn::Error> {
     for (i, shape) in shapes.iter().enumerate() {
         let rank = shape.len();
         let (a, b) = (tensor(shape, 1 + i as u32)?, tensor(shape, 11 + i as u32)?);
-        check(&format!("softmax r{rank}"), &attn::softmax(&a)?, &reference::softmax(&a)?, &mut failures);
-        check(&format!("add r{rank}"), &attn::add(&a, &b)?, &reference::add(&a, &b)?, &mut failures);
-        check(&format!("mul r{rank}"), &attn::mul(&a, &b)?, &reference::mul(&a, &b)?, &mut failures);
-        check(&format!("scale r{rank}"), &attn::scale(&a, 1.5)?, &reference::scale(&a, 1.5)?, &mut failures);
+        check(
+            &format!("softmax r{rank}"),
+            &attn::softmax(&a)?,
+            &reference::softmax(&a)?,
+            &mut failures,
+        );
+        check(
+            &format!("add r{rank}"),
+            &attn::add(&a, &b)?,
+            &reference::add(&a, &b)?,
+            &mut failures,
+        );
+        check(
+            &format!("mul r{rank}"),
+            &attn::mul(&a, &b)?,
+            &reference::mul(&a, &b)?,
+            &mut failures,
+        );
+        check(
+            &format!("scale r{rank}"),
+            &attn::scale(&a, 1.5)?,
+            &reference::scale(&a, 1.5)?,
+            &mut failures,
+        );
         if rank >= 2 {
-            check(&format!("transpose r{rank}"), &attn::transpose(&a)?, &reference::transpose(&a)?, &mut failures);
+            check(
+                &format!("transpose r{rank}"),
+                &attn::transpose(&a)?,
+                &reference::transpose(&a)?,
+                &mut failures,
+            );
         }
     }
     for (m, k, n, batch) in [(3, 4, 5, None), (3, 4, 5, Some(2))] {
@@ -44,7 +69,12 @@ fn main() -> Result<(), attn::Error> {
             Some(b) => (vec![b, m, k], vec![b, k, n]),
         };
         let (a, b) = (tensor(&sa, 3)?, tensor(&sb, 4)?);
-        check(&format!("matmul r{}", sa.len()), &attn::matmul(&a, &b)?, &reference::matmul(&a, &b)?, &mut failures);
+        check(
+            &format!("matmul r{}", sa.len()),
+            &attn::matmul(&a, &b)?,
+            &reference::matmul(&a, &b)?,
+            &mut failures,
+        );
     }
     let attention_shapes: [(&[usize], &[usize], &[usize]); 3] = [
         (&[5, 8], &[7, 8], &[7, 3]),
@@ -52,22 +82,50 @@ fn main() -> Result<(), attn::Error> {
         (&[2, 3, 5, 8], &[2, 3, 7, 8], &[2, 3, 7, 3]),
     ];
     for (i, (sq, sk, sv)) in attention_shapes.iter().enumerate() {
-        let (q, k, v) = (tensor(sq, 20 + i as u32)?, tensor(sk, 30 + i as u32)?, tensor(sv, 40 + i as u32)?);
+        let (q, k, v) = (
+            tensor(sq, 20 + i as u32)?,
+            tensor(sk, 30 + i as u32)?,
+            tensor(sv, 40 + i as u32)?,
+        );
         let name = format!("attention r{}", sq.len());
-        check(&name, &attn::attention(&q, &k, &v)?, &reference::attention(&q, &k, &v, None)?, &mut failures);
+        check(
+            &name,
+            &attn::attention(&q, &k, &v)?,
+            &reference::attention(&q, &k, &v, None)?,
+            &mut failures,
+        );
     }
     // Strided operands and the allocation-free form.
-    let (q, kt, v) = (tensor(&[6, 4], 50)?, tensor(&[4, 9], 51)?, tensor(&[9, 2], 52)?);
+    let (q, kt, v) = (
+        tensor(&[6, 4], 50)?,
+        tensor(&[4, 9], 51)?,
+        tensor(&[9, 2], 52)?,
+    );
     let k = kt.view().t()?;
     let expected = reference::attention(&q, &k, &v, None)?;
-    check("attention strided k", &attn::attention(&q, &k, &v)?, &expected, &mut failures);
+    check(
+        "attention strided k",
+        &attn::attention(&q, &k, &v)?,
+        &expected,
+        &mut failures,
+    );
     let mut buf = vec![0.0f32; 12];
     attn::attention_into(&q, &k, &v, &mut TensorViewMut::new(&mut buf, &[6, 2])?)?;
-    check("attention_into", &Tensor::from_vec(&[6, 2], buf)?, &expected, &mut failures);
+    check(
+        "attention_into",
+        &Tensor::from_vec(&[6, 2], buf)?,
+        &expected,
+        &mut failures,
+    );
     let padded = tensor(&[13, 4], 53)?;
     let q_rows = TensorView::from_strided(padded.as_slice(), &[6, 4], &[8, 1], 4)?;
     let expected = reference::attention(&q_rows, &k, &v, None)?;
-    check("attention strided q", &attn::attention(&q_rows, &k, &v)?, &expected, &mut failures);
+    check(
+        "attention strided q",
+        &attn::attention(&q_rows, &k, &v)?,
+        &expected,
+        &mut failures,
+    );
 
     if failures.is_empty() {
         println!("all kernels match the reference");

@@ -38,6 +38,7 @@ mod kernels;
 mod ops;
 mod threads;
 
+pub use attn_runtime::isa;
 pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
     TensorViewMut, reference,

@@ -6,7 +6,9 @@ use crate::{
     graph::{ElementType, KernelDef, Layout, TensorType},
     pipeline::{Compiler, PIPELINE_VERSION},
     scan,
+    target::TargetSpec,
 };
+use attn_runtime::isa::Isa;
 use attn_runtime::syntax::{
     MANIFEST_EXTENSION, Manifest, ManifestDuplicate, ManifestFile, ManifestKernel,
 };
@@ -60,6 +62,29 @@ pub struct CompiledKernel {
     pub cached: bool,
     /// Argument names and types, inputs then the output (named `out`).
     pub args: Vec<(String, TensorType)>,
+    /// Every compiled variant (ISA level, symbol, object), best first; `symbol` and `object`
+    /// above are those of the first.
+    pub variants: Vec<CompiledVariant>,
+}
+
+/// One ISA variant of a compiled kernel.
+#[derive(Clone, Debug)]
+pub struct CompiledVariant {
+    /// The x86-64 level it was compiled for (`None`: one variant for the target as given).
+    pub isa: Option<Isa>,
+    /// Its C symbol (without the `_mlir_ciface_` prefix).
+    pub symbol: String,
+    /// Its object file.
+    pub object: PathBuf,
+    /// The code-generation target.
+    pub target: TargetSpec,
+}
+
+/// A code-generation target the build compiles kernels for.
+#[derive(Clone, Debug, PartialEq)]
+struct Variant {
+    isa: Option<Isa>,
+    target: TargetSpec,
 }
 
 /// What [`Build::compile`] produced.
@@ -245,88 +270,136 @@ impl Build {
             .unwrap_or_else(|| out_dir.join("attn-cache"));
         fs::create_dir_all(&cache)
             .map_err(|e| Error::io(format!("creating {}", cache.display()), e))?;
-        let mut compiler = None;
+        let (variants, primary) = resolve_targets();
+        let mut compilers: Vec<(TargetSpec, Compiler)> = Vec::new();
         let mut out = Vec::new();
-        for (k, symbol) in &plan.kernels {
-            out.push(self.compile_one(k, symbol, &cache, &mut compiler)?);
+        for (i, (k, symbol)) in plan.kernels.iter().enumerate() {
+            // Kernels added with `Build::kernel` get one variant per ISA level (their bindings
+            // dispatch at run time); kernels of `attention!` one, for the primary target.
+            let explicit = i < self.kernels.len();
+            let targets: Vec<Variant> = if explicit {
+                variants.clone()
+            } else {
+                vec![Variant {
+                    isa: None,
+                    target: primary.clone(),
+                }]
+            };
+            let mut compiled: Vec<CompiledVariant> = Vec::new();
+            let mut all_cached = true;
+            for (vi, v) in targets.iter().enumerate() {
+                let sym = match v.isa {
+                    Some(isa) => format!("{symbol}_{}", isa.tag()),
+                    None => symbol.clone(),
+                };
+                // Dump the IR of the variant this machine runs (the first it supports).
+                let dump_this = match v.isa {
+                    Some(isa) => {
+                        targets
+                            .iter()
+                            .position(|t| t.isa.is_none_or(|i| i.supported()))
+                            == Some(vi)
+                            && isa.supported()
+                    }
+                    None => true,
+                };
+                let (object, cached) =
+                    self.compile_one(k, &sym, &v.target, &cache, &mut compilers, dump_this)?;
+                all_cached &= cached;
+                compiled.push(CompiledVariant {
+                    isa: v.isa,
+                    symbol: sym,
+                    object,
+                    target: v.target.clone(),
+                });
+            }
+            let mut args: Vec<(String, TensorType)> = k
+                .graph
+                .inputs()
+                .iter()
+                .map(|v| {
+                    (
+                        k.graph.input_name(*v).unwrap_or("arg").to_string(),
+                        k.graph.ty(*v).clone(),
+                    )
+                })
+                .collect();
+            args.push(("out".to_string(), k.output_type().clone()));
+            out.push(CompiledKernel {
+                name: k.name.clone(),
+                symbol: compiled[0].symbol.clone(),
+                object: compiled[0].object.clone(),
+                cached: all_cached,
+                args,
+                variants: compiled,
+            });
         }
         Ok(out)
     }
 
+    /// Compiles one kernel for one target into the cache; returns the object and whether it was
+    /// already there.
     fn compile_one(
         &self,
         k: &KernelDef,
         symbol: &str,
+        target: &TargetSpec,
         cache: &Path,
-        compiler: &mut Option<Compiler>,
-    ) -> Result<CompiledKernel, Error> {
-        let symbol = symbol.to_string();
-        let ir = k.to_transformer_ir(&symbol);
-        let key = fnv1a(&[&ir, PIPELINE_VERSION, LLVM_VERSION, &host_cpu_key()]);
+        compilers: &mut Vec<(TargetSpec, Compiler)>,
+        dump_this: bool,
+    ) -> Result<(PathBuf, bool), Error> {
+        let ir = k.to_transformer_ir(symbol);
+        let key = fnv1a(&[&ir, PIPELINE_VERSION, LLVM_VERSION, &target.key()]);
         let object = cache.join(format!("{symbol}-{key:016x}.o"));
-        let mut args: Vec<(String, TensorType)> = k
-            .graph
-            .inputs()
-            .iter()
-            .map(|v| {
-                (
-                    k.graph.input_name(*v).unwrap_or("arg").to_string(),
-                    k.graph.ty(*v).clone(),
-                )
-            })
-            .collect();
-        args.push(("out".to_string(), k.output_type().clone()));
-        let cached = is_valid_object(&object) && self.dump_dir.is_none();
-        if !cached {
-            if compiler.is_none() {
-                *compiler = Some(Compiler::new()?);
-            }
-            let c = compiler.as_ref().expect("compiler was just created");
-            let layout_map = match k.layout {
-                Layout::Strided => "fully-dynamic-layout-map",
-                Layout::Contiguous => "identity-layout-map",
-            };
-            let dump = self.dump_dir.as_ref().map(|d| d.join(&k.name));
-            if let Some(d) = &dump {
-                fs::create_dir_all(d)
-                    .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-            }
-            let mut dump_error = None;
-            let module = c.lower(
-                &k.name,
-                &ir,
-                layout_map,
-                |stage, text| {
-                    if let Some(d) = &dump {
-                        let path = d.join(stage.file_name());
-                        if let Err(e) = fs::write(&path, text) {
-                            dump_error = Some(Error::io(format!("writing {}", path.display()), e));
-                        }
-                    }
-                },
-                dump.is_some(),
-            )?;
-            if let Some(e) = dump_error {
-                return Err(e);
-            }
-            // Write under a unique temporary name, then rename: concurrent builds sharing a cache
-            // never see a partial object, and a failed compile leaves nothing behind.
-            let tmp = object.with_extension(format!("o.tmp{}", unique_suffix()));
-            let result = c.emit_object(&k.name, &module, &tmp);
-            if let Err(e) = result {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-            fs::rename(&tmp, &object)
-                .map_err(|e| Error::io(format!("moving {}", tmp.display()), e))?;
+        let dump = if dump_this {
+            self.dump_dir.as_ref().map(|d| d.join(&k.name))
+        } else {
+            None
+        };
+        if is_valid_object(&object) && dump.is_none() {
+            return Ok((object, true));
         }
-        Ok(CompiledKernel {
-            name: k.name.clone(),
-            symbol,
-            object,
-            cached,
-            args,
-        })
+        let c = match compilers.iter().position(|(t, _)| t == target) {
+            Some(i) => &compilers[i].1,
+            None => {
+                compilers.push((target.clone(), Compiler::for_target(target.clone())?));
+                &compilers[compilers.len() - 1].1
+            }
+        };
+        let layout_map = match k.layout {
+            Layout::Strided => "fully-dynamic-layout-map",
+            Layout::Contiguous => "identity-layout-map",
+        };
+        if let Some(d) = &dump {
+            fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        }
+        let mut dump_error = None;
+        let module = c.lower(
+            &k.name,
+            &ir,
+            layout_map,
+            |stage, text| {
+                if let Some(d) = &dump {
+                    let path = d.join(stage.file_name());
+                    if let Err(e) = fs::write(&path, text) {
+                        dump_error = Some(Error::io(format!("writing {}", path.display()), e));
+                    }
+                }
+            },
+            dump.is_some(),
+        )?;
+        if let Some(e) = dump_error {
+            return Err(e);
+        }
+        // Write under a unique temporary name, then rename: concurrent builds sharing a cache
+        // never see a partial object, and a failed compile leaves nothing behind.
+        let tmp = object.with_extension(format!("o.tmp{}", unique_suffix()));
+        if let Err(e) = c.emit_object(&k.name, &module, &tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, &object).map_err(|e| Error::io(format!("moving {}", tmp.display()), e))?;
+        Ok((object, false))
     }
 
     /// Compiles, archives `lib<lib_name>.a`, links it (cargo directives) and writes the bindings.
@@ -338,6 +411,7 @@ impl Build {
         if self.cargo_metadata {
             println!("cargo:rerun-if-env-changed=ATTN_DUMP_IR");
             println!("cargo:rerun-if-env-changed=ATTN_CACHE_DIR");
+            println!("cargo:rerun-if-env-changed=ATTN_TARGET_CPU");
             for f in &plan.manifest.files {
                 println!("cargo:rerun-if-changed={}", f.path);
             }
@@ -351,8 +425,8 @@ impl Build {
             let host = host_triple();
             cc.target(&host).host(&host).opt_level(3);
         }
-        for k in &kernels {
-            cc.object(&k.object);
+        for v in kernels.iter().flat_map(|k| &k.variants) {
+            cc.object(&v.object);
         }
         if !kernels.is_empty() {
             cc.try_compile(lib_name)
@@ -367,8 +441,8 @@ impl Build {
         Ok(Report { kernels, bindings })
     }
 
-    /// Rust declarations for `kernels`: an `extern "C"` entry per kernel and a
-    /// `Kernel` static named after it in upper case.
+    /// Rust declarations for `kernels`: an `extern "C"` entry per kernel variant and a
+    /// `Kernel` static named after the kernel in upper case, dispatching among the variants.
     fn bindings(&self, kernels: &[CompiledKernel]) -> String {
         let rt = &self.runtime_path;
         let mut s = String::from("// Generated by attn-build. Do not edit.\n");
@@ -378,12 +452,20 @@ impl Build {
                 .map(|i| format!("a{i}: *mut ::core::ffi::c_void"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let fn_name = format!("__attn_entry_{}", k.name);
-            let _ = writeln!(
-                s,
-                "unsafe extern \"C\" {{\n    #[link_name = \"_mlir_ciface_{}\"]\n    fn {fn_name}({params});\n}}",
-                k.symbol
-            );
+            let entry_name = |v: &CompiledVariant| match v.isa {
+                Some(isa) => format!("__attn_entry_{}_{}", k.name, isa.tag()),
+                None => format!("__attn_entry_{}", k.name),
+            };
+            let _ = writeln!(s, "unsafe extern \"C\" {{");
+            for v in &k.variants {
+                let _ = writeln!(
+                    s,
+                    "    #[link_name = \"_mlir_ciface_{}\"]\n    fn {}({params});",
+                    v.symbol,
+                    entry_name(v)
+                );
+            }
+            let _ = writeln!(s, "}}");
             let specs = k
                 .args
                 .iter()
@@ -407,21 +489,139 @@ impl Build {
                 .map(|(n, t)| format!("{n}: {t}"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let safety = "    // SAFETY: each entry is the C interface of the MLIR function of the same symbol, compiled\n    \
+                 // by attn-build from the kernel definition that produced this argument list, for the ISA\n    \
+                 // level it is listed with: it takes one memref descriptor pointer per argument (inputs,\n    \
+                 // then the output) with these ranks and element types, reads only the inputs, writes\n    \
+                 // only the output, and keeps no state.";
+            let constructor = if k.variants.iter().all(|v| v.isa.is_some()) && k.variants.len() > 1
+            {
+                let list = k
+                    .variants
+                    .iter()
+                    .map(|v| {
+                        let isa = match v.isa {
+                            Some(Isa::X86_64V4) => "X86_64V4",
+                            Some(Isa::X86_64V3) => "X86_64V3",
+                            _ => "X86_64",
+                        };
+                        format!(
+                            "({rt}::isa::Isa::{isa}, {rt}::ffi::KernelFn::A{n}({}))",
+                            entry_name(v)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",\n        ");
+                format!(
+                    "{rt}::ffi::Kernel::with_variants({:?}, &[\n        {list}\n    ], &[\n        {specs}\n    ])",
+                    k.name
+                )
+            } else {
+                format!(
+                    "{rt}::ffi::Kernel::new({:?}, {rt}::ffi::KernelFn::A{n}({}), &[\n        {specs}\n    ])",
+                    k.name,
+                    entry_name(&k.variants[0])
+                )
+            };
             let _ = writeln!(
                 s,
-                "/// AOT kernel `{name}` ({sig}).\npub static {upper}: {rt}::ffi::Kernel =\n    \
-                 // SAFETY: `{fn_name}` is the C interface of the MLIR function `{symbol}` compiled by\n    \
-                 // attn-build from the same kernel definition that produced this argument list: it takes\n    \
-                 // one memref descriptor pointer per argument (inputs, then the output) with these ranks\n    \
-                 // and element types, reads only the inputs, writes only the output, and keeps no state.\n    \
-                 unsafe {{ {rt}::ffi::Kernel::new({name:?}, {rt}::ffi::KernelFn::A{n}({fn_name}), &[\n        {specs}\n    ]) }};",
+                "/// AOT kernel `{name}` ({sig}).\npub static {upper}: {rt}::ffi::Kernel =\n{safety}\n    unsafe {{ {constructor} }};",
                 name = k.name,
                 upper = k.name.to_uppercase(),
-                symbol = k.symbol,
             );
         }
         s
     }
+}
+
+/// The targets kernels are compiled for, from Cargo's environment: every x86-64 ISA level for a
+/// x86-64 target (dispatched at run time), or one target when the CPU is explicit
+/// (`ATTN_TARGET_CPU`, `-C target-cpu`) or the target is not x86-64 (cross-compiling to
+/// AArch64, say). The second value is the primary target, used for `attention!` kernels: the
+/// explicit CPU, the host when building for the host, else the target's baseline.
+fn resolve_targets() -> (Vec<Variant>, TargetSpec) {
+    let host = TargetSpec::host();
+    let triple = env::var("TARGET").unwrap_or_else(|_| host.triple.clone());
+    let native = triple == host.triple || env::var("TARGET").is_err();
+    let explicit_cpu = env::var("ATTN_TARGET_CPU")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(rustflags_target_cpu);
+    let features = env::var("CARGO_CFG_TARGET_FEATURE")
+        .map(|f| {
+            f.split(',')
+                .filter(|x| !x.is_empty())
+                .map(|x| format!("+{x}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let arch = triple.split('-').next().unwrap_or("");
+    if let Some(cpu) = explicit_cpu {
+        let spec = if cpu == "native" && native {
+            host
+        } else {
+            TargetSpec {
+                triple,
+                cpu,
+                features,
+            }
+        };
+        return (
+            vec![Variant {
+                isa: None,
+                target: spec.clone(),
+            }],
+            spec,
+        );
+    }
+    if arch == "x86_64" {
+        let variants = Isa::ALL
+            .iter()
+            .map(|isa| Variant {
+                isa: Some(*isa),
+                target: TargetSpec::new(&triple, isa.cpu()),
+            })
+            .collect();
+        let primary = if native {
+            host
+        } else {
+            TargetSpec::new(&triple, "x86-64")
+        };
+        return (variants, primary);
+    }
+    let spec = TargetSpec {
+        triple,
+        cpu: "generic".to_string(),
+        features,
+    };
+    (
+        vec![Variant {
+            isa: None,
+            target: spec.clone(),
+        }],
+        spec,
+    )
+}
+
+/// `-C target-cpu=X` from the flags Cargo passes to rustc for the target.
+fn rustflags_target_cpu() -> Option<String> {
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").ok()?;
+    let parts: Vec<&str> = flags.split('\x1f').collect();
+    parts.iter().enumerate().find_map(|(i, p)| {
+        let opt = if let Some(rest) = p.strip_prefix("-C") {
+            if rest.is_empty() {
+                parts.get(i + 1).copied()?
+            } else {
+                rest
+            }
+        } else if let Some(rest) = p.strip_prefix("--codegen=") {
+            rest
+        } else {
+            return None;
+        };
+        opt.strip_prefix("target-cpu=").map(str::to_string)
+    })
 }
 
 /// The LLVM major version the pipeline is built against (part of every cache key).
@@ -458,32 +658,6 @@ pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
         }
     }
     h
-}
-
-/// Identifies the host CPU's vector ISA, since objects are generated for the host.
-fn host_cpu_key() -> String {
-    let mut key = String::from(std::env::consts::ARCH);
-    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-    {
-        for (name, on) in [
-            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-        ] {
-            if on {
-                key.push('+');
-                key.push_str(name);
-            }
-        }
-    }
-    if let Ok(cpuinfo) = fs::read_to_string("/proc/cpuinfo")
-        && let Some(line) = cpuinfo.lines().find(|l| l.starts_with("model name"))
-    {
-        key.push('|');
-        key.push_str(line);
-    }
-    key
 }
 
 fn host_triple() -> String {

@@ -39,6 +39,6 @@ pub mod pipeline;
 mod scan;
 pub mod target;
 
-pub use build::{Build, CompiledKernel, Report};
+pub use build::{Build, CompiledKernel, CompiledVariant, Report};
 pub use error::{Error, GraphError};
 pub use pipeline::Stage;

@@ -9,6 +9,7 @@ use core::ffi::c_void;
 use crate::descriptor::DynMemRef;
 use crate::element::DType;
 use crate::error::Error;
+use crate::isa::Isa;
 
 /// A kernel entry point taking one descriptor pointer.
 pub type Kernel1 = unsafe extern "C" fn(*mut c_void);
@@ -112,6 +113,8 @@ pub struct Kernel {
     name: &'static str,
     entry: KernelFn,
     args: &'static [ArgSpec],
+    /// Entry points compiled for several ISA levels, best first (empty: `entry` only).
+    variants: &'static [(Isa, KernelFn)],
 }
 
 impl Kernel {
@@ -130,7 +133,58 @@ impl Kernel {
         entry: KernelFn,
         args: &'static [ArgSpec],
     ) -> Kernel {
-        Kernel { name, entry, args }
+        Kernel {
+            name,
+            entry,
+            args,
+            variants: &[],
+        }
+    }
+
+    /// Pairs several entry points of one kernel, compiled for different ISA levels and listed
+    /// best first, with their common signature. [`Kernel::launch`] calls the best variant that
+    /// [`isa::active`](crate::isa::active) allows.
+    ///
+    /// # Safety
+    ///
+    /// Every entry point must satisfy the contract of [`Kernel::new`] for `args`, and the one
+    /// listed for an [`Isa`] must only use instructions of that level. `variants` must not be
+    /// empty.
+    pub const unsafe fn with_variants(
+        name: &'static str,
+        variants: &'static [(Isa, KernelFn)],
+        args: &'static [ArgSpec],
+    ) -> Kernel {
+        Kernel {
+            name,
+            entry: variants[variants.len() - 1].1,
+            args,
+            variants,
+        }
+    }
+
+    /// The ISA levels this kernel was compiled for, best first (empty for a single variant).
+    pub fn variants(&self) -> impl Iterator<Item = Isa> + '_ {
+        self.variants.iter().map(|(isa, _)| *isa)
+    }
+
+    /// The entry point to call now: the best variant the active ISA level allows.
+    fn select(&self) -> Result<KernelFn, Error> {
+        if self.variants.is_empty() {
+            return Ok(self.entry);
+        }
+        let active = crate::isa::active();
+        self.variants
+            .iter()
+            .find(|(isa, _)| *isa <= active)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                self.sig_err(format!(
+                    "no variant runs at ISA level {} (compiled for {:?})",
+                    active.cpu(),
+                    self.variants().map(Isa::cpu).collect::<Vec<_>>()
+                ))
+            })
     }
 
     /// The kernel's name.
@@ -159,10 +213,13 @@ impl Kernel {
     /// overlaps any other argument's data.
     pub fn check(&self, args: &[DynMemRef<'_>]) -> Result<(), Error> {
         let n = self.args.len();
-        if self.entry.arity() != n {
+        if let Some(bad) = std::iter::once(self.entry)
+            .chain(self.variants.iter().map(|(_, f)| *f))
+            .find(|f| f.arity() != n)
+        {
             return Err(self.sig_err(format!(
                 "declares {n} arguments but its entry point takes {}",
-                self.entry.arity()
+                bad.arity()
             )));
         }
         if args.len() != n {
@@ -227,6 +284,7 @@ impl Kernel {
     /// descriptor lives, hence throughout the call.
     pub fn launch(&self, args: &mut [DynMemRef<'_>]) -> Result<(), Error> {
         self.check(args)?;
+        let entry = self.select()?;
         let mut p = [core::ptr::null_mut::<c_void>(); 6];
         for (slot, d) in p.iter_mut().zip(args.iter_mut()) {
             *slot = d.as_kernel_arg();
@@ -240,8 +298,11 @@ impl Kernel {
         // lifetime (validated when the view was built). Outputs are borrowed
         // exclusively and do not overlap any other argument, and the kernel
         // writes only within outputs per the contract.
+        // With several variants, `with_variants`' contract makes each one satisfy the same
+        // signature, `check` verified every variant's arity, and `select` picked one whose ISA
+        // level the running CPU supports.
         unsafe {
-            match self.entry {
+            match entry {
                 KernelFn::A1(f) => f(p[0]),
                 KernelFn::A2(f) => f(p[0], p[1]),
                 KernelFn::A3(f) => f(p[0], p[1], p[2]),

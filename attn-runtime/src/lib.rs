@@ -16,6 +16,7 @@ mod element;
 mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod isa;
 pub mod reference;
 pub mod shape;
 #[cfg(feature = "syntax")]
