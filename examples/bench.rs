@@ -1,0 +1,197 @@
+//! Attention throughput on one shape, for tables and plots.
+//!
+//! ```text
+//! cargo run --release --example bench -- --batch 1 --heads 12 --seq 2048 --dim 128 --threads 1
+//! cargo run --release --example bench -- --seq 512 --dim 64 --threads 2 --json
+//! cargo run --release --example bench -- --seq 512 --dim 64 --naive   # the loop pipeline
+//! ```
+//!
+//! Prints the median time per call, GFLOP/s (`4*B*H*Sq*Sk*D / t`) and the max abs error
+//! against the f64 reference (checked on the first and last head). With `--json`, the last line
+//! is exactly one JSON object: `{"median_ms": .., "gflops": .., "max_abs_err": ..}`.
+
+use attn::{Tensor, TensorView, reference};
+use std::time::{Duration, Instant};
+
+struct Args {
+    batch: usize,
+    heads: usize,
+    seq: usize,
+    kv_seq: Option<usize>,
+    dim: usize,
+    threads: usize,
+    causal: bool,
+    naive: bool,
+    json: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        batch: 1,
+        heads: 1,
+        seq: 512,
+        kv_seq: None,
+        dim: 64,
+        threads: 1,
+        causal: false,
+        naive: false,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut num = |name: &str| -> Result<usize, String> {
+            it.next()
+                .ok_or(format!("{name} needs a value"))?
+                .parse::<usize>()
+                .map_err(|e| format!("{name}: {e}"))
+                .and_then(|n| {
+                    if n == 0 {
+                        Err(format!("{name} must be positive"))
+                    } else {
+                        Ok(n)
+                    }
+                })
+        };
+        match flag.as_str() {
+            "--batch" => a.batch = num("--batch")?,
+            "--heads" => a.heads = num("--heads")?,
+            "--seq" => a.seq = num("--seq")?,
+            "--kv-seq" => a.kv_seq = Some(num("--kv-seq")?),
+            "--dim" => a.dim = num("--dim")?,
+            "--threads" => a.threads = num("--threads")?,
+            "--causal" => a.causal = true,
+            "--naive" => a.naive = true,
+            "--json" => a.json = true,
+            "-h" | "--help" => {
+                return Err("usage: bench [--batch B] [--heads H] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--naive] [--json]".into());
+            }
+            other => return Err(format!("unknown argument `{other}` (see --help)")),
+        }
+    }
+    Ok(a)
+}
+
+fn random(shape: &[usize], seed: u64) -> Result<Tensor, attn::Error> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let n = shape.iter().product();
+    let data = (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(shape, data)
+}
+
+/// Head `h` of a [B, H, S, D] tensor as a [S, D] view.
+fn head<'a>(t: &'a Tensor, h: usize) -> Result<TensorView<'a, f32>, attn::Error> {
+    let s = t.shape();
+    let (rows, cols) = (s[2], s[3]);
+    TensorView::from_strided(t.as_slice(), &[rows, cols], &[cols, 1], h * rows * cols)
+}
+
+/// The tutorial's loop pipeline: attention composed of the AOT primitive kernels
+/// (transpose, matmul, scale, softmax, matmul), materializing the scores, one head at a time.
+fn naive(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, attn::Error> {
+    let s = q.shape();
+    let (heads, sq, d, dv) = (s[0] * s[1], s[2], s[3], v.shape()[3]);
+    let mut out = Vec::with_capacity(heads * sq * dv);
+    for h in 0..heads {
+        let (qh, kh, vh) = (head(q, h)?, head(k, h)?, head(v, h)?);
+        let scores = attn::matmul(&qh, &attn::transpose(&kh)?)?;
+        let p = attn::softmax(&attn::scale(&scores, 1.0 / (d as f32).sqrt())?)?;
+        out.extend_from_slice(attn::matmul(&p, &vh)?.as_slice());
+    }
+    Tensor::from_vec(&[s[0], s[1], sq, dv], out)
+}
+
+fn run(a: &Args, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, attn::Error> {
+    if a.naive {
+        return naive(q, k, v);
+    }
+    if a.causal {
+        return Err(attn::Error::Unsupported {
+            op: "bench",
+            message: "--causal is not available yet".into(),
+        });
+    }
+    attn::attention(q, k, v)
+}
+
+fn main() {
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = bench(&a) {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn bench(a: &Args) -> Result<(), attn::Error> {
+    attn::set_num_threads(a.threads);
+    let sk = a.kv_seq.unwrap_or(a.seq);
+    let q = random(&[a.batch, a.heads, a.seq, a.dim], 1)?;
+    let k = random(&[a.batch, a.heads, sk, a.dim], 2)?;
+    let v = random(&[a.batch, a.heads, sk, a.dim], 3)?;
+
+    // Correctness on the first and last head, against the f64 reference.
+    let out = run(a, &q, &k, &v)?;
+    let mut max_abs_err = 0.0f64;
+    let last = a.batch * a.heads - 1;
+    for h in [0, last] {
+        let (qh, kh, vh) = (head(&q, h)?, head(&k, h)?, head(&v, h)?);
+        let expected = reference::attention(&qh, &kh, &vh, None)?;
+        let c = reference::compare(&head(&out, h)?, &expected, 1e-4, 1e-5)?;
+        max_abs_err = max_abs_err.max(c.max_abs_err);
+    }
+
+    // Warm up, then time samples until at least a second has passed (3 to 30 samples).
+    for _ in 0..2 {
+        std::hint::black_box(run(a, &q, &k, &v)?);
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || (times.len() < 30 && start.elapsed() < Duration::from_secs(1)) {
+        let t = Instant::now();
+        std::hint::black_box(run(a, &q, &k, &v)?);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let flops = 4.0 * (a.batch * a.heads * a.seq * sk * a.dim) as f64;
+    let gflops = flops / median / 1e9;
+    println!(
+        "attention B={} H={} Sq={} Sk={} D={} threads={}{}: median {:.3} ms over {} calls, {:.1} GFLOP/s, max abs err {:.2e}",
+        a.batch,
+        a.heads,
+        a.seq,
+        sk,
+        a.dim,
+        a.threads,
+        match (a.causal, a.naive) {
+            (true, _) => " causal",
+            (_, true) => " naive-pipeline",
+            _ => "",
+        },
+        median * 1e3,
+        times.len(),
+        gflops,
+        max_abs_err
+    );
+    if a.json {
+        println!(
+            "{{\"median_ms\": {:.6}, \"gflops\": {:.3}, \"max_abs_err\": {:e}}}",
+            median * 1e3,
+            gflops,
+            max_abs_err
+        );
+    }
+    Ok(())
+}

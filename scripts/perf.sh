@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The performance grid behind the README's table and plot.
+#   scripts/perf.sh            runs every shape (a few minutes), writes bench/results.jsonl
+#   scripts/plot_perf.py       turns it into docs/perf.png and bench/table.md
+# Run it on a quiet machine: each shape runs in its own process, and the timing is the median of
+# repeated calls (see examples/bench.rs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --example bench --example peak
+out=bench/results.jsonl
+: > "$out"
+host=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)
+peak=$(target/release/examples/peak --json | tail -1)
+echo "{\"kind\": \"peak\", \"cpu\": \"$host\", \"result\": $peak}" >> "$out"
+
+run() { # label impl threads causal args...
+  local label=$1 impl=$2 threads=$3 causal=$4; shift 4
+  local flags=("$@" --threads "$threads" --json)
+  [ "$causal" = 1 ] && flags+=(--causal)
+  [ "$impl" = naive ] && flags+=(--naive)
+  local line
+  line=$(target/release/examples/bench "${flags[@]}" | tail -1)
+  echo "{\"kind\": \"bench\", \"label\": \"$label\", \"impl\": \"$impl\", \"threads\": $threads, \"causal\": $causal, \"result\": $line}" >> "$out"
+  echo "$label impl=$impl threads=$threads causal=$causal: $line"
+}
+
+# The tutorial's sizes (single head, D = 64): attn, and the naive loop pipeline.
+for s in 64 128 256 512; do
+  run "1x1x${s}x64" attn 1 0 --batch 1 --heads 1 --seq "$s" --dim 64
+  run "1x1x${s}x64" naive 1 0 --batch 1 --heads 1 --seq "$s" --dim 64
+done
+# The peer grid.
+for shape in "1 1 2048 64" "1 12 2048 64" "1 12 2048 128" "4 12 512 64"; do
+  read -r b h s d <<< "$shape"
+  for t in 1 2; do
+    run "${b}x${h}x${s}x${d}" attn "$t" 0 --batch "$b" --heads "$h" --seq "$s" --dim "$d"
+  done
+done
+if target/release/examples/bench --seq 8 --dim 8 --causal >/dev/null 2>&1; then
+  for t in 1 2; do
+    run "causal 1x12x2048x128" attn "$t" 1 --batch 1 --heads 12 --seq 2048 --dim 128
+  done
+fi
+echo "wrote $out"
