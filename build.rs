@@ -3,7 +3,7 @@
 
 use attn_build::{
     Build,
-    graph::{Graph, KernelDef, Scale, TensorType},
+    graph::{AttentionOptions, Graph, KernelDef, Scale, TensorType},
 };
 
 fn dynamic(rank: usize) -> TensorType {
@@ -55,6 +55,28 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
     let s = g.input("scale", dynamic(0));
     let o = g.attention(q, k, v, Scale::Input(s))?;
     out.push(KernelDef::new("attention_r2", g, o));
+    // The variants: an additive [Sq, Sk] mask (any strides), and causal by per-row positions
+    // (query row i sees keys j <= positions[i]; f32, exact below 2^24).
+    for (name, mask, causal) in [
+        ("attention_mask_r2", true, false),
+        ("attention_causal_r2", false, true),
+    ] {
+        let mut g = Graph::new();
+        let q = g.input("q", dynamic(2));
+        let k = g.input("k", dynamic(2));
+        let v = g.input("v", dynamic(2));
+        let s = g.input("scale", dynamic(0));
+        let mask = mask.then(|| g.input("mask", dynamic(2)));
+        let positions = causal.then(|| g.input("positions", dynamic(1)));
+        let o = g.attention_with(
+            q,
+            k,
+            v,
+            Scale::Input(s),
+            AttentionOptions { mask, positions },
+        )?;
+        out.push(KernelDef::new(name, g, o));
+    }
     Ok(out)
 }
 

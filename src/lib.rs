@@ -33,8 +33,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod attention;
 #[allow(unsafe_code)]
 mod kernels;
+mod kv_cache;
 mod ops;
 mod threads;
 
@@ -43,10 +45,16 @@ pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
     TensorViewMut, reference,
 };
+pub use attention::Attention;
+pub use kv_cache::KvCache;
 pub use ops::{
     add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose,
 };
 pub use threads::{num_threads, set_num_threads};
+
+/// `ndarray` interop (feature `ndarray`): arrays as arguments, results as `ndarray::Array`.
+#[cfg(feature = "ndarray")]
+pub use attn_runtime::{ndarray, ndarray_interop};
 
 /// Declares statically shaped kernels compiled by your build script (see `attn_build::Build::file`).
 ///

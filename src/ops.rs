@@ -1,7 +1,7 @@
 //! Safe wrappers over the AOT kernels: shape checks, output allocation, descriptor building and
 //! the kernel launch.
 
-use crate::kernels;
+use crate::{Attention, kernels};
 use attn_runtime::{
     AsTensorView, DynMemRef, Error, Tensor, TensorView, TensorViewMut, ffi::Kernel, shape,
 };
@@ -194,8 +194,9 @@ pub fn scale(x: &impl AsTensorView<f32>, factor: f32) -> Result<Tensor, Error> {
 
 /// Scaled dot-product attention `softmax(q k^T / sqrt(D)) v`.
 ///
-/// Shapes: q `[Sq, D]`, k `[Sk, D]`, v `[Sk, Dv]` gives `[Sq, Dv]`; leading batch and head
-/// dimensions (`[B, S, D]` or `[B, H, S, D]`, identical for q, k and v) are supported too.
+/// Shapes: q `[Sq, D]`, k `[Sk, D]`, v `[Sk, Dv]` gives `[Sq, Dv]`; also `[H, S, D]` and
+/// `[B, H, S, D]`, where k and v may have fewer heads than q (grouped-query attention, see
+/// [`crate::Attention`], which also has causal masking, masks and key padding).
 /// All sizes must be positive.
 ///
 /// ```
@@ -217,7 +218,7 @@ pub fn attention(
     k: &impl AsTensorView<f32>,
     v: &impl AsTensorView<f32>,
 ) -> Result<Tensor, Error> {
-    attention_with_scale(q, k, v, None)
+    Attention::new().run(q, k, v)
 }
 
 /// [`attention`] with an explicit scale (`None`: `1/sqrt(D)`).
@@ -227,308 +228,19 @@ pub fn attention_with_scale(
     v: &impl AsTensorView<f32>,
     scale: Option<f32>,
 ) -> Result<Tensor, Error> {
-    let (q, k, v) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
-    let out_shape = check_attention(&q, &k, &v)?;
-    let mut out = Tensor::zeros(out_shape.as_slice())?;
-    run_attention(q, k, v, scale, &mut out.view_mut())?;
-    Ok(out)
+    match scale {
+        Some(s) => Attention::new().scale(s).run(q, k, v),
+        None => Attention::new().run(q, k, v),
+    }
 }
 
-/// [`attention`] writing into `out` (shape `[.., Sq, Dv]`), allocating nothing.
+/// [`attention`] writing into `out` (shape `[.., Sq, Dv]`); allocates nothing for a contiguous
+/// `out` when the call runs on one thread.
 pub fn attention_into(
     q: &impl AsTensorView<f32>,
     k: &impl AsTensorView<f32>,
     v: &impl AsTensorView<f32>,
     out: &mut TensorViewMut<'_, f32>,
 ) -> Result<(), Error> {
-    let (q, k, v) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
-    let out_shape = check_attention(&q, &k, &v)?;
-    if out.shape() != out_shape.as_slice() {
-        return Err(Error::ShapeMismatch {
-            op: "attention",
-            message: format!(
-                "out has shape {:?} but the result has shape {:?}",
-                out.shape(),
-                out_shape.as_slice()
-            ),
-        });
-    }
-    run_attention(q, k, v, None, out)
-}
-
-/// Validates q, k, v and returns the output shape (`[.., Sq, Dv]`) without allocating; the
-/// detailed error comes from `shape::attention` when something is wrong.
-fn check_attention(
-    q: &TensorView<'_, f32>,
-    k: &TensorView<'_, f32>,
-    v: &TensorView<'_, f32>,
-) -> Result<OutShape, Error> {
-    let r = q.rank();
-    let fine = (2..=4).contains(&r)
-        && k.rank() == r
-        && v.rank() == r
-        && q.shape()[..r - 2] == k.shape()[..r - 2]
-        && q.shape()[..r - 2] == v.shape()[..r - 2]
-        && q.shape()[r - 1] == k.shape()[r - 1]
-        && k.shape()[r - 2] == v.shape()[r - 2];
-    if !fine {
-        shape::attention(q.shape(), k.shape(), v.shape())?;
-    }
-    shape::check_nonempty("attention", "q", q.shape())?;
-    shape::check_nonempty("attention", "k", k.shape())?;
-    shape::check_nonempty("attention", "v", v.shape())?;
-    let mut out = OutShape {
-        dims: [0; 4],
-        rank: r,
-    };
-    out.dims[..r - 1].copy_from_slice(&q.shape()[..r - 1]);
-    out.dims[r - 1] = v.shape()[r - 1];
-    Ok(out)
-}
-
-/// An output shape of rank <= 4, held inline.
-struct OutShape {
-    dims: [usize; 4],
-    rank: usize,
-}
-
-impl OutShape {
-    fn as_slice(&self) -> &[usize] {
-        &self.dims[..self.rank]
-    }
-}
-
-/// Below this many flops a call runs on the calling thread only.
-const PARALLEL_MIN_FLOPS: usize = 1 << 22;
-
-fn run_attention(
-    q: TensorView<'_, f32>,
-    k: TensorView<'_, f32>,
-    v: TensorView<'_, f32>,
-    scale: Option<f32>,
-    out: &mut TensorViewMut<'_, f32>,
-) -> Result<(), Error> {
-    let r = q.rank();
-    let d = q.shape()[r - 1];
-    let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
-    if !scale.is_finite() {
-        return Err(Error::Unsupported {
-            op: "attention",
-            message: format!("the scale must be finite, got {scale}"),
-        });
-    }
-    let plan = Plan::new(&q, &k, &v);
-    let threads = if plan.flops < PARALLEL_MIN_FLOPS {
-        1
-    } else {
-        crate::num_threads()
-    };
-    let Some(out_data) = out.as_contiguous_slice_mut() else {
-        // A strided output: one kernel call per batch/head, on the calling thread.
-        return plan.run_strided(&q, &k, &v, scale, out);
-    };
-    let blocking = plan.blocking(threads);
-    let n_items = plan.lead * blocking.0;
-    if threads <= 1 || n_items <= 1 {
-        return plan.run_items(&q, &k, &v, scale, 0..n_items, blocking, out_data);
-    }
-    // Contiguous ranges of work items: each owns a contiguous range of output rows.
-    let per = n_items.div_ceil(threads);
-    let mut chunks = Vec::with_capacity(threads);
-    let mut rest = out_data;
-    let mut start = 0;
-    while start < n_items {
-        let end = (start + per).min(n_items);
-        let rows: usize = (start..end).map(|i| plan.item(i, blocking).rows).sum();
-        let (head, tail) = rest.split_at_mut(rows * plan.dv);
-        chunks.push((start..end, head));
-        rest = tail;
-        start = end;
-    }
-    std::thread::scope(|s| {
-        let mut handles = Vec::with_capacity(chunks.len());
-        let mut chunks = chunks.into_iter();
-        let first = chunks.next();
-        for (range, chunk) in chunks {
-            let (q, k, v, plan) = (&q, &k, &v, &plan);
-            handles.push(s.spawn(move || plan.run_items(q, k, v, scale, range, blocking, chunk)));
-        }
-        let mut result = match first {
-            Some((range, chunk)) => plan.run_items(&q, &k, &v, scale, range, blocking, chunk),
-            None => Ok(()),
-        };
-        for h in handles {
-            let r = h.join().unwrap_or_else(|_| {
-                Err(Error::Unsupported {
-                    op: "attention",
-                    message: "a worker thread panicked".into(),
-                })
-            });
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
-    })
-}
-
-/// One piece of attention work: the rows `row0..row0 + rows` of batch/head `lead`.
-#[derive(Clone, Copy, Debug)]
-struct Item {
-    lead: usize,
-    row0: usize,
-    rows: usize,
-}
-
-/// How an attention call splits into rank-2 kernel calls on sub-views.
-struct Plan {
-    rank: usize,
-    lead: usize,
-    sq: usize,
-    sk: usize,
-    dv: usize,
-    flops: usize,
-}
-
-impl Plan {
-    fn new(q: &TensorView<'_, f32>, k: &TensorView<'_, f32>, v: &TensorView<'_, f32>) -> Self {
-        let rank = q.rank();
-        let lead = q.shape()[..rank - 2].iter().product();
-        let (sq, d) = (q.shape()[rank - 2], q.shape()[rank - 1]);
-        let (sk, dv) = (k.shape()[rank - 2], v.shape()[rank - 1]);
-        let flops = [lead, sq, sk, d.max(dv), 4]
-            .iter()
-            .fold(1usize, |a, &b| a.saturating_mul(b));
-        Plan {
-            rank,
-            lead,
-            sq,
-            sk,
-            dv,
-            flops,
-        }
-    }
-
-    /// Splits each head's queries into `blocks` blocks (more pieces than threads, for balance,
-    /// when there are fewer heads than threads can use); returns (blocks per head, block rows).
-    fn blocking(&self, threads: usize) -> (usize, usize) {
-        let target = threads.saturating_mul(4).max(1);
-        let blocks = target
-            .div_ceil(self.lead)
-            .clamp(1, self.sq.div_ceil(16).max(1));
-        let block = self.sq.div_ceil(blocks);
-        (self.sq.div_ceil(block), block)
-    }
-
-    /// Work item `i` in output order, for the given blocking.
-    fn item(&self, i: usize, (blocks, block): (usize, usize)) -> Item {
-        let (lead, b) = (i / blocks, i % blocks);
-        let row0 = b * block;
-        Item {
-            lead,
-            row0,
-            rows: block.min(self.sq - row0),
-        }
-    }
-
-    /// The element offset of batch/head `lead` in a view (leading dims in row-major order).
-    fn lead_offset(&self, view: &TensorView<'_, f32>, mut lead: usize) -> usize {
-        let mut off = view.offset();
-        for axis in (0..self.rank - 2).rev() {
-            let n = view.shape()[axis];
-            off += (lead % n) * view.strides()[axis];
-            lead /= n;
-        }
-        off
-    }
-
-    fn sub<'a>(
-        &self,
-        view: &TensorView<'a, f32>,
-        lead: usize,
-        row0: usize,
-        rows: usize,
-    ) -> Result<TensorView<'a, f32>, Error> {
-        let r = self.rank;
-        let (rs, cs) = (view.strides()[r - 2], view.strides()[r - 1]);
-        let off = self.lead_offset(view, lead) + row0 * rs;
-        TensorView::from_strided(view.data(), &[rows, view.shape()[r - 1]], &[rs, cs], off)
-    }
-
-    fn launch(
-        q: &TensorView<'_, f32>,
-        k: &TensorView<'_, f32>,
-        v: &TensorView<'_, f32>,
-        scale: f32,
-        out: &mut TensorViewMut<'_, f32>,
-    ) -> Result<(), Error> {
-        let s = scalar_view(&scale);
-        kernels::ATTENTION_R2.launch(&mut [
-            DynMemRef::input(q)?,
-            DynMemRef::input(k)?,
-            DynMemRef::input(v)?,
-            DynMemRef::input(&s)?,
-            DynMemRef::output(out)?,
-        ])
-    }
-
-    /// Runs the work items `range` (consecutive in output order) into `out`, their contiguous
-    /// output rows.
-    #[allow(clippy::too_many_arguments)]
-    fn run_items(
-        &self,
-        q: &TensorView<'_, f32>,
-        k: &TensorView<'_, f32>,
-        v: &TensorView<'_, f32>,
-        scale: f32,
-        range: std::ops::Range<usize>,
-        blocking: (usize, usize),
-        out: &mut [f32],
-    ) -> Result<(), Error> {
-        let mut rest = out;
-        for i in range {
-            let it = self.item(i, blocking);
-            let (head, tail) = rest.split_at_mut(it.rows * self.dv);
-            rest = tail;
-            let qs = self.sub(q, it.lead, it.row0, it.rows)?;
-            let ks = self.sub(k, it.lead, 0, self.sk)?;
-            let vs = self.sub(v, it.lead, 0, self.sk)?;
-            let mut o = TensorViewMut::new(head, &[it.rows, self.dv])?;
-            Self::launch(&qs, &ks, &vs, scale, &mut o)?;
-        }
-        Ok(())
-    }
-
-    /// One call per batch/head into a strided output view.
-    fn run_strided(
-        &self,
-        q: &TensorView<'_, f32>,
-        k: &TensorView<'_, f32>,
-        v: &TensorView<'_, f32>,
-        scale: f32,
-        out: &mut TensorViewMut<'_, f32>,
-    ) -> Result<(), Error> {
-        let r = self.rank;
-        let (shape, strides, offset) = (out.shape().to_vec(), out.strides().to_vec(), out.offset());
-        for lead in 0..self.lead {
-            let mut off = offset;
-            let mut rem = lead;
-            for axis in (0..r - 2).rev() {
-                off += (rem % shape[axis]) * strides[axis];
-                rem /= shape[axis];
-            }
-            let qs = self.sub(q, lead, 0, self.sq)?;
-            let ks = self.sub(k, lead, 0, self.sk)?;
-            let vs = self.sub(v, lead, 0, self.sk)?;
-            let data = out.data_mut();
-            let mut o = TensorViewMut::from_strided(
-                data,
-                &[self.sq, self.dv],
-                &[strides[r - 2], strides[r - 1]],
-                off,
-            )?;
-            Self::launch(&qs, &ks, &vs, scale, &mut o)?;
-        }
-        Ok(())
-    }
+    Attention::new().run_into(q, k, v, out)
 }

@@ -5,6 +5,10 @@
 //! Shape rules that IRDL cannot express (matmul inner dims, equal elementwise shapes) are checked
 //! by the [graph API](crate::graph) when IR is built and again by the lowering patterns, which
 //! report a diagnostic at the op instead of lowering ill-shaped IR.
+//!
+//! `attention` has two optional operands after the scale: an additive `mask` (`[Sq, Sk]`) and
+//! the causal query `positions` (`[Sq]`: row `i` sees the keys `j <= positions[i]`); its generic
+//! form therefore always carries `operandSegmentSizes = array<i32: 1, 1, 1, 1, m, p>`.
 
 use melior::{
     Context,
@@ -61,8 +65,10 @@ irdl.dialect @transformer {
     %key = irdl.base "!builtin.tensor"
     %value = irdl.base "!builtin.tensor"
     %scale = irdl.base "!builtin.tensor"
+    %mask = irdl.base "!builtin.tensor"
+    %positions = irdl.base "!builtin.tensor"
     %result = irdl.base "!builtin.tensor"
-    irdl.operands(query: %query, key: %key, value: %value, scale: %scale)
+    irdl.operands(query: %query, key: %key, value: %value, scale: %scale, mask: optional %mask, positions: optional %positions)
     irdl.results(result: %result)
   }
 }

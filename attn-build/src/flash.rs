@@ -107,9 +107,46 @@ impl Tiling {
     }
 }
 
-/// The symbol of the fused kernel for a given rank.
+/// Which optional inputs a fused kernel takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// An additive `[Sq, Sk]` mask (`tensor<?x?xf32>`, any strides) added to the scaled scores.
+    pub mask: bool,
+    /// Causal masking by per-row positions (`tensor<?xf32>` of length Sq): row `i` sees the keys
+    /// `j <= positions[i]` (f32 holding integers, exact below 2^24); key blocks past the largest
+    /// position of a super-block (and micro-blocks past that of the micro-block) are skipped.
+    pub causal: bool,
+}
+
+impl Variant {
+    /// The dense kernel: no mask, no positions.
+    pub const DENSE: Variant = Variant {
+        mask: false,
+        causal: false,
+    };
+
+    fn masked(&self) -> bool {
+        self.mask || self.causal
+    }
+
+    fn tag(&self) -> &'static str {
+        match (self.mask, self.causal) {
+            (false, false) => "",
+            (true, false) => "_m",
+            (false, true) => "_c",
+            (true, true) => "_mc",
+        }
+    }
+}
+
+/// The symbol of the dense fused kernel for a given rank.
 pub fn symbol(rank: usize, t: &Tiling) -> String {
-    format!("__attn_flash_f32_r{rank}_{}", t.tag())
+    symbol_for(rank, t, Variant::DENSE)
+}
+
+/// The symbol of the fused kernel for a given rank and variant.
+pub fn symbol_for(rank: usize, t: &Tiling, var: Variant) -> String {
+    format!("__attn_flash_f32_r{rank}{}_{}", var.tag(), t.tag())
 }
 
 /// The MLIR text of a module holding the private function `@{symbol(2)}` and `@{symbol(r)}` for
@@ -117,11 +154,24 @@ pub fn symbol(rank: usize, t: &Tiling) -> String {
 /// computing `softmax(q k^T * scale) v` over the last two dims (leading dims are batch/heads) into
 /// `init`.
 pub fn module_text(ranks: &[usize], t: &Tiling) -> String {
+    module_text_variants(ranks, &[], t)
+}
+
+/// [`module_text`] plus the rank-2 masked/causal variants `@{symbol_for(2, t, var)}`, each
+/// `(q, k, v, scale: f32, [mask: tensor<?x?xf32>], [positions: tensor<?xf32>], init)`.
+pub fn module_text_variants(ranks: &[usize], variants: &[Variant], t: &Tiling) -> String {
     let mut s = String::from("module {\n");
-    s.push_str(&kernel_2d(t));
+    if !ranks.is_empty() {
+        s.push_str(&kernel_2d(t, Variant::DENSE));
+    }
     for &rank in ranks {
         if rank > 2 {
             s.push_str(&batched(rank, t));
+        }
+    }
+    for &var in variants {
+        if var != Variant::DENSE || ranks.is_empty() {
+            s.push_str(&kernel_2d(t, var));
         }
     }
     s.push_str("}\n");
@@ -133,14 +183,14 @@ fn tensor_ty(rank: usize) -> String {
 }
 
 /// A tiny SSA text emitter.
-struct E {
-    s: String,
+pub(crate) struct E {
+    pub(crate) s: String,
     n: usize,
     indent: usize,
 }
 
 impl E {
-    fn new(indent: usize) -> Self {
+    pub(crate) fn new(indent: usize) -> Self {
         E {
             s: String::new(),
             n: 0,
@@ -148,7 +198,7 @@ impl E {
         }
     }
 
-    fn line(&mut self, l: &str) {
+    pub(crate) fn line(&mut self, l: &str) {
         for _ in 0..self.indent {
             self.s.push_str("  ");
         }
@@ -156,28 +206,28 @@ impl E {
         self.s.push('\n');
     }
 
-    fn fresh(&mut self) -> String {
+    pub(crate) fn fresh(&mut self) -> String {
         self.n += 1;
         format!("%t{}", self.n)
     }
 
     /// Emits `%tN = rhs` and returns `%tN`.
-    fn v(&mut self, rhs: &str) -> String {
+    pub(crate) fn v(&mut self, rhs: &str) -> String {
         let name = self.fresh();
         self.line(&format!("{name} = {rhs}"));
         name
     }
 
-    fn idx(&mut self, i: usize) -> String {
+    pub(crate) fn idx(&mut self, i: usize) -> String {
         self.v(&format!("arith.constant {i} : index"))
     }
 
-    fn f32c(&mut self, x: f64) -> String {
+    pub(crate) fn f32c(&mut self, x: f64) -> String {
         self.v(&format!("arith.constant {} : f32", flit(x)))
     }
 
     /// A constant of type `ty` (`f32` or `vector<..xf32>`) with every element `x`.
-    fn splat(&mut self, x: f64, ty: &str) -> String {
+    pub(crate) fn splat(&mut self, x: f64, ty: &str) -> String {
         if ty == "f32" {
             self.f32c(x)
         } else {
@@ -191,7 +241,7 @@ impl E {
 
     /// `scf.for` with iter_args; `body` gets the induction variable and the region arguments and
     /// returns the values to yield. Returns the loop's results.
-    fn for_loop(
+    pub(crate) fn for_loop(
         &mut self,
         lo: &str,
         hi: &str,
@@ -244,7 +294,13 @@ impl E {
     }
 
     /// `scf.for` without results.
-    fn for_each(&mut self, lo: &str, hi: &str, step: &str, body: impl FnOnce(&mut E, &str)) {
+    pub(crate) fn for_each(
+        &mut self,
+        lo: &str,
+        hi: &str,
+        step: &str,
+        body: impl FnOnce(&mut E, &str),
+    ) {
         self.for_loop(lo, hi, step, &[], |e, iv, _| {
             body(e, iv);
             vec![]
@@ -252,7 +308,7 @@ impl E {
     }
 
     /// `scf.if` without results, with an optional else branch.
-    fn if_then(
+    pub(crate) fn if_then(
         &mut self,
         cond: &str,
         then: impl FnOnce(&mut E),
@@ -274,7 +330,7 @@ impl E {
     /// `a < b ? b : a` (one `maxps` on x86). Well defined for NaN, unlike fast-math maxima: a NaN
     /// `a` is returned, a NaN `b` is dropped. The softmax relies on NaN reaching the output
     /// through the exponentials (`exp(NaN - m)` is NaN), not through the row max.
-    fn max(&mut self, a: &str, b: &str, ty: &str) -> String {
+    pub(crate) fn max(&mut self, a: &str, b: &str, ty: &str) -> String {
         let c = self.v(&format!("arith.cmpf olt, {a}, {b} : {ty}"));
         if ty == "f32" {
             self.v(&format!("arith.select {c}, {b}, {a} : {ty}"))
@@ -285,7 +341,7 @@ impl E {
     }
 
     /// The largest lane of a `vector<{w}xf32>` (NaN lanes are skipped), by halving shuffles.
-    fn hmax(&mut self, v: &str, w: usize) -> String {
+    pub(crate) fn hmax(&mut self, v: &str, w: usize) -> String {
         let ty = format!("vector<{w}xf32>");
         let mut m = v.to_string();
         let mut half = w / 2;
@@ -303,7 +359,16 @@ impl E {
 
     /// `exp(x)` for `x <= 0` (larger inputs are not clamped), of type `ty` (`f32` or a vector of
     /// f32), as a Cephes-style polynomial; `ity` is the matching i32 type.
-    fn exp(&mut self, x: &str, ty: &str, ity: &str) -> String {
+    pub(crate) fn exp(&mut self, x: &str, ty: &str, ity: &str) -> String {
+        self.exp_impl(x, ty, ity, false)
+    }
+
+    /// [`Self::exp`], but exactly 0 below the clamp (for `-inf`, masked scores); NaN stays NaN.
+    pub(crate) fn exp_flush(&mut self, x: &str, ty: &str, ity: &str) -> String {
+        self.exp_impl(x, ty, ity, true)
+    }
+
+    fn exp_impl(&mut self, x: &str, ty: &str, ity: &str, flush: bool) -> String {
         let lo = self.splat(-87.336_54, ty);
         let log2e = self.splat(std::f64::consts::LOG2_E, ty);
         let c1 = self.splat(-0.693_359_375, ty);
@@ -345,7 +410,20 @@ impl E {
         let n = self.v(&format!("arith.addi {n}, {bias} : {ity}"));
         let n = self.v(&format!("arith.shli {n}, {sh} : {ity}"));
         let p2 = self.v(&format!("arith.bitcast {n} : {ity} to {ty}"));
-        self.v(&format!("arith.mulf {y}, {p2} : {ty}"))
+        let res = self.v(&format!("arith.mulf {y}, {p2} : {ty}"));
+        if !flush {
+            return res;
+        }
+        let zero = self.splat(0.0, ty);
+        let under = self.v(&format!("arith.cmpf olt, {x}, {lo} : {ty}"));
+        if ty == "f32" {
+            self.v(&format!("arith.select {under}, {zero}, {res} : {ty}"))
+        } else {
+            let mask = ty.replace("f32>", "i1>");
+            self.v(&format!(
+                "arith.select {under}, {zero}, {res} : {mask}, {ty}"
+            ))
+        }
     }
 }
 
@@ -359,7 +437,7 @@ fn flit(x: f64) -> String {
 }
 
 /// The 2-D kernel `@{symbol(2)}`.
-fn kernel_2d(t: &Tiling) -> String {
+fn kernel_2d(t: &Tiling, var: Variant) -> String {
     let (w, br, bcv, pvv, qs) = (t.w, t.br, t.bc_vecs, t.pv_vecs, t.qs);
     let bc = t.bc();
     let nmb_max = qs / br;
@@ -417,6 +495,25 @@ fn kernel_2d(t: &Tiling) -> String {
     let pt = e.v(&format!(
         "memref.alloc() {{alignment = 64 : i64}} : {pt_ty}"
     ));
+    let ninf = e.v("arith.constant 0xFF800000 : f32");
+    let vninf = e.v(&format!("vector.broadcast {ninf} : f32 to {vt}"));
+    let ps_ty = format!("memref<{qs}xi32>");
+    let mp_ty = format!("memref<{qs}x{bc}xf32>");
+    // Causal: the positions of the super-block's rows (i32); mask: its block of the mask.
+    let ps = if var.causal {
+        e.v(&format!(
+            "memref.alloc() {{alignment = 64 : i64}} : {ps_ty}"
+        ))
+    } else {
+        String::new()
+    };
+    let mp = if var.mask {
+        e.v(&format!(
+            "memref.alloc() {{alignment = 64 : i64}} : {mp_ty}"
+        ))
+    } else {
+        String::new()
+    };
     // iota vectors for the key masks, one per vector of a score row
     let iotas: Vec<String> = (0..bcv)
         .map(|j| {
@@ -468,6 +565,26 @@ fn kernel_2d(t: &Tiling) -> String {
                     );
                 });
             });
+            // Causal: row positions to scratch, and the end of the visible keys of the block.
+            let kend = if var.causal {
+                let lo = e.v("arith.constant -1073741824 : i32");
+                let mx = e.for_loop(&c0, &rows, &c1, &[(lo.clone(), "i32".into())], |e, r, a| {
+                    let row = e.v(&format!("arith.addi {q0}, {r} : index"));
+                    let p = e.v(&format!("tensor.extract %pos[{row}] : tensor<?xf32>"));
+                    let pi = e.v(&format!("arith.fptosi {p} : f32 to i32"));
+                    e.line(&format!("memref.store {pi}, {ps}[{r}] : {ps_ty}"));
+                    vec![e.v(&format!("arith.maxsi {}, {pi} : i32", a[0]))]
+                });
+                e.for_each(&rows, &nrows, &c1, |e, r| {
+                    e.line(&format!("memref.store {lo}, {ps}[{r}] : {ps_ty}"));
+                });
+                let mx = e.v(&format!("arith.index_cast {} : i32 to index", mx[0]));
+                let end = e.v(&format!("arith.addi {mx}, {c1} : index"));
+                let end = e.v(&format!("arith.minsi {end}, {sk} : index"));
+                e.v(&format!("arith.maxsi {end}, {c0} : index"))
+            } else {
+                sk.clone()
+            };
             // O = 0, m = -3e38, l = 0
             e.for_each(&c0, &nrows, &c1, |e, i| {
                 e.for_each(&c0, &dvp, &cw, |e, c| {
@@ -478,7 +595,7 @@ fn kernel_2d(t: &Tiling) -> String {
                 e.line(&format!("memref.store {neg}, {ms}[{i}] : {st_ty}"));
                 e.line(&format!("memref.store {zero}, {ls}[{i}] : {st_ty}"));
             });
-            e.for_each(&c0, &sk, &cbc, |e, kb| {
+            e.for_each(&c0, &kend, &cbc, |e, kb| {
                 // Pack K^T * scale as [d][j] and V as [j][c], zero-padded.
                 e.for_each(&c0, &cbc, &c1, |e, j| {
                     let key = e.v(&format!("arith.addi {kb}, {j} : index"));
@@ -509,6 +626,29 @@ fn kernel_2d(t: &Tiling) -> String {
                         }),
                     );
                 });
+                if var.mask {
+                    // The mask block [rows][BC] (-inf past Sk; zero rows past Sq).
+                    let left = e.v(&format!("arith.subi {sk}, {kb} : index"));
+                    let jn = e.v(&format!("arith.minsi {left}, {cbc} : index"));
+                    e.for_each(&c0, &rows, &c1, |e, r| {
+                        let row = e.v(&format!("arith.addi {q0}, {r} : index"));
+                        e.for_each(&c0, &jn, &c1, |e, j| {
+                            let key = e.v(&format!("arith.addi {kb}, {j} : index"));
+                            let x = e.v(&format!("tensor.extract %mask[{row}, {key}] : {t2}"));
+                            e.line(&format!("memref.store {x}, {mp}[{r}, {j}] : {mp_ty}"));
+                        });
+                        e.for_each(&jn, &cbc, &c1, |e, j| {
+                            e.line(&format!("memref.store {ninf}, {mp}[{r}, {j}] : {mp_ty}"));
+                        });
+                    });
+                    e.for_each(&rows, &nrows, &c1, |e, r| {
+                        e.for_each(&c0, &cbc, &cw, |e, j| {
+                            e.line(&format!(
+                                "vector.store {vzero}, {mp}[{r}, {j}] : {mp_ty}, {vt}"
+                            ));
+                        });
+                    });
+                }
                 // Key masks: lane j*w + l is valid when kb + j*w + l < Sk.
                 let lim = e.v(&format!("arith.subi {sk}, {kb} : index"));
                 let lim = e.v(&format!("arith.index_cast {lim} : index to i32"));
@@ -518,154 +658,235 @@ fn kernel_2d(t: &Tiling) -> String {
                     .map(|io| e.v(&format!("arith.cmpi slt, {io}, {limv} : {vit}")))
                     .collect();
                 e.for_each(&c0, &nmb, &c1, |e, mb| {
-                    // Score tile S[r][j] = sum_d Qp[mb][d][r] * Kp[d][j]
-                    let inits: Vec<(String, String)> =
-                        (0..br * bcv).map(|_| (vzero.clone(), vt.clone())).collect();
-                    let acc = e.for_loop(&c0, &d, &c1, &inits, |e, dd, a| {
-                        let kv: Vec<String> = (0..bcv)
-                            .map(|j| {
-                                let col = e.idx(j * w);
-                                e.v(&format!("vector.load {kp}[{dd}, {col}] : {kp_ty}, {vt}"))
-                            })
-                            .collect();
-                        let mut out = Vec::new();
-                        for r in 0..br {
-                            let ri = e.idx(r);
-                            let qv = e.v(&format!("memref.load {qp}[{mb}, {dd}, {ri}] : {qp_ty}"));
-                            let qb = e.v(&format!("vector.broadcast {qv} : f32 to {vt}"));
-                            for j in 0..bcv {
-                                out.push(e.v(&format!(
-                                    "vector.fma {qb}, {}, {} : {vt}",
-                                    kv[j],
-                                    a[r * bcv + j]
-                                )));
-                            }
-                        }
-                        out
-                    });
-                    // Mask keys past Sk.
-                    let s: Vec<String> = (0..br * bcv)
-                        .map(|i| {
-                            e.v(&format!(
-                                "arith.select {}, {}, {vneg} : {vmt}, {vt}",
-                                masks[i % bcv],
-                                acc[i]
-                            ))
-                        })
-                        .collect();
-                    // Row maxima.
-                    let mut rmax = Vec::new();
-                    for r in 0..br {
-                        let mut m = s[r * bcv].clone();
-                        for j in 1..bcv {
-                            m = e.max(&s[r * bcv + j], &m, &vt);
-                        }
-                        rmax.push(e.hmax(&m, w));
-                    }
-                    let mbr = e.v(&format!("arith.muli {mb}, {cbr} : index"));
-                    let mold = e.v(&format!("vector.load {ms}[{mbr}] : {st_ty}, {rt}"));
-                    let mrow = e.v(&format!("vector.from_elements {} : {rt}", rmax.join(", ")));
-                    let mnew = e.max(&mrow, &mold, &rt);
-                    let dm = e.v(&format!("arith.subf {mold}, {mnew} : {rt}"));
-                    let alpha = e.exp(&dm, &rt, &rit);
-                    e.line(&format!("vector.store {mnew}, {ms}[{mbr}] : {st_ty}, {rt}"));
-                    // P = exp(S - m'), row sums, P to scratch.
-                    let mut rsum = Vec::new();
-                    for r in 0..br {
-                        let ri = e.idx(r);
-                        let mr = e.v(&format!("vector.extract {mnew}[{r}] : f32 from {rt}"));
-                        let mb_ = e.v(&format!("vector.broadcast {mr} : f32 to {vt}"));
-                        let mut sum = None;
-                        for j in 0..bcv {
-                            let x = e.v(&format!("arith.subf {}, {mb_} : {vt}", s[r * bcv + j]));
-                            let p = e.exp(&x, &vt, &vit);
-                            let col = e.idx(j * w);
-                            e.line(&format!(
-                                "vector.store {p}, {pt}[{ri}, {col}] : {pt_ty}, {vt}"
-                            ));
-                            sum = Some(match sum {
-                                None => p,
-                                Some(acc) => e.v(&format!("arith.addf {acc}, {p} : {vt}")),
-                            });
-                        }
-                        let sum = sum.unwrap_or_default();
-                        rsum.push(e.v(&format!(
-                            "vector.reduction <add>, {sum} fastmath<reassoc> : {vt} into f32"
-                        )));
-                    }
-                    let lold = e.v(&format!("vector.load {ls}[{mbr}] : {st_ty}, {rt}"));
-                    let lrow = e.v(&format!("vector.from_elements {} : {rt}", rsum.join(", ")));
-                    let lnew = e.v(&format!("math.fma {lold}, {alpha}, {lrow} : {rt}"));
-                    e.line(&format!("vector.store {lnew}, {ls}[{mbr}] : {st_ty}, {rt}"));
-                    let al: Vec<String> = (0..br)
-                        .map(|r| {
-                            let a = e.v(&format!("vector.extract {alpha}[{r}] : f32 from {rt}"));
-                            e.v(&format!("vector.broadcast {a} : f32 to {vt}"))
-                        })
-                        .collect();
-                    // O = alpha O + P V, in tiles of br rows x nv vectors.
-                    let pv_tile = |e: &mut E, c: &str, nv: usize| {
-                        let mut inits = Vec::new();
-                        for (r, alpha_r) in al.iter().enumerate() {
-                            let ri = e.idx(r);
-                            let orow = e.v(&format!("arith.addi {mbr}, {ri} : index"));
-                            for i in 0..nv {
-                                let off = e.idx(i * w);
-                                let col = e.v(&format!("arith.addi {c}, {off} : index"));
-                                let o = e
-                                    .v(&format!("vector.load {ob}[{orow}, {col}] : {ob_ty}, {vt}"));
-                                let o = e.v(&format!("arith.mulf {o}, {alpha_r} : {vt}"));
-                                inits.push((o, vt.clone()));
-                            }
-                        }
-                        let acc = e.for_loop(&c0, &cbc, &c1, &inits, |e, j, a| {
-                            let vv: Vec<String> = (0..nv)
-                                .map(|i| {
-                                    let off = e.idx(i * w);
-                                    let col = e.v(&format!("arith.addi {c}, {off} : index"));
-                                    e.v(&format!("vector.load {vp}[{j}, {col}] : {vp_ty}, {vt}"))
+                    let micro = |e: &mut E| {
+                        // Score tile S[r][j] = sum_d Qp[mb][d][r] * Kp[d][j]
+                        let inits: Vec<(String, String)> =
+                            (0..br * bcv).map(|_| (vzero.clone(), vt.clone())).collect();
+                        let acc = e.for_loop(&c0, &d, &c1, &inits, |e, dd, a| {
+                            let kv: Vec<String> = (0..bcv)
+                                .map(|j| {
+                                    let col = e.idx(j * w);
+                                    e.v(&format!("vector.load {kp}[{dd}, {col}] : {kp_ty}, {vt}"))
                                 })
                                 .collect();
                             let mut out = Vec::new();
                             for r in 0..br {
                                 let ri = e.idx(r);
-                                let p = e.v(&format!("memref.load {pt}[{ri}, {j}] : {pt_ty}"));
-                                let pb = e.v(&format!("vector.broadcast {p} : f32 to {vt}"));
-                                for i in 0..nv {
+                                let qv =
+                                    e.v(&format!("memref.load {qp}[{mb}, {dd}, {ri}] : {qp_ty}"));
+                                let qb = e.v(&format!("vector.broadcast {qv} : f32 to {vt}"));
+                                for j in 0..bcv {
                                     out.push(e.v(&format!(
-                                        "vector.fma {pb}, {}, {} : {vt}",
-                                        vv[i],
-                                        a[r * nv + i]
+                                        "vector.fma {qb}, {}, {} : {vt}",
+                                        kv[j],
+                                        a[r * bcv + j]
                                     )));
                                 }
                             }
                             out
                         });
+                        let s: Vec<String> = if !var.masked() {
+                            // Mask keys past Sk.
+                            (0..br * bcv)
+                                .map(|i| {
+                                    e.v(&format!(
+                                        "arith.select {}, {}, {vneg} : {vmt}, {vt}",
+                                        masks[i % bcv],
+                                        acc[i]
+                                    ))
+                                })
+                                .collect()
+                        } else {
+                            let mbr = e.v(&format!("arith.muli {mb}, {cbr} : index"));
+                            let mut s = acc.clone();
+                            if var.mask {
+                                // Add the mask block (-inf past Sk).
+                                for r in 0..br {
+                                    let ri = e.idx(r);
+                                    let row = e.v(&format!("arith.addi {mbr}, {ri} : index"));
+                                    for j in 0..bcv {
+                                        let col = e.idx(j * w);
+                                        let m = e.v(&format!(
+                                            "vector.load {mp}[{row}, {col}] : {mp_ty}, {vt}"
+                                        ));
+                                        s[r * bcv + j] = e.v(&format!(
+                                            "arith.addf {}, {m} : {vt}",
+                                            s[r * bcv + j]
+                                        ));
+                                    }
+                                }
+                            }
+                            // Causal: lane j*w + l of row r is visible when
+                            // kb + j*w + l <= pos[r] (and < Sk).
+                            let kbi = e.v(&format!("arith.index_cast {kb} : index to i32"));
+                            let ski = e.v(&format!("arith.index_cast {sk} : index to i32"));
+                            let left = e.v(&format!("arith.subi {ski}, {kbi} : i32"));
+                            for r in 0..br {
+                                let lim = if var.causal {
+                                    let ri = e.idx(r);
+                                    let row = e.v(&format!("arith.addi {mbr}, {ri} : index"));
+                                    let p = e.v(&format!("memref.load {ps}[{row}] : {ps_ty}"));
+                                    let one = e.v("arith.constant 1 : i32");
+                                    let p1 = e.v(&format!("arith.addi {p}, {one} : i32"));
+                                    let l = e.v(&format!("arith.subi {p1}, {kbi} : i32"));
+                                    e.v(&format!("arith.minsi {l}, {left} : i32"))
+                                } else if var.mask {
+                                    continue;
+                                } else {
+                                    left.clone()
+                                };
+                                let limv = e.v(&format!("vector.broadcast {lim} : i32 to {vit}"));
+                                for j in 0..bcv {
+                                    let ok = e.v(&format!(
+                                        "arith.cmpi slt, {}, {limv} : {vit}",
+                                        iotas[j]
+                                    ));
+                                    s[r * bcv + j] = e.v(&format!(
+                                        "arith.select {ok}, {}, {vninf} : {vmt}, {vt}",
+                                        s[r * bcv + j]
+                                    ));
+                                }
+                            }
+                            s
+                        };
+                        // Row maxima.
+                        let mut rmax = Vec::new();
+                        for r in 0..br {
+                            let mut m = s[r * bcv].clone();
+                            for j in 1..bcv {
+                                m = e.max(&s[r * bcv + j], &m, &vt);
+                            }
+                            rmax.push(e.hmax(&m, w));
+                        }
+                        let mbr = e.v(&format!("arith.muli {mb}, {cbr} : index"));
+                        let mold = e.v(&format!("vector.load {ms}[{mbr}] : {st_ty}, {rt}"));
+                        let mrow = e.v(&format!("vector.from_elements {} : {rt}", rmax.join(", ")));
+                        let mnew = e.max(&mrow, &mold, &rt);
+                        let dm = e.v(&format!("arith.subf {mold}, {mnew} : {rt}"));
+                        let alpha = if var.masked() {
+                            e.exp_flush(&dm, &rt, &rit)
+                        } else {
+                            e.exp(&dm, &rt, &rit)
+                        };
+                        e.line(&format!("vector.store {mnew}, {ms}[{mbr}] : {st_ty}, {rt}"));
+                        // P = exp(S - m'), row sums, P to scratch.
+                        let mut rsum = Vec::new();
                         for r in 0..br {
                             let ri = e.idx(r);
-                            let orow = e.v(&format!("arith.addi {mbr}, {ri} : index"));
-                            for i in 0..nv {
-                                let off = e.idx(i * w);
-                                let col = e.v(&format!("arith.addi {c}, {off} : index"));
+                            let mr = e.v(&format!("vector.extract {mnew}[{r}] : f32 from {rt}"));
+                            let mb_ = e.v(&format!("vector.broadcast {mr} : f32 to {vt}"));
+                            let mut sum = None;
+                            for j in 0..bcv {
+                                let x =
+                                    e.v(&format!("arith.subf {}, {mb_} : {vt}", s[r * bcv + j]));
+                                let p = if var.masked() {
+                                    e.exp_flush(&x, &vt, &vit)
+                                } else {
+                                    e.exp(&x, &vt, &vit)
+                                };
+                                let col = e.idx(j * w);
                                 e.line(&format!(
-                                    "vector.store {}, {ob}[{orow}, {col}] : {ob_ty}, {vt}",
-                                    acc[r * nv + i]
+                                    "vector.store {p}, {pt}[{ri}, {col}] : {pt_ty}, {vt}"
                                 ));
+                                sum = Some(match sum {
+                                    None => p,
+                                    Some(acc) => e.v(&format!("arith.addf {acc}, {p} : {vt}")),
+                                });
+                            }
+                            let sum = sum.unwrap_or_default();
+                            rsum.push(e.v(&format!(
+                                "vector.reduction <add>, {sum} fastmath<reassoc> : {vt} into f32"
+                            )));
+                        }
+                        let lold = e.v(&format!("vector.load {ls}[{mbr}] : {st_ty}, {rt}"));
+                        let lrow = e.v(&format!("vector.from_elements {} : {rt}", rsum.join(", ")));
+                        let lnew = e.v(&format!("math.fma {lold}, {alpha}, {lrow} : {rt}"));
+                        e.line(&format!("vector.store {lnew}, {ls}[{mbr}] : {st_ty}, {rt}"));
+                        let al: Vec<String> = (0..br)
+                            .map(|r| {
+                                let a =
+                                    e.v(&format!("vector.extract {alpha}[{r}] : f32 from {rt}"));
+                                e.v(&format!("vector.broadcast {a} : f32 to {vt}"))
+                            })
+                            .collect();
+                        // O = alpha O + P V, in tiles of br rows x nv vectors.
+                        let pv_tile = |e: &mut E, c: &str, nv: usize| {
+                            let mut inits = Vec::new();
+                            for (r, alpha_r) in al.iter().enumerate() {
+                                let ri = e.idx(r);
+                                let orow = e.v(&format!("arith.addi {mbr}, {ri} : index"));
+                                for i in 0..nv {
+                                    let off = e.idx(i * w);
+                                    let col = e.v(&format!("arith.addi {c}, {off} : index"));
+                                    let o = e.v(&format!(
+                                        "vector.load {ob}[{orow}, {col}] : {ob_ty}, {vt}"
+                                    ));
+                                    let o = e.v(&format!("arith.mulf {o}, {alpha_r} : {vt}"));
+                                    inits.push((o, vt.clone()));
+                                }
+                            }
+                            let acc = e.for_loop(&c0, &cbc, &c1, &inits, |e, j, a| {
+                                let vv: Vec<String> = (0..nv)
+                                    .map(|i| {
+                                        let off = e.idx(i * w);
+                                        let col = e.v(&format!("arith.addi {c}, {off} : index"));
+                                        e.v(&format!(
+                                            "vector.load {vp}[{j}, {col}] : {vp_ty}, {vt}"
+                                        ))
+                                    })
+                                    .collect();
+                                let mut out = Vec::new();
+                                for r in 0..br {
+                                    let ri = e.idx(r);
+                                    let p = e.v(&format!("memref.load {pt}[{ri}, {j}] : {pt_ty}"));
+                                    let pb = e.v(&format!("vector.broadcast {p} : f32 to {vt}"));
+                                    for i in 0..nv {
+                                        out.push(e.v(&format!(
+                                            "vector.fma {pb}, {}, {} : {vt}",
+                                            vv[i],
+                                            a[r * nv + i]
+                                        )));
+                                    }
+                                }
+                                out
+                            });
+                            for r in 0..br {
+                                let ri = e.idx(r);
+                                let orow = e.v(&format!("arith.addi {mbr}, {ri} : index"));
+                                for i in 0..nv {
+                                    let off = e.idx(i * w);
+                                    let col = e.v(&format!("arith.addi {c}, {off} : index"));
+                                    e.line(&format!(
+                                        "vector.store {}, {ob}[{orow}, {col}] : {ob_ty}, {vt}",
+                                        acc[r * nv + i]
+                                    ));
+                                }
+                            }
+                        };
+                        let chunk = e.idx(pvv * w);
+                        let nfull = e.v(&format!("arith.divui {dvp}, {chunk} : index"));
+                        let full_end = e.v(&format!("arith.muli {nfull}, {chunk} : index"));
+                        e.for_each(&c0, &full_end, &chunk, |e, c| pv_tile(e, c, pvv));
+                        if pvv > 1 {
+                            let rem = e.v(&format!("arith.subi {dvp}, {full_end} : index"));
+                            let remv = e.v(&format!("arith.divui {rem}, {cw} : index"));
+                            for nv in 1..pvv {
+                                let cn = e.idx(nv);
+                                let is = e.v(&format!("arith.cmpi eq, {remv}, {cn} : index"));
+                                e.if_then(&is, |e| pv_tile(e, &full_end, nv), None);
                             }
                         }
                     };
-                    let chunk = e.idx(pvv * w);
-                    let nfull = e.v(&format!("arith.divui {dvp}, {chunk} : index"));
-                    let full_end = e.v(&format!("arith.muli {nfull}, {chunk} : index"));
-                    e.for_each(&c0, &full_end, &chunk, |e, c| pv_tile(e, c, pvv));
-                    if pvv > 1 {
-                        let rem = e.v(&format!("arith.subi {dvp}, {full_end} : index"));
-                        let remv = e.v(&format!("arith.divui {rem}, {cw} : index"));
-                        for nv in 1..pvv {
-                            let cn = e.idx(nv);
-                            let is = e.v(&format!("arith.cmpi eq, {remv}, {cn} : index"));
-                            e.if_then(&is, |e| pv_tile(e, &full_end, nv), None);
-                        }
+                    if var.causal {
+                        // Skip a micro-block none of whose rows sees a key of this block.
+                        let mbr = e.v(&format!("arith.muli {mb}, {cbr} : index"));
+                        let pv = e.v(&format!("vector.load {ps}[{mbr}] : {ps_ty}, {rit}"));
+                        let mx = e.v(&format!("vector.reduction <maxsi>, {pv} : {rit} into i32"));
+                        let kbi = e.v(&format!("arith.index_cast {kb} : index to i32"));
+                        let go = e.v(&format!("arith.cmpi sle, {kbi}, {mx} : i32"));
+                        e.if_then(&go, |e| micro(e), None);
+                    } else {
+                        micro(e);
                     }
                 });
             });
@@ -674,6 +895,13 @@ fn kernel_2d(t: &Tiling) -> String {
             let o2 = e.for_loop(&c0, &rows, &c1, &[(out, t2.clone())], |e, r, o| {
                 let l = e.v(&format!("memref.load {ls}[{r}] : {st_ty}"));
                 let inv = e.v(&format!("arith.divf {one}, {l} : f32"));
+                // A fully masked row (l = 0) gives zeros, not 0/0.
+                let inv = if var.masked() {
+                    let z = e.v(&format!("arith.cmpf oeq, {l}, {zero} : f32"));
+                    e.v(&format!("arith.select {z}, {zero}, {inv} : f32"))
+                } else {
+                    inv
+                };
                 let row = e.v(&format!("arith.addi {q0}, {r} : index"));
                 let o3 = e.for_loop(&c0, &dv, &c1, &[(o[0].clone(), t2.clone())], |e, c, oo| {
                     let x = e.v(&format!("memref.load {ob}[{r}, {c}] : {ob_ty}"));
@@ -690,10 +918,17 @@ fn kernel_2d(t: &Tiling) -> String {
         },
     );
     let mut s = String::new();
+    let mut extra = String::new();
+    if var.mask {
+        extra.push_str(&format!("%mask: {t2}, "));
+    }
+    if var.causal {
+        extra.push_str("%pos: tensor<?xf32>, ");
+    }
     let _ = writeln!(
         s,
-        "  func.func private @{}(%q: {t2}, %k: {t2}, %v: {t2}, %scale: f32, %init: {t2}) -> {t2} {{",
-        symbol(2, t)
+        "  func.func private @{}(%q: {t2}, %k: {t2}, %v: {t2}, %scale: f32, {extra}%init: {t2}) -> {t2} {{",
+        symbol_for(2, t, var)
     );
     s.push_str(&e.s);
     let _ = writeln!(s, "    return {} : {t2}\n  }}", res[0]);
@@ -808,6 +1043,14 @@ mod tests {
                 assert!(
                     melior::ir::Module::parse(c.context(), &text).is_some(),
                     "ranks {ranks:?}, {t:?}:\n{text}"
+                );
+            }
+            for (mask, causal) in [(true, false), (false, true), (true, true)] {
+                let var = Variant { mask, causal };
+                let text = module_text_variants(&[], &[var], &t);
+                assert!(
+                    melior::ir::Module::parse(c.context(), &text).is_some(),
+                    "{var:?}, {t:?}:\n{text}"
                 );
             }
         }

@@ -177,7 +177,25 @@ pub enum Op {
         v: Value,
         /// Scale applied to the scores.
         scale: Scale,
+        /// Optional additive mask `[Sq, Sk]` (rank-2 attention only).
+        mask: Option<Value>,
+        /// Optional causal query positions `[Sq]` (rank-2 attention only).
+        positions: Option<Value>,
     },
+}
+
+/// The optional inputs of [`Graph::attention_with`].
+///
+/// Both apply to rank-2 attention (`[Sq, D]`); callers walk batch and head dims themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AttentionOptions {
+    /// An additive mask `[Sq, Sk]` (same element type as q), added to the scaled scores; `-inf`
+    /// removes a key. A row whose every key is removed gives zeros.
+    pub mask: Option<Value>,
+    /// Causal masking: positions `[Sq]` (same element type as q, integral values, exact below
+    /// 2^24 in f32); query row `i` sees the keys `j <= positions[i]`. Bottom-right aligned causal
+    /// attention uses `positions[i] = i + Sk - Sq`. Fully masked key blocks are skipped.
+    pub positions: Option<Value>,
 }
 
 /// Where the attention scale comes from.
@@ -440,6 +458,19 @@ impl Graph {
         v: Value,
         scale: Scale,
     ) -> Result<Value, GraphError> {
+        self.attention_with(q, k, v, scale, AttentionOptions::default())
+    }
+
+    /// [`Graph::attention`] with an additive mask and/or causal positions (see
+    /// [`AttentionOptions`]); with either, q, k and v must be rank 2.
+    pub fn attention_with(
+        &mut self,
+        q: Value,
+        k: Value,
+        v: Value,
+        scale: Scale,
+        options: AttentionOptions,
+    ) -> Result<Value, GraphError> {
         const OP: &str = "attention";
         let (tq, tk, tv) = (
             self.check(q, OP)?.clone(),
@@ -516,10 +547,62 @@ impl Graph {
         {
             return Err(Self::err(OP, format!("the scale must be finite, got {c}")));
         }
+        if (options.mask.is_some() || options.positions.is_some()) && r != 2 {
+            return Err(Self::err(
+                OP,
+                format!(
+                    "a mask or causal positions need rank-2 q, k and v ([Sq, D]); got {}",
+                    self.describe(q)
+                ),
+            ));
+        }
+        if let Some(m) = options.mask {
+            let tm = self.check(m, OP)?.clone();
+            let ok = tm.element == tq.element
+                && tm.rank() == 2
+                && tm.dims[0].unify(tq.dims[0]).is_some()
+                && tm.dims[1].unify(tk.dims[0]).is_some();
+            if !ok {
+                return Err(Self::err(
+                    OP,
+                    format!(
+                        "the mask must be [Sq, Sk] of {} for q {} and k {}; got {}",
+                        tq.element.mlir(),
+                        self.describe(q),
+                        self.describe(k),
+                        self.describe(m)
+                    ),
+                ));
+            }
+        }
+        if let Some(p) = options.positions {
+            let tp = self.check(p, OP)?.clone();
+            let ok = tp.element == tq.element
+                && tp.rank() == 1
+                && tp.dims[0].unify(tq.dims[0]).is_some();
+            if !ok {
+                return Err(Self::err(
+                    OP,
+                    format!(
+                        "the positions must be [Sq] of {} for q {}; got {}",
+                        tq.element.mlir(),
+                        self.describe(q),
+                        self.describe(p)
+                    ),
+                ));
+            }
+        }
         dims.push(tq.dims[r - 2]);
         dims.push(tv.dims[r - 1]);
         Ok(self.push(
-            Op::Attention { q, k, v, scale },
+            Op::Attention {
+                q,
+                k,
+                v,
+                scale,
+                mask: options.mask,
+                positions: options.positions,
+            },
             TensorType::new(tq.element, &dims),
         ))
     }
@@ -596,7 +679,14 @@ impl KernelDef {
                     ty,
                     &format!(" {{factor = {} : f32}}", float_literal(*f)),
                 ),
-                Op::Attention { q, k, v, scale } => {
+                Op::Attention {
+                    q,
+                    k,
+                    v,
+                    scale,
+                    mask,
+                    positions,
+                } => {
                     let elem = ty.element.mlir();
                     let (pre, sname) = match scale {
                         Scale::Constant(c) => (
@@ -608,11 +698,18 @@ impl KernelDef {
                         ),
                         Scale::Input(sv) => (String::new(), format!("%v{}", sv.0)),
                     };
+                    let (mut names, mut types) = (String::new(), String::new());
+                    for x in [mask, positions].into_iter().flatten() {
+                        let _ = write!(names, ", %v{}", x.0);
+                        let _ = write!(types, ", {}", g.ty(*x));
+                    }
                     format!(
-                        "{pre}    %v{i} = \"transformer.attention\"(%v{}, %v{}, %v{}, {sname}) : ({}, {}, {}, tensor<{elem}>) -> {ty}",
+                        "{pre}    %v{i} = \"transformer.attention\"(%v{}, %v{}, %v{}, {sname}{names}) {{operandSegmentSizes = array<i32: 1, 1, 1, 1, {}, {}>}} : ({}, {}, {}, tensor<{elem}>{types}) -> {ty}",
                         q.0,
                         k.0,
                         v.0,
+                        usize::from(mask.is_some()),
+                        usize::from(positions.is_some()),
                         g.ty(*q),
                         g.ty(*k),
                         g.ty(*v)

@@ -36,7 +36,8 @@ pub mod graph;
 mod llvm;
 pub mod lower;
 pub mod pipeline;
-mod scan;
+pub mod primitives;
+pub mod scan;
 pub mod target;
 
 pub use build::{Build, CompiledKernel, CompiledVariant, Report};

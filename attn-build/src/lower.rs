@@ -13,7 +13,7 @@
 //! A pattern that meets an op it cannot lower (ill-shaped, unsupported element type) emits an
 //! error diagnostic at the op; the pass then fails instead of leaving `transformer` ops behind.
 
-use crate::flash::Tiling;
+use crate::flash::{Tiling, Variant};
 use melior::{
     Context, GreedyRewriteDriverConfig, RewritePatternSet, RewriterBase,
     apply_patterns_and_fold_greedily_with_op, create_op_rewrite_pattern,
@@ -321,6 +321,11 @@ impl<'c, 'a> Builder<'c, 'a> {
             elem: ta.elem.clone(),
         };
         let empty = self.empty(&out_ty, &sources)?;
+        if ta.elem == "f32" {
+            // The register-tiled kernel of `primitives.rs`.
+            let symbol = crate::primitives::matmul_symbol(r, &self.tiling);
+            return self.primitive_call(&symbol, &[a, b], empty, &out_ty);
+        }
         let zero = self.float(0.0, &ta.elem)?;
         let init = self.fill(zero, empty, &ta.elem)?;
         let elem = ta.elem.clone();
@@ -487,6 +492,12 @@ impl<'c, 'a> Builder<'c, 'a> {
         if r < 1 {
             return Err(format!("softmax needs rank >= 1, got {}", tx.show()));
         }
+        if tx.elem == "f32" {
+            // The vectorized kernel of `primitives.rs`.
+            let init = self.empty_like(x)?;
+            let symbol = crate::primitives::softmax_symbol(r, &self.tiling);
+            return self.primitive_call(&symbol, &[x], init, &tx);
+        }
         let elem = tx.elem.clone();
         let all = (0..r)
             .map(|i| format!("d{i}"))
@@ -571,13 +582,16 @@ impl<'c, 'a> Builder<'c, 'a> {
         )
     }
 
-    /// `softmax(q k^T * scale) v`, composed from the primitives' lowerings.
+    /// `softmax(q k^T * scale + mask) v` (causal by `positions`), composed from the primitives'
+    /// lowerings, or the fused kernel for f32.
     fn attention(
         &self,
         q: Value<'c, 'a>,
         k: Value<'c, 'a>,
         v: Value<'c, 'a>,
         scale: Value<'c, 'a>,
+        mask: Option<Value<'c, 'a>>,
+        positions: Option<Value<'c, 'a>>,
     ) -> LowerResult<'c, 'a> {
         let (tq, tk, tv) = (tensor_ty(q)?, tensor_ty(k)?, tensor_ty(v)?);
         let r = tq.rank();
@@ -589,8 +603,27 @@ impl<'c, 'a> Builder<'c, 'a> {
                 tv.show()
             ));
         }
+        let var = Variant {
+            mask: mask.is_some(),
+            causal: positions.is_some(),
+        };
+        if var != Variant::DENSE {
+            if r != 2 {
+                return Err(format!(
+                    "a mask or causal positions need rank-2 operands, got {}",
+                    tq.show()
+                ));
+            }
+            if tq.elem != "f32" {
+                return Err(format!(
+                    "a mask or causal positions are supported for f32 only, got {}",
+                    tq.show()
+                ));
+            }
+            return self.flash_attention(q, k, v, scale, &tq, &tv, mask, positions);
+        }
         if tq.elem == "f32" && r <= 4 {
-            return self.flash_attention(q, k, v, scale, &tq, &tv);
+            return self.flash_attention(q, k, v, scale, &tq, &tv, None, None);
         }
         let kt = self.transpose(k)?;
         let scores = self.matmul(q, kt)?;
@@ -626,8 +659,14 @@ impl<'c, 'a> Builder<'c, 'a> {
         scale: Value<'c, 'a>,
         tq: &TensorTy,
         tv: &TensorTy,
+        mask: Option<Value<'c, 'a>>,
+        positions: Option<Value<'c, 'a>>,
     ) -> LowerResult<'c, 'a> {
         let r = tq.rank();
+        let var = Variant {
+            mask: mask.is_some(),
+            causal: positions.is_some(),
+        };
         let dynamic = TensorTy {
             dims: vec![None; r],
             elem: tq.elem.clone(),
@@ -646,16 +685,55 @@ impl<'c, 'a> Builder<'c, 'a> {
             self.cast(k, &dyn_text)?,
             self.cast(v, &dyn_text)?,
         );
-        let symbol = crate::flash::symbol(r, &self.tiling);
+        let symbol = crate::flash::symbol_for(r, &self.tiling, var);
+        let mut operands = vec![qd, kd, vd, s];
+        if let Some(m) = mask {
+            operands.push(self.cast(m, &dyn_text)?);
+        }
+        if let Some(p) = positions {
+            operands.push(self.cast(p, "tensor<?xf32>")?);
+        }
+        operands.push(init);
         let call = self.insert(
             OperationBuilder::new("func.call", self.loc)
-                .add_operands(&[qd, kd, vd, s, init])
+                .add_operands(&operands)
                 .add_attributes(&[(self.ident("callee"), self.attr(&format!("@{symbol}"))?)])
                 .add_results(&[self.ty(&dyn_text)?])
                 .build(),
         )?;
         let mut out_ty = tq.clone();
         out_ty.dims[r - 1] = tv.dims[r - 1];
+        self.cast(call, &out_ty.text())
+    }
+}
+
+impl<'c, 'a> Builder<'c, 'a> {
+    /// A call to the private kernel `symbol` of `primitives.rs` (inserted into the module by the
+    /// pass, inlined later) on dynamic-shape casts of `operands` and of the destination `init`;
+    /// the result is cast back to `out_ty`.
+    fn primitive_call(
+        &self,
+        symbol: &str,
+        operands: &[Value<'c, 'a>],
+        init: Value<'c, 'a>,
+        out_ty: &TensorTy,
+    ) -> LowerResult<'c, 'a> {
+        let dynamic = TensorTy {
+            dims: vec![None; out_ty.rank()],
+            elem: out_ty.elem.clone(),
+        };
+        let dyn_text = dynamic.text();
+        let mut args = Vec::new();
+        for &x in operands.iter().chain([&init]) {
+            args.push(self.cast(x, &dyn_text)?);
+        }
+        let call = self.insert(
+            OperationBuilder::new("func.call", self.loc)
+                .add_operands(&args)
+                .add_attributes(&[(self.ident("callee"), self.attr(&format!("@{symbol}"))?)])
+                .add_results(&[self.ty(&dyn_text)?])
+                .build(),
+        )?;
         self.cast(call, &out_ty.text())
     }
 }
@@ -668,6 +746,7 @@ fn insert_flash_kernels(
     tiling: &Tiling,
 ) -> Result<(), String> {
     let mut ranks = Vec::new();
+    let mut variants = Vec::new();
     let mut existing = Vec::new();
     module.walk(WalkOrder::PreOrder, |op| {
         let name = op
@@ -681,9 +760,15 @@ fn insert_flash_kernels(
             && let Some(tq) = TensorTy::of(q)
             && tq.elem == "f32"
             && (2..=4).contains(&tq.rank())
-            && !ranks.contains(&tq.rank())
         {
-            ranks.push(tq.rank());
+            let var = attention_variant(&op);
+            if var != Variant::DENSE {
+                if !variants.contains(&var) {
+                    variants.push(var);
+                }
+            } else if !ranks.contains(&tq.rank()) {
+                ranks.push(tq.rank());
+            }
         }
         if name == "func.func"
             && let Ok(a) = op.attribute("sym_name")
@@ -692,10 +777,10 @@ fn insert_flash_kernels(
         }
         WalkResult::Advance
     });
-    if ranks.is_empty() {
+    if ranks.is_empty() && variants.is_empty() {
         return Ok(());
     }
-    let text = crate::flash::module_text(&ranks, tiling);
+    let text = crate::flash::module_text_variants(&ranks, &variants, tiling);
     let kernels = melior::ir::Module::parse(ctx, &text)
         .ok_or("internal: the fused attention kernel does not parse")?;
     let body = module
@@ -715,6 +800,31 @@ fn insert_flash_kernels(
         next = op.next_in_block();
     }
     Ok(())
+}
+
+/// The optional operands of a `transformer.attention` op: the mask has the rank of q (>= 2),
+/// the positions rank 1.
+fn attention_optional<'c, 'a>(
+    op: &OperationRef<'c, 'a>,
+) -> (Option<Value<'c, 'a>>, Option<Value<'c, 'a>>) {
+    let (mut mask, mut positions) = (None, None);
+    for i in 4..op.operand_count() {
+        if let Ok(x) = op.operand(i) {
+            match TensorTy::of(x).map(|t| t.rank()) {
+                Some(1) => positions = Some(detach(x)),
+                _ => mask = Some(detach(x)),
+            }
+        }
+    }
+    (mask, positions)
+}
+
+fn attention_variant(op: &OperationRef) -> Variant {
+    let (mask, positions) = attention_optional(op);
+    Variant {
+        mask: mask.is_some(),
+        causal: positions.is_some(),
+    }
 }
 
 fn tensor_ty(v: Value) -> Result<TensorTy, String> {
@@ -765,7 +875,17 @@ fn lower_op<'c, 'a>(op: OperationRef<'c, 'a>, b: &Builder<'c, 'a>) -> LowerResul
             let c = b.float(factor.value(), &tx.elem)?;
             b.scale_by(x, c)
         }
-        "transformer.attention" => b.attention(operand(0)?, operand(1)?, operand(2)?, operand(3)?),
+        "transformer.attention" => {
+            let (mask, positions) = attention_optional(&op);
+            b.attention(
+                operand(0)?,
+                operand(1)?,
+                operand(2)?,
+                operand(3)?,
+                mask,
+                positions,
+            )
+        }
         other => Err(format!("no lowering for `{other}`")),
     }
 }
@@ -822,7 +942,9 @@ pub fn convert_transformer_to_linalg(tiling: Tiling) -> Pass {
             // called on (a temporary would leave `ctx` dangling), so keep that one alive.
             let ctx_ref = module.context();
             let ctx = unsafe { ctx_ref.to_ref() };
-            if let Err(message) = insert_flash_kernels(ctx, &module, &tiling) {
+            if let Err(message) = insert_flash_kernels(ctx, &module, &tiling)
+                .and_then(|()| crate::primitives::insert_kernels(ctx, &module, &tiling))
+            {
                 emit_error(&module, &message);
                 pass.signal_failure();
                 return;

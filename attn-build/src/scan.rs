@@ -97,8 +97,9 @@ fn is_attention(path: &syn::Path) -> bool {
     }
 }
 
-/// The kernel as a graph with static shapes and contiguous arguments.
-pub(crate) fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
+/// The kernel as a graph with static shapes and contiguous arguments (what [`Build::file`](crate::Build::file)
+/// compiles, and what `attnc` shows).
+pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
     let mut g = Graph::new();
     let inputs: Vec<Value> = k
         .inputs

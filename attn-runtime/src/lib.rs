@@ -17,6 +17,9 @@ mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod isa;
+#[cfg(feature = "ndarray")]
+#[allow(unsafe_code)]
+pub mod ndarray_interop;
 pub mod reference;
 pub mod shape;
 #[cfg(feature = "syntax")]
@@ -27,3 +30,6 @@ pub use descriptor::{DynMemRef, MemRefDescriptor};
 pub use element::{DType, Element};
 pub use error::Error;
 pub use tensor::{AsTensorView, Iter, MAX_RANK, Tensor, TensorView, TensorViewMut};
+/// The `ndarray` crate this one interoperates with (feature `ndarray`).
+#[cfg(feature = "ndarray")]
+pub use ndarray;

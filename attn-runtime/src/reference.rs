@@ -119,13 +119,47 @@ pub fn scale<T: Element>(x: &impl AsTensorView<T>, factor: f64) -> Result<Tensor
 }
 
 /// Scaled dot-product attention `softmax(q k^T * scale) v` over the last two
-/// axes, for ranks 2 to 4 (see [`shape::attention`]). `scale` defaults to
-/// `1 / sqrt(D)`. All dimensions must be positive.
+/// axes, for ranks 2 to 4 (see [`shape::attention`]; grouped-query heads
+/// allowed). `scale` defaults to `1 / sqrt(D)`. All dimensions must be positive.
 pub fn attention<T: Element>(
     q: &impl AsTensorView<T>,
     k: &impl AsTensorView<T>,
     v: &impl AsTensorView<T>,
     scale: Option<f64>,
+) -> Result<Tensor<f64>, Error> {
+    attention_with(
+        q,
+        k,
+        v,
+        &AttentionOptions {
+            scale,
+            ..AttentionOptions::default()
+        },
+    )
+}
+
+/// The options of [`attention_with`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttentionOptions<'a, T: Element> {
+    /// The scale of the scores; `None`: `1 / sqrt(D)`.
+    pub scale: Option<f64>,
+    /// Causal, bottom-right aligned: query `i` sees the keys `j <= i + Sk - Sq`.
+    pub causal: bool,
+    /// An additive mask broadcastable to `[B, Hq, Sq, Sk]` (see [`shape::mask_broadcast`]).
+    pub mask: Option<crate::tensor::TensorView<'a, T>>,
+    /// Key padding `[B, Sk]` (row-major): `false` removes key `j` of batch `b`.
+    pub key_padding: Option<&'a [bool]>,
+}
+
+/// Attention with every option: q `[B, Hq, Sq, D]` (or `[Hq, Sq, D]`, `[Sq, D]`), k
+/// `[.., Hkv, Sk, D]`, v `[.., Hkv, Sk, Dv]` with `Hq % Hkv == 0` (query head `h` uses key/value
+/// head `h / (Hq / Hkv)`); scores `q.k * scale + mask`, `-inf` where causal or key padding
+/// removes a key. A row whose every score is `-inf` gives zeros; a NaN score makes its row NaN.
+pub fn attention_with<T: Element>(
+    q: &impl AsTensorView<T>,
+    k: &impl AsTensorView<T>,
+    v: &impl AsTensorView<T>,
+    options: &AttentionOptions<'_, T>,
 ) -> Result<Tensor<f64>, Error> {
     const OP: &str = "attention";
     let (qv, kv, vv) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
@@ -133,31 +167,74 @@ pub fn attention<T: Element>(
     shape::check_nonempty(OP, "q", qv.shape())?;
     shape::check_nonempty(OP, "k", kv.shape())?;
     shape::check_nonempty(OP, "v", vv.shape())?;
-    let r = qv.rank();
-    let (sq, d) = (qv.shape()[r - 2], qv.shape()[r - 1]);
-    let (sk, dv) = (vv.shape()[r - 2], vv.shape()[r - 1]);
-    let batch: usize = qv.shape()[..r - 2].iter().product();
-    let scale = scale.unwrap_or_else(|| 1.0 / (d as f64).sqrt());
+    let dims = shape::attention_dims(qv.shape(), kv.shape(), vv.shape())?;
+    let (b_n, hq, sq, d, sk, dv) = (dims.b, dims.hq, dims.sq, dims.d, dims.sk, dims.dv);
+    let group = dims.group();
+    let target = [b_n, hq, sq, sk];
+    let mask = match &options.mask {
+        Some(m) => {
+            let has = shape::mask_broadcast(OP, "mask", m.shape(), target)?;
+            // Row-major strides of the mask, mapped onto the four target dims.
+            let mut strides = [0usize; 4];
+            let mut st = 1;
+            for (i, &n) in m.shape().iter().enumerate().rev() {
+                let t = 4 - m.rank() + i;
+                if has[t] {
+                    strides[t] = st;
+                }
+                st *= n;
+            }
+            Some((dense(m), strides))
+        }
+        None => None,
+    };
+    if let Some(p) = options.key_padding
+        && p.len() != b_n * sk
+    {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            message: format!(
+                "key_padding has {} elements but must be [B, Sk] = [{b_n}, {sk}] ({} elements)",
+                p.len(),
+                b_n * sk
+            ),
+        });
+    }
+    let scale = options.scale.unwrap_or_else(|| 1.0 / (d as f64).sqrt());
     let (qd, kd, vd) = (dense(&qv), dense(&kv), dense(&vv));
     let mut out_t = Tensor::<f64>::zeros(&out_shape)?;
     let out = out_t.as_mut_slice();
     let mut scores = vec![0.0; sk];
-    for b in 0..batch {
-        let qb = &qd[b * sq * d..(b + 1) * sq * d];
-        let kb = &kd[b * sk * d..(b + 1) * sk * d];
-        let vb = &vd[b * sk * dv..(b + 1) * sk * dv];
-        let ob = &mut out[b * sq * dv..(b + 1) * sq * dv];
-        for i in 0..sq {
-            let qi = &qb[i * d..(i + 1) * d];
-            for (j, s) in scores.iter_mut().enumerate() {
-                let kj = &kb[j * d..(j + 1) * d];
-                *s = qi.iter().zip(kj).map(|(x, y)| x * y).sum::<f64>() * scale;
-            }
-            softmax_row(&mut scores);
-            let oi = &mut ob[i * dv..(i + 1) * dv];
-            for (j, &p) in scores.iter().enumerate() {
-                for (o, &x) in oi.iter_mut().zip(&vb[j * dv..(j + 1) * dv]) {
-                    *o += p * x;
+    for b in 0..b_n {
+        for h in 0..hq {
+            let kvh = b * dims.hkv + h / group;
+            let qh = &qd[(b * hq + h) * sq * d..][..sq * d];
+            let kb = &kd[kvh * sk * d..][..sk * d];
+            let vb = &vd[kvh * sk * dv..][..sk * dv];
+            let ob = &mut out[(b * hq + h) * sq * dv..][..sq * dv];
+            for i in 0..sq {
+                let qi = &qh[i * d..(i + 1) * d];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    let kj = &kb[j * d..(j + 1) * d];
+                    *s = qi.iter().zip(kj).map(|(x, y)| x * y).sum::<f64>() * scale;
+                    if let Some((m, st)) = &mask {
+                        *s += m[b * st[0] + h * st[1] + i * st[2] + j * st[3]];
+                    }
+                    let hidden_causal = options.causal && j + sq > i + sk;
+                    let padded = options.key_padding.is_some_and(|p| !p[b * sk + j]);
+                    if hidden_causal || padded {
+                        *s = f64::NEG_INFINITY;
+                    }
+                }
+                let oi = &mut ob[i * dv..(i + 1) * dv];
+                if scores.iter().all(|&s| s == f64::NEG_INFINITY) {
+                    continue; // fully masked: zeros
+                }
+                softmax_row(&mut scores);
+                for (j, &p) in scores.iter().enumerate() {
+                    for (o, &x) in oi.iter_mut().zip(&vb[j * dv..(j + 1) * dv]) {
+                        *o += p * x;
+                    }
                 }
             }
         }

@@ -108,9 +108,49 @@ pub fn elementwise(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usi
 }
 
 /// Scaled dot-product attention: `q [.., Sq, D]`, `k [.., Sk, D]`,
-/// `v [.., Sk, Dv]` with the same rank (2 to 4) and identical leading
-/// (batch/head) dimensions give `[.., Sq, Dv]`.
+/// `v [.., Sk, Dv]` with the same rank (2 to 4) give `[.., Sq, Dv]`.
+///
+/// Rank 3 is `[H, S, D]`, rank 4 `[B, H, S, D]`. Batch sizes must be equal;
+/// k and v have the same head count `Hkv`, and q's head count `Hq` must be a
+/// multiple of it (grouped-query attention; `Hkv = 1` is multi-query).
 pub fn attention(q: &[usize], k: &[usize], v: &[usize]) -> Result<Vec<usize>, Error> {
+    attention_dims(q, k, v).map(|d| {
+        let mut out = q.to_vec();
+        out[q.len() - 1] = d.dv;
+        out
+    })
+}
+
+/// The sizes of an attention call, with q, k and v seen as 4-D `[B, H, S, D]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionDims {
+    /// Rank of q, k and v (2 to 4).
+    pub rank: usize,
+    /// Batch size (1 below rank 4).
+    pub b: usize,
+    /// Query heads (1 for rank 2).
+    pub hq: usize,
+    /// Key/value heads (divides `hq`).
+    pub hkv: usize,
+    /// Query rows.
+    pub sq: usize,
+    /// Keys.
+    pub sk: usize,
+    /// Head dim of q and k.
+    pub d: usize,
+    /// Head dim of v (and the output).
+    pub dv: usize,
+}
+
+impl AttentionDims {
+    /// Query heads per key/value head.
+    pub fn group(&self) -> usize {
+        self.hq / self.hkv
+    }
+}
+
+/// Checks attention shapes (see [`attention`]) and returns their sizes.
+pub fn attention_dims(q: &[usize], k: &[usize], v: &[usize]) -> Result<AttentionDims, Error> {
     const OP: &str = "attention";
     for (arg, s) in [("q", q), ("k", k), ("v", v)] {
         if !(2..=4).contains(&s.len()) {
@@ -128,13 +168,31 @@ pub fn attention(q: &[usize], k: &[usize], v: &[usize]) -> Result<Vec<usize>, Er
                 ),
             });
         }
-        if s[..r - 2] != q[..r - 2] {
+        if r == 4 && s[0] != q[0] {
             return Err(Error::ShapeMismatch {
                 op: OP,
                 message: format!(
-                    "{arg} has shape {s:?} but q has shape {q:?}; the leading (batch/head) dimensions {:?} and {:?} must match",
-                    &s[..r - 2],
-                    &q[..r - 2]
+                    "{arg} has shape {s:?} but q has shape {q:?}; the leading (batch) dimensions [{}] and [{}] must match",
+                    s[0], q[0]
+                ),
+            });
+        }
+    }
+    if r >= 3 {
+        let (hq, hk, hv) = (q[r - 3], k[r - 3], v[r - 3]);
+        if hv != hk {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                message: format!(
+                    "v has shape {v:?} but k has shape {k:?}; k and v must have the same number of heads ({hv} and {hk})"
+                ),
+            });
+        }
+        if hk == 0 || hq % hk != 0 {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                message: format!(
+                    "k has shape {k:?} but q has shape {q:?}; the query heads ({hq}) must be a multiple of the key/value heads ({hk}) (grouped-query attention)"
                 ),
             });
         }
@@ -157,9 +215,47 @@ pub fn attention(q: &[usize], k: &[usize], v: &[usize]) -> Result<Vec<usize>, Er
             ),
         });
     }
-    let mut out = q.to_vec();
-    out[r - 1] = v[r - 1];
-    Ok(out)
+    let lead = |s: &[usize], i: usize| if r + i >= 4 { s[r + i - 4] } else { 1 };
+    Ok(AttentionDims {
+        rank: r,
+        b: lead(q, 0),
+        hq: lead(q, 1),
+        hkv: lead(k, 1),
+        sq: q[r - 2],
+        sk: k[r - 2],
+        d: q[r - 1],
+        dv: v[r - 1],
+    })
+}
+
+/// How an attention mask of shape `mask` broadcasts to `[B, Hq, Sq, Sk]`: for each of the four
+/// target dims, whether the mask has it (`true`) or broadcasts it (`false`; a missing or size-1
+/// dim). The mask's dims align to the right (`[Sq, Sk]`, `[B, 1, Sq, Sk]`, `[1, Sk]`, ...).
+pub fn mask_broadcast(
+    op: &'static str,
+    arg: &'static str,
+    mask: &[usize],
+    target: [usize; 4],
+) -> Result<[bool; 4], Error> {
+    let err = || Error::ShapeMismatch {
+        op,
+        message: format!(
+            "{arg} has shape {mask:?}, which does not broadcast to [B, Hq, Sq, Sk] = {target:?}; each of its dims (aligned to the right) must be 1 or equal"
+        ),
+    };
+    if mask.len() > 4 {
+        return Err(err());
+    }
+    let mut has = [false; 4];
+    for (i, &m) in mask.iter().enumerate() {
+        let t = 4 - mask.len() + i;
+        if m == target[t] && m != 1 {
+            has[t] = true;
+        } else if m != 1 {
+            return Err(err());
+        }
+    }
+    Ok(has)
 }
 
 #[cfg(test)]
@@ -232,9 +328,29 @@ mod tests {
         );
         let m = msg(attention(&[2, 4, 16], &[3, 5, 16], &[3, 5, 8]));
         assert!(
+            m.contains("query heads (2) must be a multiple of the key/value heads (3)"),
+            "{m}"
+        );
+        let m = msg(attention(&[2, 6, 4, 16], &[3, 2, 5, 16], &[3, 2, 5, 8]));
+        assert!(
             m.contains("leading") && m.contains("[3]") && m.contains("[2]"),
             "{m}"
         );
+        // Grouped-query attention: 6 query heads over 2 key/value heads.
+        let d = attention_dims(&[2, 6, 4, 16], &[2, 2, 5, 16], &[2, 2, 5, 8]).unwrap();
+        assert_eq!((d.b, d.hq, d.hkv, d.group(), d.sq, d.sk), (2, 6, 2, 3, 4, 5));
+        let m = msg(attention(&[6, 4, 16], &[2, 5, 16], &[3, 5, 8]));
+        assert!(m.contains("same number of heads"), "{m}");
+        assert_eq!(
+            mask_broadcast("attention", "mask", &[4, 5], [2, 6, 4, 5]).unwrap(),
+            [false, false, true, true]
+        );
+        assert_eq!(
+            mask_broadcast("attention", "mask", &[2, 1, 1, 5], [2, 6, 4, 5]).unwrap(),
+            [true, false, false, true]
+        );
+        let m = msg(mask_broadcast("attention", "mask", &[3, 5], [2, 6, 4, 5]));
+        assert!(m.contains("mask has shape [3, 5]") && m.contains("[2, 6, 4, 5]"), "{m}");
         let m = msg(attention(&[2, 4, 16], &[5, 16], &[5, 8]));
         assert!(
             m.contains("k has shape [5, 16]") && m.contains("ranks"),

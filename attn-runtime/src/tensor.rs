@@ -760,6 +760,15 @@ impl<'a, T: Element> TensorViewMut<'a, T> {
 pub trait AsTensorView<T: Element> {
     /// Borrows `self` as a read-only view.
     fn as_tensor_view(&self) -> TensorView<'_, T>;
+
+    /// Borrows `self` as a read-only view, or says why its layout cannot be borrowed as one.
+    ///
+    /// [`Tensor`] and the views always succeed (this is [`Self::as_tensor_view`]); foreign
+    /// arrays (the `ndarray` feature) fail for layouts a view cannot express, such as negative
+    /// strides, where [`Self::as_tensor_view`] panics.
+    fn try_as_tensor_view(&self) -> Result<TensorView<'_, T>, Error> {
+        Ok(self.as_tensor_view())
+    }
 }
 
 impl<T: Element> AsTensorView<T> for Tensor<T> {
@@ -784,11 +793,19 @@ impl<T: Element, X: AsTensorView<T> + ?Sized> AsTensorView<T> for &X {
     fn as_tensor_view(&self) -> TensorView<'_, T> {
         (**self).as_tensor_view()
     }
+
+    fn try_as_tensor_view(&self) -> Result<TensorView<'_, T>, Error> {
+        (**self).try_as_tensor_view()
+    }
 }
 
 impl<T: Element, X: AsTensorView<T> + ?Sized> AsTensorView<T> for &mut X {
     fn as_tensor_view(&self) -> TensorView<'_, T> {
         (**self).as_tensor_view()
+    }
+
+    fn try_as_tensor_view(&self) -> Result<TensorView<'_, T>, Error> {
+        (**self).try_as_tensor_view()
     }
 }
 

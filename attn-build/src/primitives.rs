@@ -1,0 +1,548 @@
+//! Register-tiled f32 kernels for the primitives `transformer.matmul` and `transformer.softmax`,
+//! emitted as MLIR text (`scf` + `vector` + `memref` + `arith` + `math`, reading and writing
+//! tensors) like the fused attention kernel of `flash.rs`: `convert-transformer-to-linalg`
+//! inserts them as private functions and calls them in place of each f32 op; the `inline` pass
+//! then specializes every call for its static shapes. f64 keeps the naive `linalg` lowering.
+//!
+//! # Matmul `C = A B` (`[.., M, K] x [.., K, N]`, any leading batch dims)
+//! For each block of `NC` columns of B:
+//! - the block `B[:, jc..jc + NC]` is packed into a contiguous, zero-padded `K x NC` scratch
+//!   (a plain copy loop, so LLVM vectorizes it behind a run-time unit-stride check whatever the
+//!   strides of B);
+//! - for each micro-tile of `MR` rows x `NR = NRV * w` columns, `MR x NRV` vector accumulators are
+//!   updated once per k with `vector.fma` (B vectors from the panel, A values broadcast straight
+//!   from A, which needs no packing); rows past M read the last row (clamped index) and are never
+//!   written;
+//! - full tiles are written with in-bounds `vector.transfer_write`s, edge tiles through a small
+//!   scratch element by element.
+//!
+//! The accumulation order over k is the plain sequential one; no flag assumes the absence of
+//! NaN or infinities (a NaN or infinite input propagates exactly as in the naive loops).
+//!
+//! # Softmax over the last dim (rank 1 and up)
+//! Each row is copied to a contiguous scratch padded with `-inf` to a multiple of the vector
+//! width (a copy loop, vectorized by LLVM behind a unit-stride check); then a vector row max
+//! (`cmpf`/`select` pairs, `maxps`), `exp(x - max)` as the polynomial of `flash.rs` written back
+//! to the scratch with a vector sum (`vector.reduction` with `fastmath<reassoc>`), and the
+//! scaled copy out. A NaN in a row makes the row NaN through the exponentials, a `+inf` gives
+//! `inf - inf = NaN`, as in the naive composition.
+
+use crate::flash::{E, Tiling};
+use melior::{
+    Context,
+    ir::{
+        BlockLike, Module, OperationRef, RegionLike, ValueLike,
+        operation::{OperationLike, WalkOrder, WalkResult},
+    },
+};
+use std::fmt::Write as _;
+
+/// Register tiling of the matmul kernel for one vector ISA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulTiling {
+    /// Vector width in f32 lanes.
+    pub w: usize,
+    /// Rows of a micro-tile (A values broadcast per k).
+    pub mr: usize,
+    /// Vectors per row of a micro-tile (`NR = nr_vecs * w` columns).
+    pub nr_vecs: usize,
+    /// Columns of B packed at once (a multiple of `NR`).
+    pub nc: usize,
+}
+
+impl MatmulTiling {
+    /// 16 ymm registers: 4 x 24 tiles (12 accumulators, 3 B vectors, 1 broadcast).
+    pub const AVX2: MatmulTiling = MatmulTiling {
+        w: 8,
+        mr: 4,
+        nr_vecs: 3,
+        nc: 192,
+    };
+
+    /// 32 zmm registers: 8 x 48 tiles (24 accumulators, 3 B vectors, 1 broadcast).
+    pub const AVX512: MatmulTiling = MatmulTiling {
+        w: 16,
+        mr: 8,
+        nr_vecs: 3,
+        nc: 192,
+    };
+
+    /// The matmul tiling matching the vector width of a fused-attention tiling (which
+    /// `Tiling::for_target` picks per target).
+    pub fn for_tiling(t: &Tiling) -> MatmulTiling {
+        if t.w >= 16 {
+            MatmulTiling::AVX512
+        } else {
+            MatmulTiling::AVX2
+        }
+    }
+
+    fn nr(&self) -> usize {
+        self.nr_vecs * self.w
+    }
+
+    /// A short tag naming the tiling in symbol names.
+    pub fn tag(&self) -> String {
+        format!("w{}m{}n{}c{}", self.w, self.mr, self.nr_vecs, self.nc)
+    }
+}
+
+/// The symbol of the f32 matmul kernel of a given rank.
+pub fn matmul_symbol(rank: usize, t: &Tiling) -> String {
+    format!(
+        "__attn_matmul_f32_r{rank}_{}",
+        MatmulTiling::for_tiling(t).tag()
+    )
+}
+
+/// The symbol of the f32 softmax kernel of a given rank.
+pub fn softmax_symbol(rank: usize, t: &Tiling) -> String {
+    format!("__attn_softmax_f32_r{rank}_w{}", t.w)
+}
+
+/// The MLIR text of a module holding `@{matmul_symbol(r)}` for every `r` in `matmul_ranks`
+/// (`(a, b, init: tensor<?x..xf32>) -> tensor`) and `@{softmax_symbol(r)}` for every `r` in
+/// `softmax_ranks` (`(x, init) -> tensor`).
+pub fn module_text(matmul_ranks: &[usize], softmax_ranks: &[usize], t: &Tiling) -> String {
+    let mut s = String::from("module {\n");
+    for &r in matmul_ranks {
+        s.push_str(&matmul(r, t));
+    }
+    for &r in softmax_ranks {
+        s.push_str(&softmax(r, t));
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn tensor_ty(rank: usize) -> String {
+    format!("tensor<{}f32>", "?x".repeat(rank))
+}
+
+/// Loops over the leading dims `bounds` (carrying the tensor `out` of type `ty`), calling `body`
+/// with the induction variables and the carried tensor; returns the final tensor.
+fn nest(
+    e: &mut E,
+    bounds: &[String],
+    ivs: &mut Vec<String>,
+    out: String,
+    ty: &str,
+    c0: &str,
+    c1: &str,
+    body: &mut dyn FnMut(&mut E, &[String], String) -> String,
+) -> String {
+    if ivs.len() == bounds.len() {
+        let ivs_now = ivs.clone();
+        return body(e, &ivs_now, out);
+    }
+    let hi = bounds[ivs.len()].clone();
+    let res = e.for_loop(c0, &hi, c1, &[(out, ty.to_string())], |e, iv, a| {
+        ivs.push(iv.to_string());
+        let r = nest(e, bounds, ivs, a[0].clone(), ty, c0, c1, body);
+        ivs.pop();
+        vec![r]
+    });
+    res[0].clone()
+}
+
+/// `prefix` indices followed by `rest`, comma separated.
+fn at(prefix: &[String], rest: &[&str]) -> String {
+    prefix
+        .iter()
+        .map(String::as_str)
+        .chain(rest.iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `scf.if` yielding one value of type `ty`.
+fn if_value(
+    e: &mut E,
+    cond: &str,
+    ty: &str,
+    then: impl FnOnce(&mut E) -> String,
+    els: impl FnOnce(&mut E) -> String,
+) -> String {
+    let res = e.fresh();
+    e.line(&format!("{res} = scf.if {cond} -> ({ty}) {{"));
+    let a = then(e);
+    e.line(&format!("  scf.yield {a} : {ty}"));
+    e.line("} else {");
+    let b = els(e);
+    e.line(&format!("  scf.yield {b} : {ty}"));
+    e.line("}");
+    res
+}
+
+/// `@{matmul_symbol(rank)}`.
+fn matmul(rank: usize, t: &Tiling) -> String {
+    let mt = MatmulTiling::for_tiling(t);
+    let (w, mr, nrv, nc) = (mt.w, mt.mr, mt.nr_vecs, mt.nc);
+    let nr = mt.nr();
+    let lead = rank - 2;
+    let tn = tensor_ty(rank);
+    let vt = format!("vector<{w}xf32>");
+    let bp_ty = format!("memref<?x{nc}xf32>");
+    let ct_ty = format!("memref<{mr}x{nr}xf32>");
+
+    let mut e = E::new(2);
+    let c0 = e.idx(0);
+    let c1 = e.idx(1);
+    let cnc = e.idx(nc);
+    let cnr = e.idx(nr);
+    let cmr = e.idx(mr);
+    let zero = e.f32c(0.0);
+    let vzero = e.splat(0.0, &vt);
+    let bounds: Vec<String> = (0..lead)
+        .map(|i| {
+            let ci = e.idx(i);
+            e.v(&format!("tensor.dim %a, {ci} : {tn}"))
+        })
+        .collect();
+    let (cm, ck) = (e.idx(lead), e.idx(lead + 1));
+    let m = e.v(&format!("tensor.dim %a, {cm} : {tn}"));
+    let k = e.v(&format!("tensor.dim %a, {ck} : {tn}"));
+    let n = e.v(&format!("tensor.dim %b, {ck} : {tn}"));
+    let mlast = e.v(&format!("arith.subi {m}, {c1} : index"));
+    let bp = e.v(&format!(
+        "memref.alloc({k}) {{alignment = 64 : i64}} : {bp_ty}"
+    ));
+    let ct = e.v(&format!(
+        "memref.alloca() {{alignment = 64 : i64}} : {ct_ty}"
+    ));
+
+    let mut body = |e: &mut E, p: &[String], out: String| -> String {
+        let res = e.for_loop(&c0, &n, &cnc, &[(out, tn.clone())], |e, jc, o| {
+            let left = e.v(&format!("arith.subi {n}, {jc} : index"));
+            let ncb = e.v(&format!("arith.minsi {left}, {cnc} : index"));
+            let nrm1 = e.idx(nr - 1);
+            let r1 = e.v(&format!("arith.addi {ncb}, {nrm1} : index"));
+            let r2 = e.v(&format!("arith.divui {r1}, {cnr} : index"));
+            let ncp = e.v(&format!("arith.muli {r2}, {cnr} : index"));
+            // Pack B[:, jc..jc + nc] as [k][c], zero columns up to a multiple of NR.
+            e.for_each(&c0, &k, &c1, |e, kk| {
+                e.for_each(&c0, &ncb, &c1, |e, c| {
+                    let col = e.v(&format!("arith.addi {jc}, {c} : index"));
+                    let x = e.v(&format!(
+                        "tensor.extract %b[{}] : {tn}",
+                        at(p, &[kk, &col])
+                    ));
+                    e.line(&format!("memref.store {x}, {bp}[{kk}, {c}] : {bp_ty}"));
+                });
+                e.for_each(&ncb, &ncp, &c1, |e, c| {
+                    e.line(&format!("memref.store {zero}, {bp}[{kk}, {c}] : {bp_ty}"));
+                });
+            });
+            let o = o[0].clone();
+            let res = e.for_loop(&c0, &m, &cmr, &[(o, tn.clone())], |e, i0, o| {
+                let mleft = e.v(&format!("arith.subi {m}, {i0} : index"));
+                let rows = e.v(&format!("arith.minsi {mleft}, {cmr} : index"));
+                // Rows past M read the last row (never written).
+                let ridx: Vec<String> = (0..mr)
+                    .map(|r| {
+                        let cr = e.idx(r);
+                        let i = e.v(&format!("arith.addi {i0}, {cr} : index"));
+                        e.v(&format!("arith.minsi {i}, {mlast} : index"))
+                    })
+                    .collect();
+                let o = o[0].clone();
+                let res = e.for_loop(&c0, &ncp, &cnr, &[(o, tn.clone())], |e, jr, o| {
+                    let inits: Vec<(String, String)> =
+                        (0..mr * nrv).map(|_| (vzero.clone(), vt.clone())).collect();
+                    let acc = e.for_loop(&c0, &k, &c1, &inits, |e, kk, a| {
+                        let bv: Vec<String> = (0..nrv)
+                            .map(|v| {
+                                let off = e.idx(v * w);
+                                let col = e.v(&format!("arith.addi {jr}, {off} : index"));
+                                e.v(&format!("vector.load {bp}[{kk}, {col}] : {bp_ty}, {vt}"))
+                            })
+                            .collect();
+                        let mut out = Vec::new();
+                        for (r, ri) in ridx.iter().enumerate() {
+                            let x = e.v(&format!(
+                                "tensor.extract %a[{}] : {tn}",
+                                at(p, &[ri, kk])
+                            ));
+                            let xb = e.v(&format!("vector.broadcast {x} : f32 to {vt}"));
+                            for v in 0..nrv {
+                                out.push(e.v(&format!(
+                                    "vector.fma {xb}, {}, {} : {vt}",
+                                    bv[v],
+                                    a[r * nrv + v]
+                                )));
+                            }
+                        }
+                        out
+                    });
+                    let j0 = e.v(&format!("arith.addi {jc}, {jr} : index"));
+                    let nleft = e.v(&format!("arith.subi {n}, {j0} : index"));
+                    let cols = e.v(&format!("arith.minsi {nleft}, {cnr} : index"));
+                    let full_r = e.v(&format!("arith.cmpi eq, {rows}, {cmr} : index"));
+                    let full_c = e.v(&format!("arith.cmpi eq, {cols}, {cnr} : index"));
+                    let full = e.v(&format!("arith.andi {full_r}, {full_c} : i1"));
+                    let o = o[0].clone();
+                    let o2 = o.clone();
+                    let res = if_value(
+                        e,
+                        &full,
+                        &tn,
+                        |e| {
+                            let mut o = o;
+                            for r in 0..mr {
+                                let cr = e.idx(r);
+                                let row = e.v(&format!("arith.addi {i0}, {cr} : index"));
+                                for v in 0..nrv {
+                                    let off = e.idx(v * w);
+                                    let col = e.v(&format!("arith.addi {j0}, {off} : index"));
+                                    o = e.v(&format!(
+                                        "vector.transfer_write {}, {o}[{}] {{in_bounds = [true]}} : {vt}, {tn}",
+                                        acc[r * nrv + v],
+                                        at(p, &[&row, &col])
+                                    ));
+                                }
+                            }
+                            o
+                        },
+                        |e| {
+                            for r in 0..mr {
+                                let cr = e.idx(r);
+                                for v in 0..nrv {
+                                    let off = e.idx(v * w);
+                                    e.line(&format!(
+                                        "vector.store {}, {ct}[{cr}, {off}] : {ct_ty}, {vt}",
+                                        acc[r * nrv + v]
+                                    ));
+                                }
+                            }
+                            let res = e.for_loop(&c0, &rows, &c1, &[(o2, tn.clone())], |e, r, o| {
+                                let row = e.v(&format!("arith.addi {i0}, {r} : index"));
+                                let o = o[0].clone();
+                                let res =
+                                    e.for_loop(&c0, &cols, &c1, &[(o, tn.clone())], |e, c, o| {
+                                        let col = e.v(&format!("arith.addi {j0}, {c} : index"));
+                                        let x =
+                                            e.v(&format!("memref.load {ct}[{r}, {c}] : {ct_ty}"));
+                                        vec![e.v(&format!(
+                                            "tensor.insert {x} into {}[{}] : {tn}",
+                                            o[0],
+                                            at(p, &[&row, &col])
+                                        ))]
+                                    });
+                                vec![res[0].clone()]
+                            });
+                            res[0].clone()
+                        },
+                    );
+                    vec![res]
+                });
+                vec![res[0].clone()]
+            });
+            vec![res[0].clone()]
+        });
+        res[0].clone()
+    };
+    let res = nest(
+        &mut e,
+        &bounds,
+        &mut Vec::new(),
+        "%init".to_string(),
+        &tn,
+        &c0,
+        &c1,
+        &mut body,
+    );
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "  func.func private @{}(%a: {tn}, %b: {tn}, %init: {tn}) -> {tn} {{",
+        matmul_symbol(rank, t)
+    );
+    s.push_str(&e.s);
+    let _ = writeln!(s, "    return {res} : {tn}\n  }}");
+    s
+}
+
+/// `@{softmax_symbol(rank)}`.
+fn softmax(rank: usize, t: &Tiling) -> String {
+    let w = t.w;
+    let lead = rank - 1;
+    let tn = tensor_ty(rank);
+    let vt = format!("vector<{w}xf32>");
+    let vit = format!("vector<{w}xi32>");
+    let rb_ty = "memref<?xf32>".to_string();
+
+    let mut e = E::new(2);
+    let c0 = e.idx(0);
+    let c1 = e.idx(1);
+    let cw = e.idx(w);
+    let ninf = e.v("arith.constant 0xFF800000 : f32");
+    let vninf = e.v(&format!("vector.broadcast {ninf} : f32 to {vt}"));
+    let vzero = e.splat(0.0, &vt);
+    let one = e.f32c(1.0);
+    let bounds: Vec<String> = (0..lead)
+        .map(|i| {
+            let ci = e.idx(i);
+            e.v(&format!("tensor.dim %x, {ci} : {tn}"))
+        })
+        .collect();
+    let cl = e.idx(lead);
+    let n = e.v(&format!("tensor.dim %x, {cl} : {tn}"));
+    let wm1 = e.idx(w - 1);
+    let n1 = e.v(&format!("arith.addi {n}, {wm1} : index"));
+    let n2 = e.v(&format!("arith.divui {n1}, {cw} : index"));
+    let np = e.v(&format!("arith.muli {n2}, {cw} : index"));
+    let rb = e.v(&format!(
+        "memref.alloc({np}) {{alignment = 64 : i64}} : {rb_ty}"
+    ));
+
+    let mut body = |e: &mut E, p: &[String], out: String| -> String {
+        // The row, padded with -inf.
+        e.for_each(&c0, &n, &c1, |e, c| {
+            let x = e.v(&format!("tensor.extract %x[{}] : {tn}", at(p, &[c])));
+            e.line(&format!("memref.store {x}, {rb}[{c}] : {rb_ty}"));
+        });
+        e.for_each(&n, &np, &c1, |e, c| {
+            e.line(&format!("memref.store {ninf}, {rb}[{c}] : {rb_ty}"));
+        });
+        let vmax = e.for_loop(&c0, &np, &cw, &[(vninf.clone(), vt.clone())], |e, c, a| {
+            let x = e.v(&format!("vector.load {rb}[{c}] : {rb_ty}, {vt}"));
+            vec![e.max(&a[0], &x, &vt)]
+        });
+        let mx = e.hmax(&vmax[0], w);
+        let mb = e.v(&format!("vector.broadcast {mx} : f32 to {vt}"));
+        let vsum = e.for_loop(&c0, &np, &cw, &[(vzero.clone(), vt.clone())], |e, c, a| {
+            let x = e.v(&format!("vector.load {rb}[{c}] : {rb_ty}, {vt}"));
+            let d = e.v(&format!("arith.subf {x}, {mb} : {vt}"));
+            let y = e.exp(&d, &vt, &vit);
+            e.line(&format!("vector.store {y}, {rb}[{c}] : {rb_ty}, {vt}"));
+            vec![e.v(&format!("arith.addf {}, {y} : {vt}", a[0]))]
+        });
+        let sum = e.v(&format!(
+            "vector.reduction <add>, {} fastmath<reassoc> : {vt} into f32",
+            vsum[0]
+        ));
+        let inv = e.v(&format!("arith.divf {one}, {sum} : f32"));
+        let res = e.for_loop(&c0, &n, &c1, &[(out, tn.clone())], |e, c, o| {
+            let x = e.v(&format!("memref.load {rb}[{c}] : {rb_ty}"));
+            let y = e.v(&format!("arith.mulf {x}, {inv} : f32"));
+            vec![e.v(&format!(
+                "tensor.insert {y} into {}[{}] : {tn}",
+                o[0],
+                at(p, &[c])
+            ))]
+        });
+        res[0].clone()
+    };
+    let res = nest(
+        &mut e,
+        &bounds,
+        &mut Vec::new(),
+        "%init".to_string(),
+        &tn,
+        &c0,
+        &c1,
+        &mut body,
+    );
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "  func.func private @{}(%x: {tn}, %init: {tn}) -> {tn} {{",
+        softmax_symbol(rank, t)
+    );
+    s.push_str(&e.s);
+    let _ = writeln!(s, "    return {res} : {tn}\n  }}");
+    s
+}
+
+/// The rank of an f32 ranked tensor type (`tensor<?x4xf32>` -> 2), `None` for anything else.
+fn f32_rank(ty: &str) -> Option<usize> {
+    let inner = ty.strip_prefix("tensor<")?.strip_suffix('>')?;
+    let mut parts: Vec<&str> = inner.split('x').collect();
+    if parts.pop()? != "f32" {
+        return None;
+    }
+    Some(parts.len())
+}
+
+/// Inserts into `module` the private kernels that its f32 `transformer.matmul` and
+/// `transformer.softmax` ops will call (also those of the composition an f32 attention of rank
+/// above 4 lowers to).
+pub(crate) fn insert_kernels(
+    ctx: &Context,
+    module: &OperationRef,
+    tiling: &Tiling,
+) -> Result<(), String> {
+    let (mut mm, mut sm, mut existing) = (Vec::new(), Vec::new(), Vec::new());
+    let add = |v: &mut Vec<usize>, r: usize| {
+        if !v.contains(&r) {
+            v.push(r);
+        }
+    };
+    module.walk(WalkOrder::PreOrder, |op| {
+        let name = op
+            .name()
+            .as_string_ref()
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let rank = op
+            .operand(0)
+            .ok()
+            .and_then(|x| f32_rank(&x.r#type().to_string()));
+        match (name.as_str(), rank) {
+            ("transformer.matmul", Some(r)) if r >= 2 => add(&mut mm, r),
+            ("transformer.softmax", Some(r)) if r >= 1 => add(&mut sm, r),
+            ("transformer.attention", Some(r)) if r > 4 => {
+                add(&mut mm, r);
+                add(&mut sm, r);
+            }
+            ("func.func", _) => {
+                if let Ok(a) = op.attribute("sym_name") {
+                    existing.push(a.to_string());
+                }
+            }
+            _ => {}
+        }
+        WalkResult::Advance
+    });
+    if mm.is_empty() && sm.is_empty() {
+        return Ok(());
+    }
+    let text = module_text(&mm, &sm, tiling);
+    let kernels =
+        Module::parse(ctx, &text).ok_or("internal: the primitive kernels do not parse")?;
+    let body = module
+        .region(0)
+        .ok()
+        .and_then(|r| r.first_block())
+        .ok_or("internal: the module has no body")?;
+    let mut next = kernels.body().first_operation();
+    while let Some(op) = next {
+        let taken = op
+            .attribute("sym_name")
+            .map(|a| existing.contains(&a.to_string()))
+            .unwrap_or(false);
+        if !taken {
+            body.append_operation((*op).clone());
+        }
+        next = op.next_in_block();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_text_parses_with_every_tiling_and_rank() {
+        let c = crate::pipeline::Compiler::new().unwrap();
+        for t in [Tiling::AVX2, Tiling::AVX512] {
+            let text = module_text(&[2, 3, 4], &[1, 2, 3, 4], &t);
+            assert!(
+                melior::ir::Module::parse(c.context(), &text).is_some(),
+                "{t:?}:\n{text}"
+            );
+        }
+    }
+}

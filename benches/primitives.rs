@@ -1,0 +1,60 @@
+//! Criterion: the AOT primitives (`matmul`, `softmax`) at 512x512 against the naive f64
+//! reference of `attn::reference`.
+//!
+//! `cargo bench --bench primitives`
+
+use attn::{Tensor, reference};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+
+fn random(shape: &[usize], seed: u64) -> Tensor {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let n = shape.iter().product();
+    let data = (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(shape, data).expect("shape matches data")
+}
+
+fn matmul(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matmul");
+    for n in [512usize] {
+        let (a, b) = (random(&[n, n], 1), random(&[n, n], 2));
+        // FLOPs: 2 M N K.
+        group.throughput(Throughput::Elements((2 * n * n * n) as u64));
+        group.bench_with_input(BenchmarkId::new("aot", n), &n, |bch, _| {
+            bch.iter(|| black_box(attn::matmul(&a, &b).expect("valid shapes")))
+        });
+        group.bench_with_input(BenchmarkId::new("naive_reference", n), &n, |bch, _| {
+            bch.iter(|| black_box(reference::matmul(&a, &b).expect("valid shapes")))
+        });
+    }
+    group.finish();
+}
+
+fn softmax(c: &mut Criterion) {
+    let mut group = c.benchmark_group("softmax");
+    for n in [512usize] {
+        let x = random(&[n, n], 3);
+        group.throughput(Throughput::Elements((n * n) as u64));
+        group.bench_with_input(BenchmarkId::new("aot", n), &n, |bch, _| {
+            bch.iter(|| black_box(attn::softmax(&x).expect("valid shape")))
+        });
+        group.bench_with_input(BenchmarkId::new("naive_reference", n), &n, |bch, _| {
+            bch.iter(|| black_box(reference::softmax(&x).expect("valid shape")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(2));
+    targets = matmul, softmax
+}
+criterion_main!(benches);

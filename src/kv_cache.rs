@@ -1,0 +1,150 @@
+//! A key/value cache for decoding: preallocated `[B, Hkv, capacity, D]` buffers, appended to in
+//! place, attended to through strided views of the filled part (no copy per step).
+
+use crate::Attention;
+use attn_runtime::{AsTensorView, Error, Tensor, TensorView};
+
+/// Keys and values of past positions, for autoregressive decoding.
+///
+/// ```
+/// use attn::{Attention, KvCache, Tensor};
+/// let mut cache = KvCache::new(1, 2, 16, 8, 8)?;           // B, Hkv, capacity, D, Dv
+/// cache.append(&Tensor::full(&[1, 2, 3, 8], 0.1)?, &Tensor::full(&[1, 2, 3, 8], 0.2)?)?;
+/// let q = Tensor::full(&[1, 4, 1, 8], 0.3)?;               // one new token, 4 query heads
+/// let out = cache.attend(&Attention::new().causal(true), &q)?;
+/// assert_eq!((out.shape(), cache.len()), (&[1, 4, 1, 8][..], 3));
+/// # Ok::<(), attn::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `batch` sequences of `kv_heads` heads and up to `capacity` positions.
+    pub fn new(
+        batch: usize,
+        kv_heads: usize,
+        capacity: usize,
+        head_dim: usize,
+        value_dim: usize,
+    ) -> Result<Self, Error> {
+        Ok(KvCache {
+            k: Tensor::zeros(&[batch, kv_heads, capacity, head_dim])?,
+            v: Tensor::zeros(&[batch, kv_heads, capacity, value_dim])?,
+            len: 0,
+        })
+    }
+
+    /// Positions filled so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was appended yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The maximum number of positions.
+    pub fn capacity(&self) -> usize {
+        self.k.shape()[2]
+    }
+
+    /// Empties the cache (keeps the buffers).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends `k [B, Hkv, n, D]` and `v [B, Hkv, n, Dv]` (any strides) at positions
+    /// `len..len + n`.
+    pub fn append(
+        &mut self,
+        k: &impl AsTensorView<f32>,
+        v: &impl AsTensorView<f32>,
+    ) -> Result<(), Error> {
+        let (k, v) = (k.as_tensor_view(), v.as_tensor_view());
+        let ks = self.k.shape().to_vec();
+        let vs = self.v.shape().to_vec();
+        let n = k.shape().get(2).copied().unwrap_or(0);
+        let fits = |x: &TensorView<'_, f32>, s: &[usize]| {
+            x.rank() == 4 && x.shape()[..2] == s[..2] && x.shape()[3] == s[3] && x.shape()[2] == n
+        };
+        if !fits(&k, &ks) || !fits(&v, &vs) {
+            return Err(Error::ShapeMismatch {
+                op: "KvCache::append",
+                message: format!(
+                    "k has shape {:?} and v has shape {:?}; they must be [{}, {}, n, {}] and [{}, {}, n, {}]",
+                    k.shape(),
+                    v.shape(),
+                    ks[0],
+                    ks[1],
+                    ks[3],
+                    vs[0],
+                    vs[1],
+                    vs[3]
+                ),
+            });
+        }
+        if self.len + n > ks[2] {
+            return Err(Error::ShapeMismatch {
+                op: "KvCache::append",
+                message: format!(
+                    "appending {n} positions to {} would exceed the capacity {}",
+                    self.len, ks[2]
+                ),
+            });
+        }
+        for (dst, src, s) in [(&mut self.k, &k, &ks), (&mut self.v, &v, &vs)] {
+            let d = s[3];
+            let buf = dst.as_mut_slice();
+            for b in 0..s[0] {
+                for h in 0..s[1] {
+                    for i in 0..n {
+                        let row = ((b * s[1] + h) * s[2] + self.len + i) * d;
+                        for (c, x) in buf[row..row + d].iter_mut().enumerate() {
+                            *x = src.get(&[b, h, i, c]).unwrap_or(0.0);
+                        }
+                    }
+                }
+            }
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    /// The filled keys `[B, Hkv, len, D]`: a strided view of the buffer, no copy.
+    pub fn keys(&self) -> Result<TensorView<'_, f32>, Error> {
+        self.filled(&self.k)
+    }
+
+    /// The filled values `[B, Hkv, len, Dv]`: a strided view of the buffer, no copy.
+    pub fn values(&self) -> Result<TensorView<'_, f32>, Error> {
+        self.filled(&self.v)
+    }
+
+    fn filled<'a>(&self, t: &'a Tensor) -> Result<TensorView<'a, f32>, Error> {
+        let s = t.shape();
+        let st = t.strides();
+        TensorView::from_strided(t.as_slice(), &[s[0], s[1], self.len, s[3]], &st, 0)
+    }
+
+    /// `attention` of `q [B, Hq, Sq, D]` over the filled positions. With `causal`, the `Sq`
+    /// queries are the last `Sq` positions (bottom-right alignment), as after appending their
+    /// keys and values.
+    pub fn attend(
+        &self,
+        attention: &Attention<'_>,
+        q: &impl AsTensorView<f32>,
+    ) -> Result<Tensor, Error> {
+        if self.len == 0 {
+            return Err(Error::ShapeMismatch {
+                op: "KvCache::attend",
+                message: "the cache is empty; append keys and values first".into(),
+            });
+        }
+        attention.run(q, &self.keys()?, &self.values()?)
+    }
+}
