@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 struct Args {
     batch: usize,
     heads: usize,
+    kv_heads: Option<usize>,
     seq: usize,
     kv_seq: Option<usize>,
     dim: usize,
@@ -29,6 +30,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         batch: 1,
         heads: 1,
+        kv_heads: None,
         seq: 512,
         kv_seq: None,
         dim: 64,
@@ -55,6 +57,7 @@ fn parse() -> Result<Args, String> {
         match flag.as_str() {
             "--batch" => a.batch = num("--batch")?,
             "--heads" => a.heads = num("--heads")?,
+            "--kv-heads" => a.kv_heads = Some(num("--kv-heads")?),
             "--seq" => a.seq = num("--seq")?,
             "--kv-seq" => a.kv_seq = Some(num("--kv-seq")?),
             "--dim" => a.dim = num("--dim")?,
@@ -63,7 +66,7 @@ fn parse() -> Result<Args, String> {
             "--naive" => a.naive = true,
             "--json" => a.json = true,
             "-h" | "--help" => {
-                return Err("usage: bench [--batch B] [--heads H] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--naive] [--json]".into());
+                return Err("usage: bench [--batch B] [--heads H] [--kv-heads HKV] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--naive] [--json]".into());
             }
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
@@ -112,10 +115,7 @@ fn run(a: &Args, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, attn::Err
         return naive(q, k, v);
     }
     if a.causal {
-        return Err(attn::Error::Unsupported {
-            op: "bench",
-            message: "--causal is not available yet".into(),
-        });
+        return attn::Attention::new().causal(true).run(q, k, v);
     }
     attn::attention(q, k, v)
 }
@@ -138,16 +138,29 @@ fn bench(a: &Args) -> Result<(), attn::Error> {
     attn::set_num_threads(a.threads);
     let sk = a.kv_seq.unwrap_or(a.seq);
     let q = random(&[a.batch, a.heads, a.seq, a.dim], 1)?;
-    let k = random(&[a.batch, a.heads, sk, a.dim], 2)?;
-    let v = random(&[a.batch, a.heads, sk, a.dim], 3)?;
+    let hkv = a.kv_heads.unwrap_or(a.heads);
+    if a.naive && (a.causal || hkv != a.heads) {
+        return Err(attn::Error::Unsupported {
+            op: "bench",
+            message: "--naive times plain attention only (no --causal, no --kv-heads)".into(),
+        });
+    }
+    let k = random(&[a.batch, hkv, sk, a.dim], 2)?;
+    let v = random(&[a.batch, hkv, sk, a.dim], 3)?;
 
     // Correctness on the first and last head, against the f64 reference.
     let out = run(a, &q, &k, &v)?;
     let mut max_abs_err = 0.0f64;
     let last = a.batch * a.heads - 1;
     for h in [0, last] {
-        let (qh, kh, vh) = (head(&q, h)?, head(&k, h)?, head(&v, h)?);
-        let expected = reference::attention(&qh, &kh, &vh, None)?;
+        // Query head h of batch b reads key/value head (h % H) / (H / Hkv) of batch b.
+        let kvh = (h / a.heads) * hkv + (h % a.heads) / (a.heads / hkv).max(1);
+        let (qh, kh, vh) = (head(&q, h)?, head(&k, kvh)?, head(&v, kvh)?);
+        let options = reference::AttentionOptions {
+            causal: a.causal,
+            ..Default::default()
+        };
+        let expected = reference::attention_with(&qh, &kh, &vh, &options)?;
         let c = reference::compare(&head(&out, h)?, &expected, 1e-4, 1e-5)?;
         max_abs_err = max_abs_err.max(c.max_abs_err);
     }
@@ -168,7 +181,7 @@ fn bench(a: &Args) -> Result<(), attn::Error> {
     let flops = 4.0 * (a.batch * a.heads * a.seq * sk * a.dim) as f64;
     let gflops = flops / median / 1e9;
     println!(
-        "attention B={} H={} Sq={} Sk={} D={} threads={}{}: median {:.3} ms over {} calls, {:.1} GFLOP/s, max abs err {:.2e}",
+        "attention B={} H={} Hkv={hkv} Sq={} Sk={} D={} threads={}{}: median {:.3} ms over {} calls, {:.1} GFLOP/s, max abs err {:.2e}",
         a.batch,
         a.heads,
         a.seq,

@@ -36,9 +36,11 @@ for shape in "1 1 2048 64" "1 12 2048 64" "1 12 2048 128" "4 12 512 64"; do
     run "${b}x${h}x${s}x${d}" attn "$t" 0 --batch "$b" --heads "$h" --seq "$s" --dim "$d"
   done
 done
-if target/release/examples/bench --seq 8 --dim 8 --causal >/dev/null 2>&1; then
-  for t in 1 2; do
-    run "causal 1x12x2048x128" attn "$t" 1 --batch 1 --heads 12 --seq 2048 --dim 128
-  done
-fi
+# Attention variants: causal, grouped-query (12 query heads over 2 KV heads), decode.
+for t in 1 2; do
+  run "causal 1x12x2048x128" attn "$t" 1 --batch 1 --heads 12 --seq 2048 --dim 128
+done
+run "GQA 12/2 causal 1x12x1024x128" attn 2 1 --batch 1 --heads 12 --kv-heads 2 --seq 1024 --dim 128
+run "decode Sq=1 Sk=4096 H=12 D=128" attn 1 0 --batch 1 --heads 12 --seq 1 --kv-seq 4096 --dim 128
+run "decode Sq=1 Sk=4096 H=12/2 D=128" attn 1 0 --batch 1 --heads 12 --kv-heads 2 --seq 1 --kv-seq 4096 --dim 128
 echo "wrote $out"
