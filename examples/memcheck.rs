@@ -127,6 +127,54 @@ fn main() -> Result<(), attn::Error> {
         &mut failures,
     );
 
+    // The attention variants: causal, GQA, masks, key padding, and a KV cache.
+    let (q, k, v) = (
+        tensor(&[1, 4, 5, 8], 60)?,
+        tensor(&[1, 2, 7, 8], 61)?,
+        tensor(&[1, 2, 7, 3], 62)?,
+    );
+    let mask = tensor(&[5, 7], 63)?;
+    let valid = [true, false, true, true, true, true, false];
+    for (name, causal, with_mask, padded) in [
+        ("attention causal gqa", true, false, false),
+        ("attention mask gqa", false, true, false),
+        ("attention causal mask pad", true, true, true),
+    ] {
+        let mut att = attn::Attention::new().causal(causal);
+        if with_mask {
+            att = att.mask(&mask);
+        }
+        if padded {
+            att = att.key_padding(&valid);
+        }
+        let options = reference::AttentionOptions {
+            causal,
+            mask: with_mask.then(|| mask.view()),
+            key_padding: padded.then_some(&valid[..]),
+            ..Default::default()
+        };
+        check(
+            name,
+            &att.run(&q, &k, &v)?,
+            &reference::attention_with(&q, &k, &v, &options)?,
+            &mut failures,
+        );
+    }
+    let mut cache = attn::KvCache::new(1, 2, 16, 8, 3)?;
+    cache.append(&k, &v)?;
+    let q1 = tensor(&[1, 4, 1, 8], 64)?;
+    let out = cache.attend(&attn::Attention::new().causal(true), &q1)?;
+    let options = reference::AttentionOptions {
+        causal: true,
+        ..Default::default()
+    };
+    check(
+        "kv cache decode",
+        &out,
+        &reference::attention_with(&q1, &k, &v, &options)?,
+        &mut failures,
+    );
+
     if failures.is_empty() {
         println!("all kernels match the reference");
         Ok(())
