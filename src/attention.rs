@@ -55,6 +55,8 @@ pub struct Attention<'a> {
     causal: bool,
     scale: Option<f32>,
     mask: Option<TensorView<'a, f32>>,
+    /// Set when the mask's layout could not be borrowed as a view (reported by `run`).
+    mask_unusable: bool,
     key_padding: Option<&'a [bool]>,
 }
 
@@ -78,7 +80,10 @@ impl<'a> Attention<'a> {
 
     /// An additive mask broadcastable to `[B, Hq, Sq, Sk]` (any strides; not copied).
     pub fn mask(mut self, mask: &'a impl AsTensorView<f32>) -> Self {
-        self.mask = Some(mask.as_tensor_view());
+        match mask.try_as_tensor_view() {
+            Ok(view) => self.mask = Some(view),
+            Err(_) => self.mask_unusable = true,
+        }
         self
     }
 
@@ -95,7 +100,11 @@ impl<'a> Attention<'a> {
         k: &impl AsTensorView<f32>,
         v: &impl AsTensorView<f32>,
     ) -> Result<Tensor, Error> {
-        let (q, k, v) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
+        let (q, k, v) = (
+            q.try_as_tensor_view()?,
+            k.try_as_tensor_view()?,
+            v.try_as_tensor_view()?,
+        );
         let dims = check(&q, &k, &v)?;
         let mut shape = [0usize; 4];
         shape[..dims.rank].copy_from_slice(q.shape());
@@ -114,7 +123,11 @@ impl<'a> Attention<'a> {
         v: &impl AsTensorView<f32>,
         out: &mut TensorViewMut<'_, f32>,
     ) -> Result<(), Error> {
-        let (q, k, v) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
+        let (q, k, v) = (
+            q.try_as_tensor_view()?,
+            k.try_as_tensor_view()?,
+            v.try_as_tensor_view()?,
+        );
         let dims = check(&q, &k, &v)?;
         let r = dims.rank;
         let good = out.rank() == r
@@ -142,6 +155,15 @@ impl<'a> Attention<'a> {
         dims: AttentionDims,
         out: &mut TensorViewMut<'_, f32>,
     ) -> Result<(), Error> {
+        if self.mask_unusable {
+            return Err(Error::InvalidView {
+                op: "attention",
+                message: "mask: its layout cannot be borrowed as a view (negative strides, or gaps \
+                          in a borrowed array view); pass a copy (e.g. `ViewOrCopy` with the ndarray \
+                          feature)"
+                    .into(),
+            });
+        }
         let scale = self.scale.unwrap_or(1.0 / (dims.d as f32).sqrt());
         if !scale.is_finite() {
             return Err(Error::Unsupported {

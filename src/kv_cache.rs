@@ -65,7 +65,7 @@ impl KvCache {
         k: &impl AsTensorView<f32>,
         v: &impl AsTensorView<f32>,
     ) -> Result<(), Error> {
-        let (k, v) = (k.as_tensor_view(), v.as_tensor_view());
+        let (k, v) = (k.try_as_tensor_view()?, v.try_as_tensor_view()?);
         let ks = self.k.shape().to_vec();
         let vs = self.v.shape().to_vec();
         let n = k.shape().get(2).copied().unwrap_or(0);

@@ -40,12 +40,12 @@ mod kv_cache;
 mod ops;
 mod threads;
 
+pub use attention::Attention;
 pub use attn_runtime::isa;
 pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
     TensorViewMut, reference,
 };
-pub use attention::Attention;
 pub use kv_cache::KvCache;
 pub use ops::{
     add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose,

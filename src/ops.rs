@@ -78,7 +78,7 @@ fn binary(
 /// # Ok::<(), attn::Error>(())
 /// ```
 pub fn matmul(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
-    let (a, b) = (a.as_tensor_view(), b.as_tensor_view());
+    let (a, b) = (a.try_as_tensor_view()?, b.try_as_tensor_view()?);
     let out = shape::matmul(a.shape(), b.shape())?;
     let k = pick(
         "matmul",
@@ -91,7 +91,7 @@ pub fn matmul(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<
 
 /// Swaps the last two dimensions (rank 2 to 4).
 pub fn transpose(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
-    let x = x.as_tensor_view();
+    let x = x.try_as_tensor_view()?;
     let out = shape::transpose(x.shape())?;
     let k = pick(
         "transpose",
@@ -108,7 +108,7 @@ pub fn transpose(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
 
 /// Numerically stable softmax over the last dimension (rank 1 to 4).
 pub fn softmax(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
-    let x = x.as_tensor_view();
+    let x = x.try_as_tensor_view()?;
     let out = shape::softmax(x.shape())?;
     let k = pick(
         "softmax",
@@ -128,8 +128,8 @@ pub fn softmax(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
 pub fn add(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
     elementwise(
         "add",
-        a.as_tensor_view(),
-        b.as_tensor_view(),
+        a.try_as_tensor_view()?,
+        b.try_as_tensor_view()?,
         &[
             (1, &kernels::ADD_R1),
             (2, &kernels::ADD_R2),
@@ -143,8 +143,8 @@ pub fn add(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Ten
 pub fn mul(a: &impl AsTensorView<f32>, b: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
     elementwise(
         "mul",
-        a.as_tensor_view(),
-        b.as_tensor_view(),
+        a.try_as_tensor_view()?,
+        b.try_as_tensor_view()?,
         &[
             (1, &kernels::MUL_R1),
             (2, &kernels::MUL_R2),
@@ -177,7 +177,7 @@ fn elementwise(
 
 /// Multiplies every element by `factor` (rank 1 to 4).
 pub fn scale(x: &impl AsTensorView<f32>, factor: f32) -> Result<Tensor, Error> {
-    let x = x.as_tensor_view();
+    let x = x.try_as_tensor_view()?;
     let k = pick(
         "scale",
         "x",

@@ -154,6 +154,16 @@ fn negative_strides_are_errors_or_copies() {
     // The infallible path panics with the same message (there is no view to return).
     let panic = std::panic::catch_unwind(|| flipped.as_tensor_view().shape().to_vec());
     assert!(panic.is_err());
+    // The operations use the fallible path: an error, not a panic.
+    let e = attn::softmax(&flipped).unwrap_err();
+    assert!(e.to_string().contains("backwards"), "{e}");
+    let e = attn::attention(&flipped, &a, &a).unwrap_err();
+    assert!(e.to_string().contains("backwards"), "{e}");
+    let e = attn::Attention::new()
+        .mask(&flipped)
+        .run(&a, &a, &a)
+        .unwrap_err();
+    assert!(e.to_string().contains("mask"), "{e}");
     // An owned array with an inverted axis: the same.
     let mut inv = a.clone();
     inv.invert_axis(attn::ndarray::Axis(1));

@@ -3,7 +3,7 @@
 mod common;
 
 use attn::{Error, Tensor, reference};
-use common::{Rng, assert_close};
+use common::{Rng, assert_close, assert_close_tol};
 
 #[test]
 fn matmul_2d_and_batched() {
@@ -162,4 +162,80 @@ fn error_paths() {
         "{e}"
     );
     assert!(Tensor::<f32>::zeros(&[usize::MAX, 2]).is_err());
+}
+
+/// The register-tiled matmul kernel: every remainder of its tiles (rows of 4/8, columns of
+/// 24/48, blocks of 192 packed columns), long inner dims, batches and transposed views.
+#[test]
+fn matmul_tile_remainders_and_strides() {
+    let mut rng = Rng::new(26);
+    for &(m, k, n) in &[
+        (4, 8, 24),
+        (5, 3, 25),
+        (8, 1, 48),
+        (193, 70, 200),
+        (7, 300, 385),
+        (64, 513, 191),
+        (1, 9, 400),
+    ] {
+        let (a, b) = (rng.tensor(&[m, k]), rng.tensor(&[k, n]));
+        let atol = (k as f64 * f64::from(f32::EPSILON)).max(1e-6);
+        let expected = reference::matmul(&a, &b).unwrap();
+        assert_close_tol(&attn::matmul(&a, &b).unwrap(), &expected, 1e-4, atol);
+        // Both operands as transposed views (unit stride on the other dim).
+        let (at, bt) = (rng.tensor(&[k, m]), rng.tensor(&[n, k]));
+        let (av, bv) = (at.view().t().unwrap(), bt.view().t().unwrap());
+        let expected = reference::matmul(&av, &bv).unwrap();
+        assert_close_tol(&attn::matmul(&av, &bv).unwrap(), &expected, 1e-4, atol);
+    }
+    let (a, b) = (rng.tensor(&[3, 37, 29]), rng.tensor(&[3, 29, 50]));
+    assert_close_tol(
+        &attn::matmul(&a, &b).unwrap(),
+        &reference::matmul(&a, &b).unwrap(),
+        1e-4,
+        1e-5,
+    );
+}
+
+/// Softmax rows of every length around the vector widths, long rows, transposed views, and the
+/// NaN / infinity rows (a NaN or +inf poisons its row only; -inf entries get probability 0).
+#[test]
+fn softmax_row_lengths_strides_and_special_values() {
+    let mut rng = Rng::new(27);
+    for n in [1usize, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000] {
+        let x = rng.tensor(&[3, n]).map(|v| v * 20.0);
+        assert_close(
+            &attn::softmax(&x).unwrap(),
+            &reference::softmax(&x).unwrap(),
+        );
+    }
+    let xt = rng.tensor(&[45, 6]);
+    let v = xt.view().t().unwrap();
+    assert_close(
+        &attn::softmax(&v).unwrap(),
+        &reference::softmax(&v).unwrap(),
+    );
+    let x = Tensor::from_vec(
+        &[4, 3],
+        vec![
+            1.,
+            f32::NAN,
+            2.,
+            1.,
+            f32::INFINITY,
+            2.,
+            f32::NEG_INFINITY,
+            0.,
+            f32::NEG_INFINITY,
+            3.,
+            2.,
+            1.,
+        ],
+    )
+    .unwrap();
+    let y = attn::softmax(&x).unwrap();
+    let y = y.as_slice();
+    assert!(y[..6].iter().all(|v| v.is_nan()), "{y:?}");
+    assert_eq!(&y[6..9], &[0.0, 1.0, 0.0]);
+    assert!(y[9..].iter().all(|v| v.is_finite()));
 }

@@ -29,7 +29,7 @@ mod tensor;
 pub use descriptor::{DynMemRef, MemRefDescriptor};
 pub use element::{DType, Element};
 pub use error::Error;
-pub use tensor::{AsTensorView, Iter, MAX_RANK, Tensor, TensorView, TensorViewMut};
 /// The `ndarray` crate this one interoperates with (feature `ndarray`).
 #[cfg(feature = "ndarray")]
 pub use ndarray;
+pub use tensor::{AsTensorView, Iter, MAX_RANK, Tensor, TensorView, TensorViewMut};

@@ -338,7 +338,10 @@ mod tests {
         );
         // Grouped-query attention: 6 query heads over 2 key/value heads.
         let d = attention_dims(&[2, 6, 4, 16], &[2, 2, 5, 16], &[2, 2, 5, 8]).unwrap();
-        assert_eq!((d.b, d.hq, d.hkv, d.group(), d.sq, d.sk), (2, 6, 2, 3, 4, 5));
+        assert_eq!(
+            (d.b, d.hq, d.hkv, d.group(), d.sq, d.sk),
+            (2, 6, 2, 3, 4, 5)
+        );
         let m = msg(attention(&[6, 4, 16], &[2, 5, 16], &[3, 5, 8]));
         assert!(m.contains("same number of heads"), "{m}");
         assert_eq!(
@@ -350,7 +353,10 @@ mod tests {
             [true, false, false, true]
         );
         let m = msg(mask_broadcast("attention", "mask", &[3, 5], [2, 6, 4, 5]));
-        assert!(m.contains("mask has shape [3, 5]") && m.contains("[2, 6, 4, 5]"), "{m}");
+        assert!(
+            m.contains("mask has shape [3, 5]") && m.contains("[2, 6, 4, 5]"),
+            "{m}"
+        );
         let m = msg(attention(&[2, 4, 16], &[5, 16], &[5, 8]));
         assert!(
             m.contains("k has shape [5, 16]") && m.contains("ranks"),
