@@ -308,7 +308,7 @@ impl E {
     }
 
     /// `scf.if` without results, with an optional else branch.
-    pub(crate) fn if_then(
+    fn if_then(
         &mut self,
         cond: &str,
         then: impl FnOnce(&mut E),
@@ -359,12 +359,12 @@ impl E {
 
     /// `exp(x)` for `x <= 0` (larger inputs are not clamped), of type `ty` (`f32` or a vector of
     /// f32), as a Cephes-style polynomial; `ity` is the matching i32 type.
-    pub(crate) fn exp(&mut self, x: &str, ty: &str, ity: &str) -> String {
+    fn exp(&mut self, x: &str, ty: &str, ity: &str) -> String {
         self.exp_impl(x, ty, ity, false)
     }
 
     /// [`Self::exp`], but exactly 0 below the clamp (for `-inf`, masked scores); NaN stays NaN.
-    pub(crate) fn exp_flush(&mut self, x: &str, ty: &str, ity: &str) -> String {
+    fn exp_flush(&mut self, x: &str, ty: &str, ity: &str) -> String {
         self.exp_impl(x, ty, ity, true)
     }
 

@@ -34,7 +34,7 @@ use std::{
 };
 
 /// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
-pub const PIPELINE_VERSION: &str = "attn-pipeline-6";
+pub const PIPELINE_VERSION: &str = "attn-pipeline-7";
 
 /// A stage of the pipeline; the IR after each can be dumped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -13,19 +13,21 @@
 //!   updated once per k with `vector.fma` (B vectors from the panel, A values broadcast straight
 //!   from A, which needs no packing); rows past M read the last row (clamped index) and are never
 //!   written;
-//! - full tiles are written with in-bounds `vector.transfer_write`s, edge tiles through a small
-//!   scratch element by element.
+//! - tiles are written through a small scratch by plain copy loops (vectorized by LLVM for unit
+//!   strides), only their rows and columns inside C.
 //!
 //! The accumulation order over k is the plain sequential one; no flag assumes the absence of
 //! NaN or infinities (a NaN or infinite input propagates exactly as in the naive loops).
 //!
 //! # Softmax over the last dim (rank 1 and up)
-//! Each row is copied to a contiguous scratch padded with `-inf` to a multiple of the vector
-//! width (a copy loop, vectorized by LLVM behind a unit-stride check); then a vector row max
-//! (`cmpf`/`select` pairs, `maxps`), `exp(x - max)` as the polynomial of `flash.rs` written back
-//! to the scratch with a vector sum (`vector.reduction` with `fastmath<reassoc>`), and the
-//! scaled copy out. A NaN in a row makes the row NaN through the exponentials, a `+inf` gives
-//! `inf - inf = NaN`, as in the naive composition.
+//! Each row is copied to a contiguous scratch, its max taken on the way (`maximumf`: a NaN
+//! gives a NaN max), padded with `-inf` to a multiple of two vectors: a plain scalar loop, which
+//! LLVM vectorizes behind a run-time unit-stride check. Then `exp(x - max)` computed as
+//! `2^(x log2e - max log2e)` (the subtraction fused into one FMA; see [`exp2_nonpositive`]) is
+//! written back to the scratch with two vector sums (`vector.reduction` with
+//! `fastmath<reassoc>`), and the row is scaled by `1 / sum` on the copy out (again a plain loop).
+//! A NaN in a row makes the row NaN, a `+inf` gives `inf - inf = NaN`, as in the naive
+//! composition; `-inf` entries get exactly 0.
 
 use crate::flash::{E, Tiling};
 use melior::{
@@ -155,25 +157,6 @@ fn at(prefix: &[String], rest: &[&str]) -> String {
         .join(", ")
 }
 
-/// `scf.if` yielding one value of type `ty`.
-fn if_value(
-    e: &mut E,
-    cond: &str,
-    ty: &str,
-    then: impl FnOnce(&mut E) -> String,
-    els: impl FnOnce(&mut E) -> String,
-) -> String {
-    let res = e.fresh();
-    e.line(&format!("{res} = scf.if {cond} -> ({ty}) {{"));
-    let a = then(e);
-    e.line(&format!("  scf.yield {a} : {ty}"));
-    e.line("} else {");
-    let b = els(e);
-    e.line(&format!("  scf.yield {b} : {ty}"));
-    e.line("}");
-    res
-}
-
 /// `@{matmul_symbol(rank)}`.
 fn matmul(rank: usize, t: &Tiling) -> String {
     let mt = MatmulTiling::for_tiling(t);
@@ -223,10 +206,7 @@ fn matmul(rank: usize, t: &Tiling) -> String {
             e.for_each(&c0, &k, &c1, |e, kk| {
                 e.for_each(&c0, &ncb, &c1, |e, c| {
                     let col = e.v(&format!("arith.addi {jc}, {c} : index"));
-                    let x = e.v(&format!(
-                        "tensor.extract %b[{}] : {tn}",
-                        at(p, &[kk, &col])
-                    ));
+                    let x = e.v(&format!("tensor.extract %b[{}] : {tn}", at(p, &[kk, &col])));
                     e.line(&format!("memref.store {x}, {bp}[{kk}, {c}] : {bp_ty}"));
                 });
                 e.for_each(&ncb, &ncp, &c1, |e, c| {
@@ -259,10 +239,7 @@ fn matmul(rank: usize, t: &Tiling) -> String {
                             .collect();
                         let mut out = Vec::new();
                         for (r, ri) in ridx.iter().enumerate() {
-                            let x = e.v(&format!(
-                                "tensor.extract %a[{}] : {tn}",
-                                at(p, &[ri, kk])
-                            ));
+                            let x = e.v(&format!("tensor.extract %a[{}] : {tn}", at(p, &[ri, kk])));
                             let xb = e.v(&format!("vector.broadcast {x} : f32 to {vt}"));
                             for v in 0..nrv {
                                 out.push(e.v(&format!(
@@ -277,62 +254,35 @@ fn matmul(rank: usize, t: &Tiling) -> String {
                     let j0 = e.v(&format!("arith.addi {jc}, {jr} : index"));
                     let nleft = e.v(&format!("arith.subi {n}, {j0} : index"));
                     let cols = e.v(&format!("arith.minsi {nleft}, {cnr} : index"));
-                    let full_r = e.v(&format!("arith.cmpi eq, {rows}, {cmr} : index"));
-                    let full_c = e.v(&format!("arith.cmpi eq, {cols}, {cnr} : index"));
-                    let full = e.v(&format!("arith.andi {full_r}, {full_c} : i1"));
-                    let o = o[0].clone();
-                    let o2 = o.clone();
-                    let res = if_value(
-                        e,
-                        &full,
-                        &tn,
-                        |e| {
-                            let mut o = o;
-                            for r in 0..mr {
-                                let cr = e.idx(r);
-                                let row = e.v(&format!("arith.addi {i0}, {cr} : index"));
-                                for v in 0..nrv {
-                                    let off = e.idx(v * w);
-                                    let col = e.v(&format!("arith.addi {j0}, {off} : index"));
-                                    o = e.v(&format!(
-                                        "vector.transfer_write {}, {o}[{}] {{in_bounds = [true]}} : {vt}, {tn}",
-                                        acc[r * nrv + v],
-                                        at(p, &[&row, &col])
-                                    ));
-                                }
-                            }
-                            o
-                        },
-                        |e| {
-                            for r in 0..mr {
-                                let cr = e.idx(r);
-                                for v in 0..nrv {
-                                    let off = e.idx(v * w);
-                                    e.line(&format!(
-                                        "vector.store {}, {ct}[{cr}, {off}] : {ct_ty}, {vt}",
-                                        acc[r * nrv + v]
-                                    ));
-                                }
-                            }
-                            let res = e.for_loop(&c0, &rows, &c1, &[(o2, tn.clone())], |e, r, o| {
-                                let row = e.v(&format!("arith.addi {i0}, {r} : index"));
-                                let o = o[0].clone();
-                                let res =
-                                    e.for_loop(&c0, &cols, &c1, &[(o, tn.clone())], |e, c, o| {
-                                        let col = e.v(&format!("arith.addi {j0}, {c} : index"));
-                                        let x =
-                                            e.v(&format!("memref.load {ct}[{r}, {c}] : {ct_ty}"));
-                                        vec![e.v(&format!(
-                                            "tensor.insert {x} into {}[{}] : {tn}",
-                                            o[0],
-                                            at(p, &[&row, &col])
-                                        ))]
-                                    });
-                                vec![res[0].clone()]
-                            });
-                            res[0].clone()
-                        },
-                    );
+                    // Through a small scratch (an `scf.if` yielding the tensor for full tiles
+                    // made bufferization copy static-shape outputs); the copy loops are plain
+                    // loops that LLVM vectorizes for unit strides.
+                    for r in 0..mr {
+                        let cr = e.idx(r);
+                        for v in 0..nrv {
+                            let off = e.idx(v * w);
+                            e.line(&format!(
+                                "vector.store {}, {ct}[{cr}, {off}] : {ct_ty}, {vt}",
+                                acc[r * nrv + v]
+                            ));
+                        }
+                    }
+                    let o2 = o[0].clone();
+                    let res = e.for_loop(&c0, &rows, &c1, &[(o2, tn.clone())], |e, r, o| {
+                        let row = e.v(&format!("arith.addi {i0}, {r} : index"));
+                        let o = o[0].clone();
+                        let res = e.for_loop(&c0, &cols, &c1, &[(o, tn.clone())], |e, c, o| {
+                            let col = e.v(&format!("arith.addi {j0}, {c} : index"));
+                            let x = e.v(&format!("memref.load {ct}[{r}, {c}] : {ct_ty}"));
+                            vec![e.v(&format!(
+                                "tensor.insert {x} into {}[{}] : {tn}",
+                                o[0],
+                                at(p, &[&row, &col])
+                            ))]
+                        });
+                        vec![res[0].clone()]
+                    });
+                    let res = res[0].clone();
                     vec![res]
                 });
                 vec![res[0].clone()]
@@ -362,9 +312,45 @@ fn matmul(rank: usize, t: &Tiling) -> String {
     s
 }
 
+/// `2^t` for `t <= ~0` of type `ty` (a vector of f32), exactly 0 below about -126.5 (the clamp
+/// to -127 makes the exponent field 0, so `-inf` gives 0): the
+/// fraction by a degree-5 polynomial on [-0.5, 0.5] (coefficients fitted for this kernel,
+/// relative error about 3e-7), the integer part rounded with the 1.5 * 2^23 trick and applied
+/// as a multiplication by `2^n` built from its bits. A NaN `t` gives NaN (it reaches the
+/// product); no `fptosi`, so no poison.
+fn exp2_nonpositive(e: &mut E, t: &str, ty: &str, ity: &str) -> String {
+    let lo = e.splat(-127.0, ty);
+    // 1.5 * 2^23 + 127: adding it rounds to an integer and leaves n + 127 in the low bits.
+    let magic = e.splat(12_583_039.0, ty);
+    let c = [
+        1.305_630_1e-3,
+        9.678_750_1e-3,
+        5.551_638_9e-2,
+        2.402_209_2e-1,
+        6.931_460_5e-1,
+        1.0,
+    ];
+    let cs: Vec<String> = c.iter().map(|&x| e.splat(x, ty)).collect();
+    let sh = e.v(&format!("arith.constant dense<23> : {ity}"));
+    let tc = e.max(t, &lo, ty);
+    let k = e.v(&format!("arith.addf {tc}, {magic} : {ty}"));
+    let fx = e.v(&format!("arith.subf {k}, {magic} : {ty}"));
+    let r = e.v(&format!("arith.subf {tc}, {fx} : {ty}"));
+    let mut y = cs[0].clone();
+    for ci in &cs[1..] {
+        y = e.v(&format!("math.fma {y}, {r}, {ci} : {ty}"));
+    }
+    let kb = e.v(&format!("arith.bitcast {k} : {ty} to {ity}"));
+    let nb = e.v(&format!("arith.shli {kb}, {sh} : {ity}"));
+    let scale = e.v(&format!("arith.bitcast {nb} : {ity} to {ty}"));
+    e.v(&format!("arith.mulf {y}, {scale} : {ty}"))
+}
+
 /// `@{softmax_symbol(rank)}`.
 fn softmax(rank: usize, t: &Tiling) -> String {
     let w = t.w;
+    // Vectors per step of the max and exp loops (independent accumulators).
+    const U: usize = 2;
     let lead = rank - 1;
     let tn = tensor_ty(rank);
     let vt = format!("vector<{w}xf32>");
@@ -374,11 +360,12 @@ fn softmax(rank: usize, t: &Tiling) -> String {
     let mut e = E::new(2);
     let c0 = e.idx(0);
     let c1 = e.idx(1);
-    let cw = e.idx(w);
+    let cstep = e.idx(U * w);
     let ninf = e.v("arith.constant 0xFF800000 : f32");
-    let vninf = e.v(&format!("vector.broadcast {ninf} : f32 to {vt}"));
     let vzero = e.splat(0.0, &vt);
     let one = e.f32c(1.0);
+    let log2e = e.f32c(std::f64::consts::LOG2_E);
+    let vlog2e = e.splat(std::f64::consts::LOG2_E, &vt);
     let bounds: Vec<String> = (0..lead)
         .map(|i| {
             let ci = e.idx(i);
@@ -387,39 +374,50 @@ fn softmax(rank: usize, t: &Tiling) -> String {
         .collect();
     let cl = e.idx(lead);
     let n = e.v(&format!("tensor.dim %x, {cl} : {tn}"));
-    let wm1 = e.idx(w - 1);
-    let n1 = e.v(&format!("arith.addi {n}, {wm1} : index"));
-    let n2 = e.v(&format!("arith.divui {n1}, {cw} : index"));
-    let np = e.v(&format!("arith.muli {n2}, {cw} : index"));
+    let sm1 = e.idx(U * w - 1);
+    let n1 = e.v(&format!("arith.addi {n}, {sm1} : index"));
+    let n2 = e.v(&format!("arith.divui {n1}, {cstep} : index"));
+    let np = e.v(&format!("arith.muli {n2}, {cstep} : index"));
     let rb = e.v(&format!(
         "memref.alloc({np}) {{alignment = 64 : i64}} : {rb_ty}"
     ));
+    let offs: Vec<String> = (0..U).map(|u| e.idx(u * w)).collect();
 
     let mut body = |e: &mut E, p: &[String], out: String| -> String {
-        // The row, padded with -inf.
-        e.for_each(&c0, &n, &c1, |e, c| {
+        // The row, padded with -inf, and its max (`maximumf`: a NaN gives a NaN max): a plain
+        // loop, which LLVM vectorizes (behind a unit-stride check) with a max reduction.
+        let mx = e.for_loop(&c0, &n, &c1, &[(ninf.clone(), "f32".into())], |e, c, a| {
             let x = e.v(&format!("tensor.extract %x[{}] : {tn}", at(p, &[c])));
             e.line(&format!("memref.store {x}, {rb}[{c}] : {rb_ty}"));
+            vec![e.v(&format!("arith.maximumf {}, {x} : f32", a[0]))]
         });
+        let mx = mx[0].clone();
         e.for_each(&n, &np, &c1, |e, c| {
             e.line(&format!("memref.store {ninf}, {rb}[{c}] : {rb_ty}"));
         });
-        let vmax = e.for_loop(&c0, &np, &cw, &[(vninf.clone(), vt.clone())], |e, c, a| {
-            let x = e.v(&format!("vector.load {rb}[{c}] : {rb_ty}, {vt}"));
-            vec![e.max(&a[0], &x, &vt)]
+        // exp(x - m) = 2^(x log2e - m log2e), the subtraction fused into one FMA.
+        let ml = e.v(&format!("arith.mulf {mx}, {log2e} : f32"));
+        let nml = e.v(&format!("arith.negf {ml} : f32"));
+        let vnml = e.v(&format!("vector.broadcast {nml} : f32 to {vt}"));
+        let inits: Vec<(String, String)> = (0..U).map(|_| (vzero.clone(), vt.clone())).collect();
+        let vsum = e.for_loop(&c0, &np, &cstep, &inits, |e, c, a| {
+            (0..U)
+                .map(|u| {
+                    let i = e.v(&format!("arith.addi {c}, {} : index", offs[u]));
+                    let x = e.v(&format!("vector.load {rb}[{i}] : {rb_ty}, {vt}"));
+                    let tt = e.v(&format!("math.fma {x}, {vlog2e}, {vnml} : {vt}"));
+                    let y = exp2_nonpositive(e, &tt, &vt, &vit);
+                    e.line(&format!("vector.store {y}, {rb}[{i}] : {rb_ty}, {vt}"));
+                    e.v(&format!("arith.addf {}, {y} : {vt}", a[u]))
+                })
+                .collect()
         });
-        let mx = e.hmax(&vmax[0], w);
-        let mb = e.v(&format!("vector.broadcast {mx} : f32 to {vt}"));
-        let vsum = e.for_loop(&c0, &np, &cw, &[(vzero.clone(), vt.clone())], |e, c, a| {
-            let x = e.v(&format!("vector.load {rb}[{c}] : {rb_ty}, {vt}"));
-            let d = e.v(&format!("arith.subf {x}, {mb} : {vt}"));
-            let y = e.exp(&d, &vt, &vit);
-            e.line(&format!("vector.store {y}, {rb}[{c}] : {rb_ty}, {vt}"));
-            vec![e.v(&format!("arith.addf {}, {y} : {vt}", a[0]))]
-        });
+        let mut sv = vsum[0].clone();
+        for v in &vsum[1..] {
+            sv = e.v(&format!("arith.addf {sv}, {v} : {vt}"));
+        }
         let sum = e.v(&format!(
-            "vector.reduction <add>, {} fastmath<reassoc> : {vt} into f32",
-            vsum[0]
+            "vector.reduction <add>, {sv} fastmath<reassoc> : {vt} into f32"
         ));
         let inv = e.v(&format!("arith.divf {one}, {sum} : f32"));
         let res = e.for_loop(&c0, &n, &c1, &[(out, tn.clone())], |e, c, o| {

@@ -7,16 +7,75 @@ use proptest::prelude::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 fn cases(default: u32) -> u32 {
-    std::env::var("ATTN_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("ATTN_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 const TOKENS: &[&str] = &[
-    "pub", "fn", "let", "attention", "matmul", "transpose", "softmax", "scale", "add", "mul", "q",
-    "k", "v", "x", "out", "foo", "(", ")", "[", "]", "{", "}", ",", ";", ":", "->", "=", "#",
-    "#[attn(causal)]", "#[attn(scale = 0.5)]", "#[attn(dtype = f32)]", "#[attn(bogus)]", "///",
-    "0", "1", "2", "3", "7", "64", "128", "16777217", "99999999999999999999999", "-1", "0.125",
-    "1e40", "f32", "f64", "\"s\"", "'c'", "_", "::", ".", "+", "*", "&", "mut", "self", "crate",
-    "r#fn", "[[", "]]", "=>",
+    "pub",
+    "fn",
+    "let",
+    "attention",
+    "matmul",
+    "transpose",
+    "softmax",
+    "scale",
+    "add",
+    "mul",
+    "q",
+    "k",
+    "v",
+    "x",
+    "out",
+    "foo",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ";",
+    ":",
+    "->",
+    "=",
+    "#",
+    "#[attn(causal)]",
+    "#[attn(scale = 0.5)]",
+    "#[attn(dtype = f32)]",
+    "#[attn(bogus)]",
+    "///",
+    "0",
+    "1",
+    "2",
+    "3",
+    "7",
+    "64",
+    "128",
+    "16777217",
+    "99999999999999999999999",
+    "-1",
+    "0.125",
+    "1e40",
+    "f32",
+    "f64",
+    "\"s\"",
+    "'c'",
+    "_",
+    "::",
+    ".",
+    "+",
+    "*",
+    "&",
+    "mut",
+    "self",
+    "crate",
+    "r#fn",
+    "[[",
+    "]]",
+    "=>",
 ];
 
 fn token_stream() -> impl Strategy<Value = String> {
@@ -24,7 +83,10 @@ fn token_stream() -> impl Strategy<Value = String> {
 }
 
 fn shape() -> impl Strategy<Value = Vec<usize>> {
-    prop::collection::vec(prop_oneof![1usize..=9, Just(0usize), Just(64), Just(1 << 25)], 0..=5)
+    prop::collection::vec(
+        prop_oneof![1usize..=9, Just(0usize), Just(64), Just(1 << 25)],
+        0..=5,
+    )
 }
 
 fn expr(depth: u32) -> BoxedStrategy<String> {
@@ -34,11 +96,15 @@ fn expr(depth: u32) -> BoxedStrategy<String> {
             (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("matmul({x}, {y})")),
             inner.clone().prop_map(|x| format!("transpose({x})")),
             inner.clone().prop_map(|x| format!("softmax({x})")),
-            (inner.clone(), prop_oneof![Just("0.5"), Just("k"), Just("1e45"), Just("-2.0")])
+            (
+                inner.clone(),
+                prop_oneof![Just("0.5"), Just("k"), Just("1e45"), Just("-2.0")]
+            )
                 .prop_map(|(x, f)| format!("scale({x}, {f})")),
             (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("add({x}, {y})")),
             (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("mul({x}, {y})")),
-            (inner.clone(), inner.clone(), inner.clone()).prop_map(|(x, y, z)| format!("attention({x}, {y}, {z})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(x, y, z)| format!("attention({x}, {y}, {z})")),
             (inner.clone(), inner).prop_map(|(x, y)| format!("unknown({x}, {y})")),
         ]
     })
@@ -46,17 +112,37 @@ fn expr(depth: u32) -> BoxedStrategy<String> {
 }
 
 fn show(s: &[usize]) -> String {
-    format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn structured() -> impl Strategy<Value = String> {
-    (shape(), shape(), shape(), shape(), expr(3), any::<bool>()).prop_map(|(a, b, c, out, body, decl)| {
-        if decl {
-            format!("pub fn k(a: {}, b: {}, c: {}) -> {};", show(&a), show(&b), show(&c), show(&out))
-        } else {
-            format!("pub fn k(a: {}, b: {}, c: {}) -> {} {{ {body} }}", show(&a), show(&b), show(&c), show(&out))
-        }
-    })
+    (shape(), shape(), shape(), shape(), expr(3), any::<bool>()).prop_map(
+        |(a, b, c, out, body, decl)| {
+            if decl {
+                format!(
+                    "pub fn k(a: {}, b: {}, c: {}) -> {};",
+                    show(&a),
+                    show(&b),
+                    show(&c),
+                    show(&out)
+                )
+            } else {
+                format!(
+                    "pub fn k(a: {}, b: {}, c: {}) -> {} {{ {body} }}",
+                    show(&a),
+                    show(&b),
+                    show(&c),
+                    show(&out)
+                )
+            }
+        },
+    )
 }
 
 /// Parses and checks `src`; panics inside are caught and reported as test failures.
