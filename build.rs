@@ -3,7 +3,7 @@
 
 use attn_build::{
     Build,
-    graph::{AttentionOptions, Graph, KernelDef, Scale, TensorType},
+    graph::{AttentionOptions, Codegen, Graph, KernelDef, Scale, TensorType},
 };
 
 fn dynamic(rank: usize) -> TensorType {
@@ -54,7 +54,10 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
     let v = g.input("v", dynamic(2));
     let s = g.input("scale", dynamic(0));
     let o = g.attention(q, k, v, Scale::Input(s))?;
-    out.push(KernelDef::new("attention_r2", g, o));
+    out.push(KernelDef::new("attention_r2", g.clone(), o));
+    // The same graph through the tutorial's loop pipeline (no fusion, no tiling): the baseline
+    // that benchmarks compare against (`attn::baseline`).
+    out.push(KernelDef::new("attention_loops_r2", g, o).with_codegen(Codegen::Loops));
     // The variants: an additive [Sq, Sk] mask (any strides), and causal by per-row positions
     // (query row i sees keys j <= positions[i]; f32, exact below 2^24).
     for (name, mask, causal) in [

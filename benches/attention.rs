@@ -1,4 +1,5 @@
-//! Criterion: the AOT attention kernel against the naive f64 reference, S = 64..512, D = 64.
+//! Criterion: the AOT attention kernel against the tutorial's loop pipeline (`attn::baseline`) and
+//! the naive f64 reference, S = 64..512, D = 64.
 //!
 //! `cargo bench --bench attention`
 
@@ -29,6 +30,9 @@ fn attention(c: &mut Criterion) {
         group.throughput(Throughput::Elements((4 * s * s * d) as u64));
         group.bench_with_input(BenchmarkId::new("aot", s), &s, |b, _| {
             b.iter(|| black_box(attn::attention(&q, &k, &v).expect("valid shapes")))
+        });
+        group.bench_with_input(BenchmarkId::new("loop_pipeline", s), &s, |b, _| {
+            b.iter(|| black_box(attn::baseline::attention(&q, &k, &v).expect("valid shapes")))
         });
         group.bench_with_input(BenchmarkId::new("naive_reference", s), &s, |b, _| {
             b.iter(|| black_box(reference::attention(&q, &k, &v, None).expect("valid shapes")))

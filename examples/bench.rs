@@ -95,17 +95,15 @@ fn head<'a>(t: &'a Tensor, h: usize) -> Result<TensorView<'a, f32>, attn::Error>
     TensorView::from_strided(t.as_slice(), &[rows, cols], &[cols, 1], h * rows * cols)
 }
 
-/// The tutorial's loop pipeline: attention composed of the AOT primitive kernels
-/// (transpose, matmul, scale, softmax, matmul), materializing the scores, one head at a time.
+/// The tutorial's loop pipeline (`attn::baseline`: linalg -> loops, no fusion or tiling), one
+/// head at a time.
 fn naive(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, attn::Error> {
     let s = q.shape();
-    let (heads, sq, d, dv) = (s[0] * s[1], s[2], s[3], v.shape()[3]);
+    let (heads, sq, dv) = (s[0] * s[1], s[2], v.shape()[3]);
     let mut out = Vec::with_capacity(heads * sq * dv);
     for h in 0..heads {
         let (qh, kh, vh) = (head(q, h)?, head(k, h)?, head(v, h)?);
-        let scores = attn::matmul(&qh, &attn::transpose(&kh)?)?;
-        let p = attn::softmax(&attn::scale(&scores, 1.0 / (d as f32).sqrt())?)?;
-        out.extend_from_slice(attn::matmul(&p, &vh)?.as_slice());
+        out.extend_from_slice(attn::baseline::attention(&qh, &kh, &vh)?.as_slice());
     }
     Tensor::from_vec(&[s[0], s[1], sq, dv], out)
 }

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod attention;
+pub mod baseline;
 #[allow(unsafe_code)]
 mod kernels;
 mod kv_cache;

@@ -200,3 +200,17 @@ fn shape_errors_name_the_arguments() {
         .to_string();
     assert!(e.contains("out") && e.contains("[4, 3]"), "{e}");
 }
+
+#[test]
+fn the_loop_pipeline_baseline_agrees() {
+    let mut rng = Rng::new(41);
+    let (q, k, v) = (
+        rng.tensor(&[37, 80]),
+        rng.tensor(&[53, 80]),
+        rng.tensor(&[53, 24]),
+    );
+    let out = attn::baseline::attention(&q, &k, &v).unwrap();
+    assert_close(&out, &reference::attention(&q, &k, &v, None).unwrap());
+    let q3 = rng.tensor(&[2, 37, 80]);
+    assert!(attn::baseline::attention(&q3, &k, &v).is_err());
+}

@@ -619,6 +619,19 @@ pub struct KernelDef {
     pub output: Value,
     /// Memory layout of the arguments at the C ABI.
     pub layout: Layout,
+    /// How the lowering generates code.
+    pub codegen: Codegen,
+}
+
+/// How `convert-transformer-to-linalg` generates code for a kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Codegen {
+    /// Fused and register-tiled kernels for f32 attention, matmul and softmax (the default).
+    #[default]
+    Fused,
+    /// The tutorial's route only: linalg named/generic ops lowered to plain loops, no fusion,
+    /// no tiling. Kept as the baseline that benchmarks compare against.
+    Loops,
 }
 
 impl KernelDef {
@@ -629,7 +642,14 @@ impl KernelDef {
             graph,
             output,
             layout: Layout::Strided,
+            codegen: Codegen::Fused,
         }
+    }
+
+    /// Sets how code is generated (see [`Codegen`]).
+    pub fn with_codegen(mut self, codegen: Codegen) -> Self {
+        self.codegen = codegen;
+        self
     }
 
     /// Sets the argument layout.
@@ -656,7 +676,14 @@ impl KernelDef {
             .map(|v| format!("%v{}: {}", v.0, g.ty(*v)))
             .collect();
         args.push(format!("%out: {}", out_ty.memref(self.layout)));
-        let _ = writeln!(s, "module {{");
+        match self.codegen {
+            Codegen::Fused => {
+                let _ = writeln!(s, "module {{");
+            }
+            Codegen::Loops => {
+                let _ = writeln!(s, "module attributes {{attn.codegen = \"loops\"}} {{");
+            }
+        }
         let _ = writeln!(
             s,
             "  func.func @{symbol}({}) attributes {{llvm.emit_c_interface}} {{",

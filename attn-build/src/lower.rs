@@ -99,6 +99,8 @@ struct Builder<'c, 'a> {
     loc: Location<'c>,
     rw: RewriterBase<'c, 'a>,
     tiling: Tiling,
+    /// False for `attn.codegen = "loops"` modules: linalg only, no generated kernels.
+    fused: bool,
 }
 
 type LowerResult<'c, 'a> = Result<Value<'c, 'a>, String>;
@@ -321,7 +323,7 @@ impl<'c, 'a> Builder<'c, 'a> {
             elem: ta.elem.clone(),
         };
         let empty = self.empty(&out_ty, &sources)?;
-        if ta.elem == "f32" {
+        if ta.elem == "f32" && self.fused {
             // The register-tiled kernel of `primitives.rs`.
             let symbol = crate::primitives::matmul_symbol(r, &self.tiling);
             return self.primitive_call(&symbol, &[a, b], empty, &out_ty);
@@ -492,7 +494,7 @@ impl<'c, 'a> Builder<'c, 'a> {
         if r < 1 {
             return Err(format!("softmax needs rank >= 1, got {}", tx.show()));
         }
-        if tx.elem == "f32" {
+        if tx.elem == "f32" && self.fused {
             // The vectorized kernel of `primitives.rs`.
             let init = self.empty_like(x)?;
             let symbol = crate::primitives::softmax_symbol(r, &self.tiling);
@@ -622,7 +624,7 @@ impl<'c, 'a> Builder<'c, 'a> {
             }
             return self.flash_attention(q, k, v, scale, &tq, &tv, mask, positions);
         }
-        if tq.elem == "f32" && r <= 4 {
+        if tq.elem == "f32" && r <= 4 && self.fused {
             return self.flash_attention(q, k, v, scale, &tq, &tv, None, None);
         }
         let kt = self.transpose(k)?;
@@ -890,7 +892,13 @@ fn lower_op<'c, 'a>(op: OperationRef<'c, 'a>, b: &Builder<'c, 'a>) -> LowerResul
     }
 }
 
-fn add_pattern(set: &RewritePatternSet, context: &Context, op_name: &'static str, tiling: Tiling) {
+fn add_pattern(
+    set: &RewritePatternSet,
+    context: &Context,
+    op_name: &'static str,
+    tiling: Tiling,
+    fused: bool,
+) {
     let pattern = create_op_rewrite_pattern(
         op_name,
         1,
@@ -912,6 +920,7 @@ fn add_pattern(set: &RewritePatternSet, context: &Context, op_name: &'static str
                 loc: op.location(),
                 rw: base,
                 tiling,
+                fused,
             };
             match lower_op(op, &builder) {
                 Ok(value) => {
@@ -942,9 +951,17 @@ pub fn convert_transformer_to_linalg(tiling: Tiling) -> Pass {
             // called on (a temporary would leave `ctx` dangling), so keep that one alive.
             let ctx_ref = module.context();
             let ctx = unsafe { ctx_ref.to_ref() };
-            if let Err(message) = insert_flash_kernels(ctx, &module, &tiling)
-                .and_then(|()| crate::primitives::insert_kernels(ctx, &module, &tiling))
-            {
+            // `module attributes {attn.codegen = "loops"}`: the tutorial's route, the baseline.
+            let fused = !module
+                .attribute("attn.codegen")
+                .is_ok_and(|a| a.to_string() == "\"loops\"");
+            let inserted = if fused {
+                insert_flash_kernels(ctx, &module, &tiling)
+                    .and_then(|()| crate::primitives::insert_kernels(ctx, &module, &tiling))
+            } else {
+                Ok(())
+            };
+            if let Err(message) = inserted {
                 emit_error(&module, &message);
                 pass.signal_failure();
                 return;
@@ -960,7 +977,7 @@ pub fn convert_transformer_to_linalg(tiling: Tiling) -> Pass {
                     "scale" => "transformer.scale",
                     _ => "transformer.attention",
                 };
-                add_pattern(&set, ctx, name, tiling);
+                add_pattern(&set, ctx, name, tiling, fused);
             }
             let config = GreedyRewriteDriverConfig::new();
             let applied = apply_patterns_and_fold_greedily_with_op(module, set.freeze(), &config);
