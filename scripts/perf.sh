@@ -24,12 +24,14 @@ run() { # label impl threads causal args...
   echo "$label impl=$impl threads=$threads causal=$causal: $line"
 }
 
-# The tutorial's sizes (single head, D = 64): attn, and the naive loop pipeline.
+# The tutorial's sizes (single head, D = 64): attn, and the tutorial's loop pipeline
+# (attn::baseline, --naive).
 for s in 64 128 256 512; do
   run "1x1x${s}x64" attn 1 0 --batch 1 --heads 1 --seq "$s" --dim 64
   run "1x1x${s}x64" naive 1 0 --batch 1 --heads 1 --seq "$s" --dim 64
 done
 # The peer grid.
+run "1x1x2048x64" naive 1 0 --batch 1 --heads 1 --seq 2048 --dim 64
 for shape in "1 1 2048 64" "1 12 2048 64" "1 12 2048 128" "4 12 512 64"; do
   read -r b h s d <<< "$shape"
   for t in 1 2; do
