@@ -13,18 +13,9 @@ use candle_core::{Device, Tensor as CandleTensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
+/// Deterministic values in [-1, 1).
 fn random(shape: &[usize], seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let n = shape.iter().product();
-    let data = (0..n)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(shape, data).expect("shape matches data")
+    Tensor::random(shape, seed).expect("a valid shape")
 }
 
 fn to_candle(t: &Tensor) -> CandleTensor {

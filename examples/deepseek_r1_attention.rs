@@ -25,18 +25,7 @@ const THETA: f64 = 10000.0;
 
 /// Deterministic weights in [-scale, scale).
 fn weights(shape: &[usize], seed: u64, scale: f32) -> Result<Tensor, attn::Error> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let n = shape.iter().product();
-    let data = (0..n)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            let u = (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32;
-            (u * 2.0 - 1.0) * scale
-        })
-        .collect();
-    Tensor::from_vec(shape, data)
+    Ok(Tensor::random(shape, seed)?.map(|x: f32| x * scale))
 }
 
 struct Layer {

@@ -5,15 +5,7 @@
 use attn::{Tensor, TensorView, TensorViewMut, reference};
 
 fn tensor(shape: &[usize], seed: u32) -> Result<Tensor, attn::Error> {
-    let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let data = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-        .collect();
-    Tensor::from_vec(shape, data)
+    Tensor::random(shape, u64::from(seed))
 }
 
 fn check(name: &str, actual: &Tensor, expected: &Tensor<f64>, failures: &mut Vec<String>) {

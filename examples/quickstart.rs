@@ -30,19 +30,9 @@ fn show(name: &str, t: &Tensor) {
     }
 }
 
-/// A deterministic pseudo-random tensor in [-1, 1).
+/// Deterministic values in [-1, 1).
 fn random(shape: &[usize], seed: u64) -> Result<Tensor, attn::Error> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let n = shape.iter().product();
-    let data = (0..n)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(shape, data)
+    Tensor::random(shape, seed)
 }
 
 fn max_error(out: &Tensor, expected: &Tensor<f64>) -> Result<f64, attn::Error> {

@@ -2,16 +2,20 @@
 //! declarations of their C ABI.
 
 use crate::{
-    Error,
-    graph::{ElementType, KernelDef, Layout, TensorType},
-    pipeline::{Compiler, PIPELINE_VERSION},
+    Error, cache,
+    graph::{ElementType, KernelDef, TensorType},
+    pipeline::PIPELINE_VERSION,
     scan,
     target::TargetSpec,
 };
+#[cfg(feature = "codegen")]
+use crate::{graph::Layout, pipeline::Compiler};
 use attn_runtime::isa::Isa;
 use attn_runtime::syntax::{
     MANIFEST_EXTENSION, Manifest, ManifestDuplicate, ManifestFile, ManifestKernel,
 };
+#[cfg(feature = "codegen")]
+use std::time::Instant;
 use std::{
     collections::{BTreeMap, HashSet},
     env,
@@ -32,21 +36,47 @@ use std::{
 /// `Build::new().file("src/lib.rs").compile("kernels")` compiles every `attention!` kernel of the
 /// file (inline modules included) with its static shapes, under the symbol the macro derives from
 /// the same spec, and leaves `OUT_DIR/<name>.attn-manifest` listing them for the macro to check.
+///
+/// Objects are cached (see [`Build::cache_dir`] and [`Build::cache_max_bytes`]). With
+/// [`Build::skip_codegen`] (the default without the `codegen` feature) nothing is compiled or
+/// linked: only the bindings and the manifest are written.
 #[derive(Clone, Debug)]
 pub struct Build {
     kernels: Vec<KernelDef>,
+    /// `file:line` of the `Build::kernel` call of each kernel of `kernels`.
+    kernel_locations: Vec<String>,
     files: Vec<PathBuf>,
     runtime_path: String,
     out_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    cache_max_bytes: Option<u64>,
     dump_dir: Option<PathBuf>,
     cargo_metadata: bool,
+    skip_codegen: bool,
+    verbose: bool,
+}
+
+/// One kernel of a build: its definition, symbol, and where it is declared (`file:line`).
+struct Planned {
+    def: KernelDef,
+    symbol: String,
+    #[cfg_attr(not(feature = "codegen"), allow(dead_code))]
+    location: String,
 }
 
 /// The kernels of a build with their symbols, and the manifest for `attention!`.
 struct Plan {
-    kernels: Vec<(KernelDef, String)>,
+    kernels: Vec<Planned>,
     manifest: Manifest,
+}
+
+/// What the generated Rust declarations need of a kernel: no object, so that they can be
+/// written without compiling anything.
+struct Binding {
+    name: String,
+    args: Vec<(String, TensorType)>,
+    /// ISA level and symbol of each variant, best first.
+    variants: Vec<(Option<Isa>, String)>,
 }
 
 /// One compiled kernel.
@@ -90,7 +120,7 @@ struct Variant {
 /// What [`Build::compile`] produced.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// Every kernel.
+    /// Every kernel (none when code generation was skipped, see [`Build::skip_codegen`]).
     pub kernels: Vec<CompiledKernel>,
     /// The Rust declarations to `include!`.
     pub bindings: PathBuf,
@@ -104,23 +134,36 @@ impl Default for Build {
 
 impl Build {
     /// A build with no kernels; the output directory is `OUT_DIR`, the cache `ATTN_CACHE_DIR` or
-    /// `OUT_DIR/attn-cache`, and IR dumps go to `ATTN_DUMP_IR` when set.
+    /// `attn-cache` in Cargo's target directory (see [`cache::default_dir`](crate::cache::default_dir)),
+    /// bounded by `ATTN_CACHE_MAX_MB`; IR dumps go to `ATTN_DUMP_IR` when set, and `ATTN_VERBOSE=1`
+    /// prints one progress line per kernel. Code generation is skipped without the `codegen`
+    /// feature.
     pub fn new() -> Self {
         Build {
             kernels: Vec::new(),
+            kernel_locations: Vec::new(),
             files: Vec::new(),
             runtime_path: "::attn_runtime".to_string(),
             out_dir: None,
-            cache_dir: env::var_os("ATTN_CACHE_DIR").map(PathBuf::from),
+            cache_dir: env::var_os("ATTN_CACHE_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+            cache_max_bytes: None,
             dump_dir: env::var_os("ATTN_DUMP_IR")
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),
             cargo_metadata: true,
+            skip_codegen: !cfg!(feature = "codegen"),
+            verbose: env::var("ATTN_VERBOSE").is_ok_and(|v| v == "1"),
         }
     }
 
-    /// Adds a kernel.
+    /// Adds a kernel. Errors about it name the line of this call (`build.rs:42`).
+    #[track_caller]
     pub fn kernel(&mut self, kernel: KernelDef) -> &mut Self {
+        let at = std::panic::Location::caller();
+        self.kernel_locations
+            .push(format!("{}:{}", at.file(), at.line()));
         self.kernels.push(kernel);
         self
     }
@@ -149,9 +192,35 @@ impl Build {
         self
     }
 
-    /// Overrides the object cache directory.
+    /// Overrides the object cache directory (default: `ATTN_CACHE_DIR`, else `attn-cache` in
+    /// Cargo's target directory).
     pub fn cache_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Bounds the cache (default: `ATTN_CACHE_MAX_MB` MiB, else 512 MiB). After
+    /// [`Build::compile`], least recently used objects are removed until the cache fits, except
+    /// those of this build and those used in the last hour (concurrent builds may be using them).
+    pub fn cache_max_bytes(&mut self, bytes: u64) -> &mut Self {
+        self.cache_max_bytes = Some(bytes);
+        self
+    }
+
+    /// Writes the bindings and the `attention!` manifest without compiling or linking any kernel
+    /// (default: true without the `codegen` feature, false with it). The crate then documents
+    /// and type-checks (docs.rs, `cargo doc`, `cargo check` with no LLVM installed), but a binary
+    /// calling a kernel fails to link. Without the `codegen` feature, `false` makes
+    /// [`Build::compile`] fail.
+    pub fn skip_codegen(&mut self, skip: bool) -> &mut Self {
+        self.skip_codegen = skip;
+        self
+    }
+
+    /// Prints one progress line per kernel compiled (default: `ATTN_VERBOSE=1`), as
+    /// `cargo:warning` lines (on stderr with [`Build::cargo_metadata`] off).
+    pub fn verbose(&mut self, on: bool) -> &mut Self {
+        self.verbose = on;
         self
     }
 
@@ -165,6 +234,41 @@ impl Build {
     pub fn cargo_metadata(&mut self, on: bool) -> &mut Self {
         self.cargo_metadata = on;
         self
+    }
+
+    fn progress(&self, line: &str) {
+        if !self.verbose {
+            return;
+        }
+        if self.cargo_metadata {
+            println!("cargo:warning=attn-build: {line}");
+        } else {
+            eprintln!("attn-build: {line}");
+        }
+    }
+
+    fn resolve_cache_dir(&self, out_dir: &Path) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| cache::default_dir(out_dir))
+    }
+
+    fn resolve_cache_max_bytes(&self) -> Result<u64, Error> {
+        if let Some(b) = self.cache_max_bytes {
+            return Ok(b);
+        }
+        match env::var("ATTN_CACHE_MAX_MB") {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<u64>()
+                .map(|mb| mb.saturating_mul(1 << 20))
+                .map_err(|_| {
+                    Error::Config(format!(
+                        "ATTN_CACHE_MAX_MB=`{v}` is not a whole number of MiB"
+                    ))
+                }),
+            _ => Ok(cache::DEFAULT_MAX_MB << 20),
+        }
     }
 
     fn resolve_out_dir(&self) -> Result<PathBuf, Error> {
@@ -187,10 +291,15 @@ impl Build {
                 return Err(Error::Config(format!("two kernels are named `{}`", k.name)));
             }
         }
-        let mut kernels: Vec<(KernelDef, String)> = self
+        let mut kernels: Vec<Planned> = self
             .kernels
             .iter()
-            .map(|k| (k.clone(), symbol_name(k)))
+            .zip(&self.kernel_locations)
+            .map(|(k, at)| Planned {
+                def: k.clone(),
+                symbol: symbol_name(k),
+                location: at.clone(),
+            })
             .collect();
         let mut manifest = Manifest::default();
         let mut found = Vec::new();
@@ -246,7 +355,15 @@ impl Build {
                 continue;
             }
             let symbol = f.kernel.symbol();
-            kernels.push((scan::kernel_def(&f.kernel)?, symbol.clone()));
+            let def = scan::kernel_def(&f.kernel).map_err(|e| match e {
+                Error::Config(m) => Error::Config(format!("{m} (declared at {})", f.location)),
+                e => e,
+            })?;
+            kernels.push(Planned {
+                def,
+                symbol: symbol.clone(),
+                location: f.location.clone(),
+            });
             manifest.kernels.push(ManifestKernel {
                 name: f.kernel.name.clone(),
                 symbol,
@@ -257,41 +374,52 @@ impl Build {
         Ok(Plan { kernels, manifest })
     }
 
-    /// Compiles every kernel to an object file (cached), without archiving.
+    /// Compiles every kernel to an object file (cached), without archiving. Fails without the
+    /// `codegen` feature.
     pub fn compile_objects(&self) -> Result<Vec<CompiledKernel>, Error> {
         self.compile_planned(&self.plan()?)
     }
 
+    /// The variants of the `i`-th planned kernel: kernels added with `Build::kernel` get one per
+    /// ISA level (their bindings dispatch at run time); kernels of `attention!` one, for the
+    /// primary target.
+    fn kernel_targets(&self, i: usize, variants: &[Variant], primary: &TargetSpec) -> Vec<Variant> {
+        if i < self.kernels.len() {
+            variants.to_vec()
+        } else {
+            vec![Variant {
+                isa: None,
+                target: primary.clone(),
+            }]
+        }
+    }
+
+    #[cfg(not(feature = "codegen"))]
+    fn compile_planned(&self, _plan: &Plan) -> Result<Vec<CompiledKernel>, Error> {
+        Err(Error::Toolchain(
+            "attn-build was built without its `codegen` feature (LLVM/MLIR 22): it can generate \
+             bindings (Build::skip_codegen) but not compile kernels; enable the feature"
+                .into(),
+        ))
+    }
+
+    #[cfg(feature = "codegen")]
     fn compile_planned(&self, plan: &Plan) -> Result<Vec<CompiledKernel>, Error> {
         let out_dir = self.resolve_out_dir()?;
-        let cache = self
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| out_dir.join("attn-cache"));
+        let cache = self.resolve_cache_dir(&out_dir);
         fs::create_dir_all(&cache)
             .map_err(|e| Error::io(format!("creating {}", cache.display()), e))?;
         let (variants, primary) = resolve_targets();
         let mut compilers: Vec<(TargetSpec, Compiler)> = Vec::new();
         let mut out = Vec::new();
-        for (i, (k, symbol)) in plan.kernels.iter().enumerate() {
-            // Kernels added with `Build::kernel` get one variant per ISA level (their bindings
-            // dispatch at run time); kernels of `attention!` one, for the primary target.
-            let explicit = i < self.kernels.len();
-            let targets: Vec<Variant> = if explicit {
-                variants.clone()
-            } else {
-                vec![Variant {
-                    isa: None,
-                    target: primary.clone(),
-                }]
-            };
+        let (mut built, mut reused) = (0usize, 0usize);
+        for (i, planned) in plan.kernels.iter().enumerate() {
+            let (k, symbol) = (&planned.def, &planned.symbol);
+            let targets = self.kernel_targets(i, &variants, &primary);
             let mut compiled: Vec<CompiledVariant> = Vec::new();
             let mut all_cached = true;
             for (vi, v) in targets.iter().enumerate() {
-                let sym = match v.isa {
-                    Some(isa) => format!("{symbol}_{}", isa.tag()),
-                    None => symbol.clone(),
-                };
+                let sym = variant_symbol(symbol, v.isa);
                 // Dump the IR of the variant this machine runs (the first it supports).
                 let dump_this = match v.isa {
                     Some(isa) => {
@@ -303,8 +431,24 @@ impl Build {
                     }
                     None => true,
                 };
-                let (object, cached) =
-                    self.compile_one(k, &sym, &v.target, &cache, &mut compilers, dump_this)?;
+                let start = Instant::now();
+                let (object, cached) = self
+                    .compile_one(k, &sym, &v.target, &cache, &mut compilers, dump_this)
+                    .map_err(|e| e.declared_at(&planned.location))?;
+                if cached {
+                    reused += 1;
+                } else {
+                    built += 1;
+                    self.progress(&format!(
+                        "compiled kernel `{}`{} ({}) for {} {} in {:.2} s",
+                        k.name,
+                        v.isa.map(|i| format!(" [{}]", i.tag())).unwrap_or_default(),
+                        planned.location,
+                        v.target.triple,
+                        v.target.cpu,
+                        start.elapsed().as_secs_f64()
+                    ));
+                }
                 all_cached &= cached;
                 compiled.push(CompiledVariant {
                     isa: v.isa,
@@ -313,18 +457,7 @@ impl Build {
                     target: v.target.clone(),
                 });
             }
-            let mut args: Vec<(String, TensorType)> = k
-                .graph
-                .inputs()
-                .iter()
-                .map(|v| {
-                    (
-                        k.graph.input_name(*v).unwrap_or("arg").to_string(),
-                        k.graph.ty(*v).clone(),
-                    )
-                })
-                .collect();
-            args.push(("out".to_string(), k.output_type().clone()));
+            let args = kernel_args(k);
             out.push(CompiledKernel {
                 name: k.name.clone(),
                 symbol: compiled[0].symbol.clone(),
@@ -334,11 +467,16 @@ impl Build {
                 variants: compiled,
             });
         }
+        self.progress(&format!(
+            "done: {built} objects compiled, {reused} reused from the cache {}",
+            cache.display()
+        ));
         Ok(out)
     }
 
     /// Compiles one kernel for one target into the cache; returns the object and whether it was
     /// already there.
+    #[cfg(feature = "codegen")]
     fn compile_one(
         &self,
         k: &KernelDef,
@@ -357,6 +495,8 @@ impl Build {
             None
         };
         if is_valid_object(&object) && dump.is_none() {
+            // Recency for the size bound; a read-only shared cache is still usable.
+            let _ = cache::touch(&object);
             return Ok((object, true));
         }
         let c = match compilers.iter().position(|(t, _)| t == target) {
@@ -407,15 +547,25 @@ impl Build {
         check_identifier(lib_name)?;
         let out_dir = self.resolve_out_dir()?;
         let plan = self.plan()?;
-        let kernels = self.compile_planned(&plan)?;
         if self.cargo_metadata {
-            println!("cargo:rerun-if-env-changed=ATTN_DUMP_IR");
-            println!("cargo:rerun-if-env-changed=ATTN_CACHE_DIR");
-            println!("cargo:rerun-if-env-changed=ATTN_TARGET_CPU");
+            for var in [
+                "ATTN_DUMP_IR",
+                "ATTN_CACHE_DIR",
+                "ATTN_CACHE_MAX_MB",
+                "ATTN_TARGET_CPU",
+                "ATTN_VERBOSE",
+            ] {
+                println!("cargo:rerun-if-env-changed={var}");
+            }
             for f in &plan.manifest.files {
                 println!("cargo:rerun-if-changed={}", f.path);
             }
         }
+        if self.skip_codegen {
+            return self.write_outputs_without_codegen(lib_name, &out_dir, &plan);
+        }
+        let max_bytes = self.resolve_cache_max_bytes()?;
+        let kernels = self.compile_planned(&plan)?;
         let mut cc = cc::Build::new();
         cc.cargo_metadata(self.cargo_metadata)
             .cargo_warnings(false)
@@ -426,24 +576,107 @@ impl Build {
             cc.target(&host).host(&host).opt_level(3);
         }
         for v in kernels.iter().flat_map(|k| &k.variants) {
+            // Used again now: a concurrent build evicting keeps what this one is archiving.
+            let _ = cache::touch(&v.object);
             cc.object(&v.object);
         }
         if !kernels.is_empty() {
             cc.try_compile(lib_name)
                 .map_err(|e| Error::Archive(e.to_string()))?;
         }
-        let bindings = out_dir.join(format!("{lib_name}.rs"));
         // Kernels of `attention!` get their declarations from the macro: bind the explicit ones.
-        let text = self.bindings(&kernels[..self.kernels.len()]);
-        write_atomic(&bindings, text.as_bytes())?;
+        let bindings: Vec<Binding> = kernels[..self.kernels.len()]
+            .iter()
+            .map(|k| Binding {
+                name: k.name.clone(),
+                args: k.args.clone(),
+                variants: k
+                    .variants
+                    .iter()
+                    .map(|v| (v.isa, v.symbol.clone()))
+                    .collect(),
+            })
+            .collect();
+        let bindings = self.write_outputs(lib_name, &out_dir, &plan, &bindings)?;
+        // The size bound, once this build's objects are in the library.
+        let cache_dir = self.resolve_cache_dir(&out_dir);
+        let keep = kernels
+            .iter()
+            .flat_map(|k| &k.variants)
+            .map(|v| v.object.clone())
+            .collect();
+        match cache::evict(&cache_dir, max_bytes, &keep) {
+            Ok(e) if e.removed > 0 => self.progress(&format!(
+                "cache {}: evicted {} objects ({} KiB), {} KiB left",
+                cache_dir.display(),
+                e.removed,
+                e.freed >> 10,
+                e.left >> 10
+            )),
+            Ok(_) => {}
+            // A cache that cannot be trimmed is not worth failing a build over.
+            Err(e) => self.progress(&format!(
+                "cache {}: eviction failed: {e}",
+                cache_dir.display()
+            )),
+        }
+        Ok(Report { kernels, bindings })
+    }
+
+    /// The bindings and the manifest of `plan`, without compiling or linking anything
+    /// ([`Build::skip_codegen`]): symbols and ISA variants are derived as a real build derives
+    /// them, so the crate type-checks exactly as it would with its kernels.
+    fn write_outputs_without_codegen(
+        &self,
+        lib_name: &str,
+        out_dir: &Path,
+        plan: &Plan,
+    ) -> Result<Report, Error> {
+        let (variants, primary) = resolve_targets();
+        let bindings: Vec<Binding> = plan.kernels[..self.kernels.len()]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Binding {
+                name: p.def.name.clone(),
+                args: kernel_args(&p.def),
+                variants: self
+                    .kernel_targets(i, &variants, &primary)
+                    .iter()
+                    .map(|v| (v.isa, variant_symbol(&p.symbol, v.isa)))
+                    .collect(),
+            })
+            .collect();
+        let bindings = self.write_outputs(lib_name, out_dir, plan, &bindings)?;
+        self.progress(&format!(
+            "code generation skipped: bindings of {} kernels in {}, nothing compiled or linked",
+            plan.kernels.len(),
+            bindings.display()
+        ));
+        Ok(Report {
+            kernels: Vec::new(),
+            bindings,
+        })
+    }
+
+    /// Writes `OUT_DIR/<lib>.rs` (the declarations of `bindings`) and the `attention!` manifest;
+    /// returns the path of the former.
+    fn write_outputs(
+        &self,
+        lib_name: &str,
+        out_dir: &Path,
+        plan: &Plan,
+        bindings: &[Binding],
+    ) -> Result<PathBuf, Error> {
+        let path = out_dir.join(format!("{lib_name}.rs"));
+        write_atomic(&path, self.bindings(bindings).as_bytes())?;
         let manifest = out_dir.join(format!("{lib_name}.{MANIFEST_EXTENSION}"));
         write_atomic(&manifest, plan.manifest.render().as_bytes())?;
-        Ok(Report { kernels, bindings })
+        Ok(path)
     }
 
     /// Rust declarations for `kernels`: an `extern "C"` entry per kernel variant and a
     /// `Kernel` static named after the kernel in upper case, dispatching among the variants.
-    fn bindings(&self, kernels: &[CompiledKernel]) -> String {
+    fn bindings(&self, kernels: &[Binding]) -> String {
         let rt = &self.runtime_path;
         let mut s = String::from("// Generated by attn-build. Do not edit.\n");
         for k in kernels {
@@ -452,7 +685,7 @@ impl Build {
                 .map(|i| format!("a{i}: *mut ::core::ffi::c_void"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let entry_name = |v: &CompiledVariant| match v.isa {
+            let entry_name = |v: &(Option<Isa>, String)| match v.0 {
                 Some(isa) => format!("__attn_entry_{}_{}", k.name, isa.tag()),
                 None => format!("__attn_entry_{}", k.name),
             };
@@ -461,7 +694,7 @@ impl Build {
                 let _ = writeln!(
                     s,
                     "    #[link_name = \"_mlir_ciface_{}\"]\n    fn {}({params});",
-                    v.symbol,
+                    v.1,
                     entry_name(v)
                 );
             }
@@ -494,13 +727,12 @@ impl Build {
                  // level it is listed with: it takes one memref descriptor pointer per argument (inputs,\n    \
                  // then the output) with these ranks and element types, reads only the inputs, writes\n    \
                  // only the output, and keeps no state.";
-            let constructor = if k.variants.iter().all(|v| v.isa.is_some()) && k.variants.len() > 1
-            {
+            let constructor = if k.variants.iter().all(|v| v.0.is_some()) && k.variants.len() > 1 {
                 let list = k
                     .variants
                     .iter()
                     .map(|v| {
-                        let isa = match v.isa {
+                        let isa = match v.0 {
                             Some(Isa::X86_64V4) => "X86_64V4",
                             Some(Isa::X86_64V3) => "X86_64V3",
                             _ => "X86_64",
@@ -542,7 +774,13 @@ impl Build {
 fn resolve_targets() -> (Vec<Variant>, TargetSpec) {
     let host = TargetSpec::host();
     let triple = env::var("TARGET").unwrap_or_else(|_| host.triple.clone());
-    let native = triple == host.triple || env::var("TARGET").is_err();
+    // Building for the machine we run on: Cargo says so with TARGET == HOST (LLVM spells the host
+    // triple its own way, e.g. `x86_64-pc-linux-gnu` for Cargo's `x86_64-unknown-linux-gnu`).
+    let native = match (env::var("TARGET"), env::var("HOST")) {
+        (Ok(t), Ok(h)) => t == h,
+        (Err(_), _) => true,
+        (Ok(_), Err(_)) => false,
+    };
     let explicit_cpu = env::var("ATTN_TARGET_CPU")
         .ok()
         .filter(|c| !c.is_empty())
@@ -624,7 +862,33 @@ fn rustflags_target_cpu() -> Option<String> {
     })
 }
 
+/// The symbol of one ISA variant of a kernel.
+fn variant_symbol(symbol: &str, isa: Option<Isa>) -> String {
+    match isa {
+        Some(isa) => format!("{symbol}_{}", isa.tag()),
+        None => symbol.to_string(),
+    }
+}
+
+/// Argument names and types of a kernel: the inputs, then the output, named `out`.
+fn kernel_args(k: &KernelDef) -> Vec<(String, TensorType)> {
+    let mut args: Vec<(String, TensorType)> = k
+        .graph
+        .inputs()
+        .iter()
+        .map(|v| {
+            (
+                k.graph.input_name(*v).unwrap_or("arg").to_string(),
+                k.graph.ty(*v).clone(),
+            )
+        })
+        .collect();
+    args.push(("out".to_string(), k.output_type().clone()));
+    args
+}
+
 /// The LLVM major version the pipeline is built against (part of every cache key).
+#[cfg(feature = "codegen")]
 pub const LLVM_VERSION: &str = "llvm-22";
 
 fn check_identifier(name: &str) -> Result<(), Error> {
@@ -665,6 +929,7 @@ fn host_triple() -> String {
 }
 
 /// An object file is reused only if it is a complete ELF file (a truncated entry is rebuilt).
+#[cfg(feature = "codegen")]
 fn is_valid_object(path: &Path) -> bool {
     match fs::read(path) {
         Ok(bytes) => {
@@ -675,6 +940,7 @@ fn is_valid_object(path: &Path) -> bool {
 }
 
 /// The section header table of a 64-bit ELF file must lie inside the file.
+#[cfg(feature = "codegen")]
 fn elf_size_consistent(bytes: &[u8]) -> bool {
     if bytes.len() < 64 || bytes[4] != 2 {
         return false;
@@ -726,6 +992,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "codegen")]
     fn truncated_objects_are_rejected() {
         let dir = std::env::temp_dir().join(format!("attn-elf-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

@@ -34,6 +34,9 @@ pub enum Error {
     Mlir {
         /// The kernel.
         kernel: String,
+        /// Where the kernel is declared, `file:line`: its `attention!` invocation, or the
+        /// `Build::kernel` call of the build script. `None` outside a [`Build`](crate::Build).
+        location: Option<String>,
         /// The pipeline stage that failed.
         stage: &'static str,
         /// The diagnostics MLIR emitted, one per line.
@@ -60,13 +63,15 @@ impl fmt::Display for Error {
             Error::Graph { kernel, error } => write!(f, "kernel `{kernel}`: {error}"),
             Error::Mlir {
                 kernel,
+                location,
                 stage,
                 diagnostics,
             } => {
-                write!(
-                    f,
-                    "kernel `{kernel}`: MLIR failed at stage `{stage}`: {diagnostics}"
-                )
+                write!(f, "kernel `{kernel}`")?;
+                if let Some(at) = location {
+                    write!(f, " (declared at {at})")?;
+                }
+                write!(f, ": MLIR failed at stage `{stage}`: {diagnostics}")
             }
             Error::Toolchain(m) => write!(f, "LLVM/MLIR toolchain: {m}"),
             Error::Io { context, error } => write!(f, "{context}: {error}"),
@@ -87,6 +92,16 @@ impl std::error::Error for Error {
 }
 
 impl Error {
+    /// Records where the failing kernel is declared (`file:line`) in an MLIR error.
+    #[cfg_attr(not(feature = "codegen"), allow(dead_code))]
+    pub(crate) fn declared_at(mut self, at: &str) -> Self {
+        match &mut self {
+            Error::Mlir { location, .. } if location.is_none() => *location = Some(at.to_string()),
+            _ => {}
+        }
+        self
+    }
+
     pub(crate) fn io(context: impl Into<String>, error: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),

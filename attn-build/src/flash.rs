@@ -23,6 +23,13 @@
 //! No `Sq x Sk` buffer exists; the extra memory is `QS x (D + Dv')` plus two `BC`-key panels.
 //! Query rows past Sq (the last micro-block) are computed on zero rows and never written.
 //!
+//! # Decode path
+//! A call with at most `decode::DECODE_ROWS` (8) query rows whose K and V have unit stride along
+//! D and Dv (checked at run time on their buffers) takes the streaming path of `flash/decode.rs`
+//! instead: packing would cost as much as the work it saves, so K and V are read in place
+//! (vectorized dot products along D, no padded query rows). Both paths leave the unnormalized
+//! output rows and their sums in the same scratch; one loop writes `out = O / l`.
+//!
 //! `exp` is a Cephes-style polynomial (range reduction with `math.roundeven`, a degree-5
 //! polynomial, the exponent built with a shift and a bitcast), accurate to about 1e-7 relative:
 //! `math.exp` on vectors would become scalar `expf` calls. Row reductions are done elementwise
@@ -33,6 +40,8 @@
 //! naive composition does. The masked value and the initial max are -3e38, not -inf.
 
 use std::fmt::Write as _;
+
+mod decode;
 
 /// Register tiling of the fused kernel for one vector ISA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,46 +483,13 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
     let dvr = e.v(&format!("arith.addi {dv}, {wm1} : index"));
     let dvq = e.v(&format!("arith.divui {dvr}, {cw} : index"));
     let dvp = e.v(&format!("arith.muli {dvq}, {cw} : index"));
-    let qp = e.v(&format!(
-        "memref.alloc({d}) {{alignment = 64 : i64}} : {qp_ty}"
-    ));
-    let kp = e.v(&format!(
-        "memref.alloc({d}) {{alignment = 64 : i64}} : {kp_ty}"
-    ));
-    let vp = e.v(&format!(
-        "memref.alloc({dvp}) {{alignment = 64 : i64}} : {vp_ty}"
-    ));
-    let ob = e.v(&format!(
-        "memref.alloc({dvp}) {{alignment = 64 : i64}} : {ob_ty}"
-    ));
-    let ms = e.v(&format!(
-        "memref.alloc() {{alignment = 64 : i64}} : {st_ty}"
-    ));
-    let ls = e.v(&format!(
-        "memref.alloc() {{alignment = 64 : i64}} : {st_ty}"
-    ));
-    let pt = e.v(&format!(
-        "memref.alloc() {{alignment = 64 : i64}} : {pt_ty}"
-    ));
+    // Few query rows with unit-stride K and V rows: the streaming decode path of `decode.rs`,
+    // which reads K and V in place; else the packed path below.
+    let dec = decode::Shared::emit(&mut e, &sq, &sk, &d, &dv, &dvp, &c0, &c1, &cw);
     let ninf = e.v("arith.constant 0xFF800000 : f32");
     let vninf = e.v(&format!("vector.broadcast {ninf} : f32 to {vt}"));
     let ps_ty = format!("memref<{qs}xi32>");
     let mp_ty = format!("memref<{qs}x{bc}xf32>");
-    // Causal: the positions of the super-block's rows (i32); mask: its block of the mask.
-    let ps = if var.causal {
-        e.v(&format!(
-            "memref.alloc() {{alignment = 64 : i64}} : {ps_ty}"
-        ))
-    } else {
-        String::new()
-    };
-    let mp = if var.mask {
-        e.v(&format!(
-            "memref.alloc() {{alignment = 64 : i64}} : {mp_ty}"
-        ))
-    } else {
-        String::new()
-    };
     // iota vectors for the key masks, one per vector of a score row
     let iotas: Vec<String> = (0..bcv)
         .map(|j| {
@@ -525,6 +501,12 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
         })
         .collect();
 
+    let ob = e.v(&format!(
+        "memref.alloc({dvp}) {{alignment = 64 : i64}} : {ob_ty}"
+    ));
+    let ls = e.v(&format!(
+        "memref.alloc() {{alignment = 64 : i64}} : {st_ty}"
+    ));
     let res = e.for_loop(
         &c0,
         &sq,
@@ -534,6 +516,43 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
             let out = out[0].clone();
             let left = e.v(&format!("arith.subi {sq}, {q0} : index"));
             let rows = e.v(&format!("arith.minsi {left}, {cqs} : index"));
+            // O (unnormalized) and l of the rows into `ob` and `ls`, by either path.
+            e.line(&format!("scf.if {} {{", dec.cond));
+            e.indent += 1;
+            decode::emit(e, t, var, &dec, &ob, &ob_ty, &ls, &st_ty);
+            e.indent -= 1;
+            e.line("} else {");
+            e.indent += 1;
+            let qp = e.v(&format!(
+                "memref.alloc({d}) {{alignment = 64 : i64}} : {qp_ty}"
+            ));
+            let kp = e.v(&format!(
+                "memref.alloc({d}) {{alignment = 64 : i64}} : {kp_ty}"
+            ));
+            let vp = e.v(&format!(
+                "memref.alloc({dvp}) {{alignment = 64 : i64}} : {vp_ty}"
+            ));
+            let ms = e.v(&format!(
+                "memref.alloc() {{alignment = 64 : i64}} : {st_ty}"
+            ));
+            let pt = e.v(&format!(
+                "memref.alloc() {{alignment = 64 : i64}} : {pt_ty}"
+            ));
+            // Causal: the positions of the super-block's rows (i32); mask: its block of the mask.
+            let ps = if var.causal {
+                e.v(&format!(
+                    "memref.alloc() {{alignment = 64 : i64}} : {ps_ty}"
+                ))
+            } else {
+                String::new()
+            };
+            let mp = if var.mask {
+                e.v(&format!(
+                    "memref.alloc() {{alignment = 64 : i64}} : {mp_ty}"
+                ))
+            } else {
+                String::new()
+            };
             let brm1 = e.idx(br - 1);
             let rr = e.v(&format!("arith.addi {rows}, {brm1} : index"));
             let nmb = e.v(&format!("arith.divui {rr}, {cbr} : index"));
@@ -890,6 +909,8 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                     }
                 });
             });
+            e.indent -= 1;
+            e.line("}");
             // out[q0 + r][c] = O[r][c] / l[r] for the valid rows.
             let one = e.f32c(1.0);
             let o2 = e.for_loop(&c0, &rows, &c1, &[(out, t2.clone())], |e, r, o| {

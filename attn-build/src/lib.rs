@@ -1,8 +1,8 @@
 //! `attn-build`: the ahead-of-time compiler behind `attn`.
 //!
 //! Kernels are described with the [graph API](graph), emitted as IR of the `transformer`
-//! dialect (a real MLIR dialect defined in IRDL, see [`dialect`]), lowered by rewrite patterns to
-//! linalg ([`lower`]), bufferized, lowered to loops and to the LLVM dialect ([`pipeline`]), and
+//! dialect (a real MLIR dialect defined in IRDL, see `dialect`), lowered by rewrite patterns to
+//! linalg (`lower`), bufferized, lowered to loops and to the LLVM dialect ([`pipeline`]), and
 //! compiled to object files that [`Build`] archives and links into the crate whose build script
 //! runs it, together with generated Rust declarations of the kernels' C ABI.
 //!
@@ -26,16 +26,39 @@
 //! attn_build::Build::new().file("src/lib.rs").compile("kernels").unwrap();
 //! ```
 //!
-//! Set `ATTN_DUMP_IR=<dir>` to get the IR of every stage of every kernel.
+//! Set `ATTN_DUMP_IR=<dir>` to get the IR of every stage of every kernel, and `ATTN_VERBOSE=1`
+//! for one progress line per kernel.
+//!
+//! # Features
+//!
+//! - `codegen` (default): code generation through LLVM/MLIR 22 (`melior`, `mlir-sys`): the
+//!   `dialect`, `lower`, `flash`, `primitives` modules, `pipeline::Compiler` and object emission.
+//!   Without it nothing links LLVM, and [`Build::compile`] generates the bindings and the
+//!   `attention!` manifest without compiling any kernel (see [`Build::skip_codegen`]): enough for
+//!   docs.rs, `cargo doc` and `cargo check` on a machine without LLVM, not for linking.
+//!
+//! # Object cache
+//!
+//! Objects are cached by content (the kernel's IR, the pipeline and LLVM versions, the target)
+//! in `target/attn-cache/` of the workspace being built, shared by every crate of the workspace
+//! and by debug and release builds, or in `ATTN_CACHE_DIR`. Entries not used for a while are
+//! evicted, least recently used first, when the cache outgrows `ATTN_CACHE_MAX_MB` (512 by
+//! default); see [`Build::cache_max_bytes`].
 
 mod build;
+pub mod cache;
+#[cfg(feature = "codegen")]
 pub mod dialect;
 mod error;
+#[cfg(feature = "codegen")]
 pub mod flash;
 pub mod graph;
+#[cfg(feature = "codegen")]
 mod llvm;
+#[cfg(feature = "codegen")]
 pub mod lower;
 pub mod pipeline;
+#[cfg(feature = "codegen")]
 pub mod primitives;
 pub mod scan;
 pub mod target;

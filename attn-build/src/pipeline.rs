@@ -4,15 +4,20 @@
 //!
 //! Each stage is a pass pipeline run on the module; after each one the module is verified and,
 //! when asked, printed (see [`Stage`]). Diagnostics MLIR emits are collected and returned as an
-//! [`Error::Mlir`] naming the kernel and the stage; nothing reaches the object emitter unless the
-//! module verifies and consists of LLVM-dialect operations only.
+//! [`Error::Mlir`](crate::Error::Mlir) naming the kernel and the stage; nothing reaches the object
+//! emitter unless the module verifies and consists of LLVM-dialect operations only.
+//!
+//! [`Stage`] and [`PIPELINE_VERSION`] are always available; `Compiler` needs the `codegen`
+//! feature.
 
+#[cfg(feature = "codegen")]
 use crate::{
     Error, dialect,
     flash::Tiling,
     lower,
     target::{self, OutputKind, TargetSpec},
 };
+#[cfg(feature = "codegen")]
 use melior::{
     Context,
     dialect::DialectRegistry,
@@ -26,15 +31,12 @@ use melior::{
         register_all_passes,
     },
 };
-use std::{
-    cell::RefCell,
-    path::{Path, PathBuf},
-    rc::Rc,
-    sync::Once,
-};
+use std::path::PathBuf;
+#[cfg(feature = "codegen")]
+use std::{cell::RefCell, path::Path, rc::Rc, sync::Once};
 
 /// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
-pub const PIPELINE_VERSION: &str = "attn-pipeline-7";
+pub const PIPELINE_VERSION: &str = "attn-pipeline-8";
 
 /// A stage of the pipeline; the IR after each can be dumped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,6 +92,7 @@ impl Stage {
     }
 
     /// The textual pass pipeline that produces this stage from the previous one.
+    #[cfg(feature = "codegen")]
     fn passes(self, layout_map: &str) -> Option<String> {
         let p = match self {
             Stage::Transformer | Stage::Linalg | Stage::LlvmIr => return None,
@@ -120,14 +123,17 @@ pub struct DumpOptions {
 }
 
 /// An MLIR context with every upstream dialect, pass and translation, plus `transformer`.
+#[cfg(feature = "codegen")]
 pub struct Compiler {
     context: Context,
     diagnostics: Rc<RefCell<Vec<String>>>,
     target: TargetSpec,
 }
 
+#[cfg(feature = "codegen")]
 static REGISTER_PASSES: Once = Once::new();
 
+#[cfg(feature = "codegen")]
 impl Compiler {
     /// A compiler for the host CPU; fails if the `transformer` dialect cannot be registered.
     pub fn new() -> Result<Self, Error> {
@@ -183,12 +189,18 @@ impl Compiler {
     }
 
     fn fail(&self, kernel: &str, stage: Stage, extra: &str) -> Error {
+        let emitted = !self.diagnostics.borrow().is_empty();
         let mut diagnostics = self.take_diagnostics();
         if !extra.is_empty() {
-            diagnostics = format!("{extra}\n{diagnostics}");
+            diagnostics = if emitted {
+                format!("{extra}\n{diagnostics}")
+            } else {
+                extra.to_string()
+            };
         }
         Error::Mlir {
             kernel: kernel.to_string(),
+            location: None,
             stage: stage.name(),
             diagnostics,
         }
@@ -282,6 +294,7 @@ impl Compiler {
     }
 }
 
+#[cfg(feature = "codegen")]
 fn first_non_llvm_op(module: &Module) -> Option<String> {
     let mut found = None;
     module.as_operation().walk(WalkOrder::PreOrder, |op| {

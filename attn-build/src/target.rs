@@ -4,8 +4,12 @@
 //! This is what lets `attn-build` emit objects for Cargo's `TARGET` when cross-compiling (e.g.
 //! `aarch64-unknown-linux-gnu` on an x86-64 host), honor `-C target-cpu` / `ATTN_TARGET_CPU`, and
 //! build several ISA levels of one kernel for run-time dispatch.
+//!
+//! `emit` and the exact host CPU need the `codegen` feature.
 
+#[cfg(feature = "codegen")]
 use melior::ir::Module;
+#[cfg(feature = "codegen")]
 use std::{
     ffi::{CStr, CString, c_char, c_void},
     path::Path,
@@ -23,7 +27,7 @@ pub struct TargetSpec {
     pub features: String,
 }
 
-/// What [`emit`] writes.
+/// What `emit` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputKind {
     /// A relocatable object file.
@@ -32,8 +36,10 @@ pub enum OutputKind {
     Assembly,
 }
 
+#[cfg(feature = "codegen")]
 type Ref = *mut c_void;
 
+#[cfg(feature = "codegen")]
 #[allow(non_snake_case)]
 unsafe extern "C" {
     fn LLVMInitializeX86TargetInfo();
@@ -84,12 +90,17 @@ unsafe extern "C" {
     fn LLVMDisposeErrorMessage(message: *mut c_char);
 }
 
+#[cfg(feature = "codegen")]
 const CODEGEN_AGGRESSIVE: u32 = 3;
+#[cfg(feature = "codegen")]
 const RELOC_PIC: u32 = 2;
+#[cfg(feature = "codegen")]
 const CODE_MODEL_DEFAULT: u32 = 0;
 
+#[cfg(feature = "codegen")]
 static INIT: Once = Once::new();
 
+#[cfg(feature = "codegen")]
 fn init() {
     // SAFETY: LLVM's target registration functions take no arguments and are idempotent; `Once`
     // keeps them from racing.
@@ -106,6 +117,7 @@ fn init() {
 }
 
 /// Takes ownership of an LLVM-allocated message and copies it out.
+#[cfg(feature = "codegen")]
 fn take_message(raw: *mut c_char) -> String {
     if raw.is_null() {
         return String::new();
@@ -118,12 +130,14 @@ fn take_message(raw: *mut c_char) -> String {
     }
 }
 
+#[cfg(feature = "codegen")]
 fn cstring(s: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("`{s}` contains a NUL byte"))
 }
 
 impl TargetSpec {
     /// The machine running this code, with its exact CPU and features.
+    #[cfg(feature = "codegen")]
     pub fn host() -> Self {
         init();
         // SAFETY: these return LLVM-allocated strings that `take_message` frees.
@@ -139,6 +153,15 @@ impl TargetSpec {
             cpu: take_message(cpu),
             features: take_message(features),
         }
+    }
+
+    /// The machine running this code, without LLVM (no `codegen` feature): Cargo's `HOST` triple
+    /// (or the architecture this was compiled for, on Linux), CPU `generic`, no features.
+    #[cfg(not(feature = "codegen"))]
+    pub fn host() -> Self {
+        let triple = std::env::var("HOST")
+            .unwrap_or_else(|_| format!("{}-unknown-linux-gnu", std::env::consts::ARCH));
+        TargetSpec::new(&triple, "generic")
     }
 
     /// A target for `triple` with a CPU name and no extra features.
@@ -163,6 +186,7 @@ impl TargetSpec {
 
 /// Translates `module` (LLVM dialect) to LLVM IR, optimizes it at O3 for `target` and writes an
 /// object or assembly file to `path`.
+#[cfg(feature = "codegen")]
 pub fn emit(
     module: &Module,
     target: &TargetSpec,

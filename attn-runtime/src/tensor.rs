@@ -320,6 +320,28 @@ impl<T: Element> Tensor<T> {
         })
     }
 
+    /// A tensor of deterministic pseudo-random values, uniform in `[-1, 1)`: the same `seed` gives
+    /// the same values on every machine (xorshift64*). Meant for examples, tests and benchmarks.
+    ///
+    /// ```
+    /// let a = attn_runtime::Tensor::<f32>::random(&[2, 3], 7)?;
+    /// assert_eq!(a, attn_runtime::Tensor::random(&[2, 3], 7)?);
+    /// assert!(a.as_slice().iter().all(|x| (-1.0..1.0).contains(x)));
+    /// # Ok::<(), attn_runtime::Error>(())
+    /// ```
+    pub fn random(shape: &[usize], seed: u64) -> Result<Self, Error> {
+        let mut t = Self::full(shape, T::default())?;
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        for x in &mut t.data {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+            *x = T::from_f64(bits as f64 / (1u64 << 53) as f64 * 2.0 - 1.0);
+        }
+        Ok(t)
+    }
+
     /// A tensor of the given shape filled with zeros.
     pub fn zeros(shape: &[usize]) -> Result<Self, Error> {
         Self::full(shape, T::default())
