@@ -67,7 +67,7 @@ def main():
         key = (r["label"], r["threads"])
         if r["impl"] == "attn" and key not in groups:
             groups.append(key)
-    fig, ax = plt.subplots(figsize=(13, 5.5))
+    fig, ax = plt.subplots(figsize=(15, 7))
     width = 0.13
     for gi, (label, t) in enumerate(groups):
         bars = [("attn", next(x["result"]["gflops"] for x in bench if x["impl"] == "attn" and (x["label"], x["threads"]) == (label, t)), "tab:blue", "")]
@@ -84,7 +84,7 @@ def main():
     ax.axhline(2 * peak1, color="red", linestyle=":", linewidth=1, label=f"FMA peak, 2 cores ({2 * peak1:.0f})")
     ax.axhline(PEER_PEAK_1CORE, color="black", linestyle="--", linewidth=0.6, label=f"peer machine's peak, 1 core ({PEER_PEAK_1CORE:.0f})")
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{l}\n{t} thr" for l, t in groups], fontsize=7)
+    ax.set_xticklabels([f"{l}, {t} thr" for l, t in groups], fontsize=7, rotation=35, ha="right")
     ax.set_ylabel("GFLOP/s (4·B·H·Sq·Sk·D / t)")
     ax.set_title(f"attn fused attention, f32 — {peak['cpu']}")
     handles, labels = ax.get_legend_handles_labels()
