@@ -35,7 +35,7 @@ use attn_runtime::{
     shape::{self, AttentionDims},
 };
 
-/// Attention with options, built step by step; [`crate::attention`] is the no-option shortcut.
+/// Attention with options, built step by step; [`crate::attention()`] is the no-option shortcut.
 ///
 /// ```
 /// use attn::{Attention, Tensor};

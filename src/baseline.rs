@@ -1,6 +1,6 @@
 //! The baseline every speed claim is measured against: attention compiled through the MLIR
 //! tutorial's route only (transformer -> linalg named/generic ops -> bufferization -> plain
-//! loops -> LLVM), without the fused, register-tiled kernels that [`crate::attention`] uses.
+//! loops -> LLVM), without the fused, register-tiled kernels that [`crate::attention()`] uses.
 //!
 //! ```
 //! let q = attn::Tensor::full(&[4, 8], 0.5)?;
@@ -14,7 +14,7 @@ use crate::kernels;
 use attn_runtime::{AsTensorView, DynMemRef, Error, Tensor, TensorView, shape};
 
 /// `softmax(q k^T / sqrt(D)) v` for q `[Sq, D]`, k `[Sk, D]`, v `[Sk, Dv]` through the loop
-/// pipeline (materializes the `[Sq, Sk]` scores). Same checks and errors as [`crate::attention`].
+/// pipeline (materializes the `[Sq, Sk]` scores). Same checks and errors as [`crate::attention()`].
 pub fn attention(
     q: &impl AsTensorView<f32>,
     k: &impl AsTensorView<f32>,
