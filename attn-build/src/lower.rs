@@ -783,8 +783,20 @@ fn insert_flash_kernels(
         return Ok(());
     }
     let text = crate::flash::module_text_variants(&ranks, &variants, tiling);
-    let kernels = melior::ir::Module::parse(ctx, &text)
-        .ok_or("internal: the fused attention kernel does not parse")?;
+    append_functions(ctx, module, &text, &existing, "the fused attention kernel")
+}
+
+/// Parses `text` (a module of private kernel functions generated as MLIR text) and appends to
+/// `module` every function whose symbol is not in `existing`.
+pub(crate) fn append_functions(
+    ctx: &Context,
+    module: &OperationRef,
+    text: &str,
+    existing: &[String],
+    what: &str,
+) -> Result<(), String> {
+    let kernels = melior::ir::Module::parse(ctx, text)
+        .ok_or_else(|| format!("internal: {what} does not parse"))?;
     let body = module
         .region(0)
         .ok()

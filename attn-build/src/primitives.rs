@@ -33,7 +33,7 @@ use crate::flash::{E, Tiling};
 use melior::{
     Context,
     ir::{
-        BlockLike, Module, OperationRef, RegionLike, ValueLike,
+        OperationRef, ValueLike,
         operation::{OperationLike, WalkOrder, WalkResult},
     },
 };
@@ -507,25 +507,7 @@ pub(crate) fn insert_kernels(
         return Ok(());
     }
     let text = module_text(&mm, &sm, tiling);
-    let kernels =
-        Module::parse(ctx, &text).ok_or("internal: the primitive kernels do not parse")?;
-    let body = module
-        .region(0)
-        .ok()
-        .and_then(|r| r.first_block())
-        .ok_or("internal: the module has no body")?;
-    let mut next = kernels.body().first_operation();
-    while let Some(op) = next {
-        let taken = op
-            .attribute("sym_name")
-            .map(|a| existing.contains(&a.to_string()))
-            .unwrap_or(false);
-        if !taken {
-            body.append_operation((*op).clone());
-        }
-        next = op.next_in_block();
-    }
-    Ok(())
+    crate::lower::append_functions(ctx, module, &text, &existing, "the primitive kernels")
 }
 
 #[cfg(test)]
