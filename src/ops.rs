@@ -189,7 +189,7 @@ pub fn scale(x: &impl AsTensorView<f32>, factor: f32) -> Result<Tensor, Error> {
             (4, &kernels::SCALE_R4),
         ],
     )?;
-    binary(k, x, scalar_view(&factor), &x.shape().to_vec())
+    binary(k, x, scalar_view(&factor), x.shape())
 }
 
 /// Scaled dot-product attention `softmax(q k^T / sqrt(D)) v`.

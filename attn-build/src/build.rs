@@ -853,10 +853,8 @@ fn rustflags_target_cpu() -> Option<String> {
             } else {
                 rest
             }
-        } else if let Some(rest) = p.strip_prefix("--codegen=") {
-            rest
         } else {
-            return None;
+            p.strip_prefix("--codegen=")?
         };
         opt.strip_prefix("target-cpu=").map(str::to_string)
     })

@@ -653,6 +653,7 @@ impl<'c, 'a> Builder<'c, 'a> {
     /// f32 attention of rank 2 to 4 as a call to the fused kernel of `flash.rs` (inserted
     /// into the module by the pass, inlined later): dynamic-shape operands, the scale as a
     /// scalar, and a `tensor.empty` destination.
+    #[allow(clippy::too_many_arguments)]
     fn flash_attention(
         &self,
         q: Value<'c, 'a>,

@@ -123,6 +123,7 @@ fn tensor_ty(rank: usize) -> String {
 
 /// Loops over the leading dims `bounds` (carrying the tensor `out` of type `ty`), calling `body`
 /// with the induction variables and the carried tensor; returns the final tensor.
+#[allow(clippy::too_many_arguments)]
 fn nest(
     e: &mut E,
     bounds: &[String],
