@@ -76,7 +76,11 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
             k,
             v,
             Scale::Input(s),
-            AttentionOptions { mask, positions },
+            AttentionOptions {
+                mask,
+                positions,
+                causal: false,
+            },
         )?;
         out.push(KernelDef::new(name, g, o));
     }

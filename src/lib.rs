@@ -42,7 +42,7 @@ mod ops;
 mod threads;
 
 pub use attention::Attention;
-pub use attn_runtime::isa;
+pub use attn_runtime::{half, isa};
 pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
     TensorViewMut, reference,

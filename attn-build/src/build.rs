@@ -708,6 +708,8 @@ impl Build {
                     let dtype = match ty.element {
                         ElementType::F32 => "F32",
                         ElementType::F64 => "F64",
+                        ElementType::BF16 => "BF16",
+                        ElementType::F16 => "F16",
                     };
                     format!(
                         "{rt}::ffi::ArgSpec {{ name: {name:?}, role: {rt}::ffi::ArgRole::{role}, dtype: {rt}::DType::{dtype}, rank: {} }}",

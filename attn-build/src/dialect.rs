@@ -67,8 +67,12 @@ irdl.dialect @transformer {
     %scale = irdl.base "!builtin.tensor"
     %mask = irdl.base "!builtin.tensor"
     %positions = irdl.base "!builtin.tensor"
+    %true = irdl.is true
+    %false = irdl.is false
+    %causal = irdl.any_of(%true, %false)
     %result = irdl.base "!builtin.tensor"
     irdl.operands(query: %query, key: %key, value: %value, scale: %scale, mask: optional %mask, positions: optional %positions)
+    irdl.attributes { "causal" = %causal }
     irdl.results(result: %result)
   }
 }

@@ -24,15 +24,36 @@ pub enum ElementType {
     F32,
     /// 64-bit IEEE float.
     F64,
+    /// bfloat16 storage (attention only; computed in f32).
+    BF16,
+    /// IEEE half-precision storage (attention only; computed in f32).
+    F16,
 }
 
 impl ElementType {
-    /// The MLIR spelling (`f32`, `f64`).
+    /// The MLIR spelling (`f32`, `f64`, `bf16`, `f16`).
     pub fn mlir(self) -> &'static str {
         match self {
             ElementType::F32 => "f32",
             ElementType::F64 => "f64",
+            ElementType::BF16 => "bf16",
+            ElementType::F16 => "f16",
         }
+    }
+
+    /// The type arithmetic runs in: f64 for f64, else f32 (16-bit types are storage formats,
+    /// widened on load and rounded once on store). An attention scale given at run time has
+    /// this type.
+    pub fn compute(self) -> ElementType {
+        match self {
+            ElementType::F64 => ElementType::F64,
+            _ => ElementType::F32,
+        }
+    }
+
+    /// Whether this is a 16-bit storage type (bf16, f16).
+    pub fn is_half(self) -> bool {
+        matches!(self, ElementType::BF16 | ElementType::F16)
     }
 }
 
@@ -177,25 +198,30 @@ pub enum Op {
         v: Value,
         /// Scale applied to the scores.
         scale: Scale,
-        /// Optional additive mask `[Sq, Sk]` (rank-2 attention only).
+        /// Optional additive f32 mask: `[Sq, Sk]`, or of q's rank (leading dims 1 or q's).
         mask: Option<Value>,
         /// Optional causal query positions `[Sq]` (rank-2 attention only).
         positions: Option<Value>,
+        /// Bottom-right aligned causal masking: query `i` sees keys `j <= i + Sk - Sq`.
+        causal: bool,
     },
 }
 
-/// The optional inputs of [`Graph::attention_with`].
-///
-/// Both apply to rank-2 attention (`[Sq, D]`); callers walk batch and head dims themselves.
+/// The options of [`Graph::attention_with`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct AttentionOptions {
-    /// An additive mask `[Sq, Sk]` (same element type as q), added to the scaled scores; `-inf`
-    /// removes a key. A row whose every key is removed gives zeros.
+    /// An additive f32 mask added to the scaled scores; `-inf` removes a key. `[Sq, Sk]`
+    /// (shared by every batch and head), or of q's rank with each leading dim 1 (broadcast) or
+    /// equal to q's. A row whose every key is removed gives zeros.
     pub mask: Option<Value>,
-    /// Causal masking: positions `[Sq]` (same element type as q, integral values, exact below
-    /// 2^24 in f32); query row `i` sees the keys `j <= positions[i]`. Bottom-right aligned causal
-    /// attention uses `positions[i] = i + Sk - Sq`. Fully masked key blocks are skipped.
+    /// Causal masking by explicit positions (rank 2 only): f32 `[Sq]` holding integers (exact
+    /// below 2^24); query row `i` sees the keys `j <= positions[i]`. Fully masked key blocks are
+    /// skipped.
     pub positions: Option<Value>,
+    /// Bottom-right aligned causal masking at any rank: query `i` sees the keys
+    /// `j <= i + Sk - Sq` (the usual lower triangle when `Sq = Sk`). Fully masked key blocks are
+    /// skipped. Excludes `positions`.
+    pub causal: bool,
 }
 
 /// Where the attention scale comes from.
@@ -492,21 +518,32 @@ impl Graph {
             ));
         }
         let mut dims = Vec::new();
+        // Batch dims (all but the head dim) are equal; k and v share their head count, which
+        // divides q's (grouped-query attention: query head h reads key/value head h / (Hq/Hkv)).
         for i in 0..r - 2 {
-            let d = tq.dims[i]
-                .unify(tk.dims[i])
-                .and_then(|d| d.unify(tv.dims[i]))
-                .ok_or_else(|| {
-                    Self::err(
-                        OP,
-                        format!(
-                            "leading (batch/head) dimensions differ: {}, {} and {}",
-                            self.describe(q),
-                            self.describe(k),
-                            self.describe(v)
-                        ),
-                    )
-                })?;
+            let kv = tk.dims[i].unify(tv.dims[i]);
+            let d = if i + 3 == r {
+                let ok = match (tq.dims[i], kv) {
+                    (Dim::Static(hq), Some(Dim::Static(hkv))) => hkv > 0 && hq % hkv == 0,
+                    (_, kv) => kv.is_some(),
+                };
+                ok.then_some(tq.dims[i])
+            } else {
+                kv.and_then(|d| d.unify(tq.dims[i]))
+            };
+            let d = d.ok_or_else(|| {
+                Self::err(
+                    OP,
+                    format!(
+                        "leading (batch/head) dimensions don't match: {}, {} and {} (batch dims \
+                         must be equal; k and v must have the same number of heads, which must \
+                         divide q's)",
+                        self.describe(q),
+                        self.describe(k),
+                        self.describe(v)
+                    ),
+                )
+            })?;
             dims.push(d);
         }
         if tq.dims[r - 1].unify(tk.dims[r - 1]).is_none() {
@@ -529,14 +566,15 @@ impl Graph {
                 ),
             ));
         }
+        let compute = tq.element.compute();
         if let Scale::Input(s) = scale {
             let ts = self.check(s, OP)?;
-            if ts.rank() != 0 || ts.element != tq.element {
+            if ts.rank() != 0 || ts.element != compute {
                 return Err(Self::err(
                     OP,
                     format!(
                         "the scale must be a rank-0 {} tensor, got {}",
-                        tq.element.mlir(),
+                        compute.mlir(),
                         self.describe(s)
                     ),
                 ));
@@ -547,27 +585,34 @@ impl Graph {
         {
             return Err(Self::err(OP, format!("the scale must be finite, got {c}")));
         }
-        if (options.mask.is_some() || options.positions.is_some()) && r != 2 {
+        if options.positions.is_some() && (r != 2 || options.causal) {
             return Err(Self::err(
                 OP,
                 format!(
-                    "a mask or causal positions need rank-2 q, k and v ([Sq, D]); got {}",
+                    "explicit causal positions need rank-2 q, k and v ([Sq, D]) and exclude \
+                     `causal`; got {}",
                     self.describe(q)
                 ),
             ));
         }
         if let Some(m) = options.mask {
             let tm = self.check(m, OP)?.clone();
-            let ok = tm.element == tq.element
-                && tm.rank() == 2
-                && tm.dims[0].unify(tq.dims[0]).is_some()
-                && tm.dims[1].unify(tk.dims[0]).is_some();
+            let rm = tm.rank();
+            let lead_ok = (rm == 2 || rm == r)
+                && (0..rm - 2).all(|i| {
+                    tm.dims[i] == Dim::Static(1) || tm.dims[i].unify(tq.dims[i]).is_some()
+                });
+            let ok = tm.element == ElementType::F32
+                && rm >= 2
+                && lead_ok
+                && tm.dims[rm - 2].unify(tq.dims[r - 2]).is_some()
+                && tm.dims[rm - 1].unify(tk.dims[r - 2]).is_some();
             if !ok {
                 return Err(Self::err(
                     OP,
                     format!(
-                        "the mask must be [Sq, Sk] of {} for q {} and k {}; got {}",
-                        tq.element.mlir(),
+                        "the mask must be f32 [Sq, Sk], or of q's rank with each leading dim 1 or \
+                         q's, for q {} and k {}; got {}",
                         self.describe(q),
                         self.describe(k),
                         self.describe(m)
@@ -577,15 +622,14 @@ impl Graph {
         }
         if let Some(p) = options.positions {
             let tp = self.check(p, OP)?.clone();
-            let ok = tp.element == tq.element
+            let ok = tp.element == ElementType::F32
                 && tp.rank() == 1
                 && tp.dims[0].unify(tq.dims[0]).is_some();
             if !ok {
                 return Err(Self::err(
                     OP,
                     format!(
-                        "the positions must be [Sq] of {} for q {}; got {}",
-                        tq.element.mlir(),
+                        "the positions must be f32 [Sq] for q {}; got {}",
                         self.describe(q),
                         self.describe(p)
                     ),
@@ -602,6 +646,7 @@ impl Graph {
                 scale,
                 mask: options.mask,
                 positions: options.positions,
+                causal: options.causal,
             },
             TensorType::new(tq.element, &dims),
         ))
@@ -713,8 +758,9 @@ impl KernelDef {
                     scale,
                     mask,
                     positions,
+                    causal,
                 } => {
-                    let elem = ty.element.mlir();
+                    let elem = ty.element.compute().mlir();
                     let (pre, sname) = match scale {
                         Scale::Constant(c) => (
                             format!(
@@ -731,7 +777,7 @@ impl KernelDef {
                         let _ = write!(types, ", {}", g.ty(*x));
                     }
                     format!(
-                        "{pre}    %v{i} = \"transformer.attention\"(%v{}, %v{}, %v{}, {sname}{names}) {{operandSegmentSizes = array<i32: 1, 1, 1, 1, {}, {}>}} : ({}, {}, {}, tensor<{elem}>{types}) -> {ty}",
+                        "{pre}    %v{i} = \"transformer.attention\"(%v{}, %v{}, %v{}, {sname}{names}) {{causal = {causal}, operandSegmentSizes = array<i32: 1, 1, 1, 1, {}, {}>}} : ({}, {}, {}, tensor<{elem}>{types}) -> {ty}",
                         q.0,
                         k.0,
                         v.0,

@@ -10,6 +10,10 @@ pub enum DType {
     F32,
     /// 64-bit IEEE 754 floating point.
     F64,
+    /// bfloat16 ([`half::bf16`]): a storage format; kernels compute in f32.
+    BF16,
+    /// IEEE 754 half precision ([`half::f16`]): a storage format; kernels compute in f32.
+    F16,
 }
 
 impl DType {
@@ -18,6 +22,8 @@ impl DType {
         match self {
             DType::F32 => "f32",
             DType::F64 => "f64",
+            DType::BF16 => "bf16",
+            DType::F16 => "f16",
         }
     }
 
@@ -26,6 +32,7 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F64 => 8,
+            DType::BF16 | DType::F16 => 2,
         }
     }
 }
@@ -41,17 +48,19 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
+    impl Sealed for half::bf16 {}
+    impl Sealed for half::f16 {}
 }
 
 /// A scalar type that can be stored in a [`crate::Tensor`] and passed to kernels.
 ///
-/// This trait is sealed: it is implemented for `f32` and `f64` only.
+/// This trait is sealed: it is implemented for `f32`, `f64`, [`half::bf16`] and [`half::f16`].
 pub trait Element:
     Copy + Default + Debug + PartialEq + PartialOrd + Send + Sync + 'static + sealed::Sealed
 {
     /// The run-time tag of this type.
     const DTYPE: DType;
-    /// Converts to `f64` (exact for `f32` and `f64`).
+    /// Converts to `f64` (exact for every element type).
     fn to_f64(self) -> f64;
     /// Converts from `f64`, rounding to nearest.
     fn from_f64(v: f64) -> Self;
@@ -77,6 +86,26 @@ impl Element for f64 {
     }
 }
 
+impl Element for half::bf16 {
+    const DTYPE: DType = DType::BF16;
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+    fn from_f64(v: f64) -> Self {
+        half::bf16::from_f64(v)
+    }
+}
+
+impl Element for half::f16 {
+    const DTYPE: DType = DType::F16;
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+    fn from_f64(v: f64) -> Self {
+        half::f16::from_f64(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +126,12 @@ mod tests {
         assert_eq!(1.5f32.to_f64(), 1.5);
         assert_eq!(f32::from_f64(0.25), 0.25f32);
         assert_eq!(f64::from_f64(0.1), 0.1);
+        assert_eq!(<half::bf16 as Element>::from_f64(1.5).to_f64(), 1.5);
+        assert_eq!(<half::f16 as Element>::from_f64(-0.25).to_f64(), -0.25);
+        // Rounded to nearest: bf16 keeps 8 significant bits.
+        let x = <half::bf16 as Element>::from_f64(1.0 + 1.0 / 512.0);
+        assert_eq!(Element::to_f64(x), 1.0);
+        assert_eq!(DType::BF16.size_bytes(), 2);
+        assert_eq!(DType::F16.name(), "f16");
     }
 }

@@ -28,6 +28,8 @@ mod tensor;
 
 pub use descriptor::{DynMemRef, MemRefDescriptor};
 pub use element::{DType, Element};
+/// The `half` crate, whose [`half::bf16`] and [`half::f16`] are element types of tensors and kernels.
+pub use half;
 pub use error::Error;
 /// The `ndarray` crate this one interoperates with (feature `ndarray`).
 #[cfg(feature = "ndarray")]
