@@ -16,10 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-rounds=3 out_dir=bench wait=10 smoke=0 build=1 out_dir_set=0 wait_set=0
+rounds=3 out_dir=bench wait=10 smoke=0 build=1 out_dir_set=0 wait_set=0 rounds_set=0
 while [ $# -gt 0 ]; do
   case $1 in
-    --rounds) rounds=${2:?--rounds needs a value}; shift 2 ;;
+    --rounds) rounds=${2:?--rounds needs a value}; rounds_set=1; shift 2 ;;
     --out-dir) out_dir=${2:?--out-dir needs a value}; out_dir_set=1; shift 2 ;;
     --wait) wait=${2:?--wait needs a value}; wait_set=1; shift 2 ;;
     --smoke) smoke=1; shift ;;
@@ -28,17 +28,17 @@ while [ $# -gt 0 ]; do
     *) echo "side_by_side: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-if [ "$smoke" = 1 ]; then
-  [ "$out_dir_set" = 1 ] || out_dir=$(mktemp -d /tmp/attn-peers-smoke.XXXXXX)
-  [ "$wait_set" = 1 ] || wait=0
-  [ "$rounds" = 3 ] && rounds=1
-fi
-
 py=.venv-peers/bin/python
 if [ ! -x "$py" ] || ! "$py" -c "import numpy, torch" 2>/dev/null; then
   echo "side_by_side: no usable peers venv at $py (numpy and torch); run scripts/peers/setup.sh first" >&2
   exit 1
 fi
+if [ "$smoke" = 1 ]; then
+  [ "$out_dir_set" = 1 ] || out_dir=$(mktemp -d /tmp/attn-peers-smoke.XXXXXX)
+  [ "$wait_set" = 1 ] || wait=0
+  [ "$rounds_set" = 1 ] || rounds=1
+fi
+
 command -v taskset >/dev/null || { echo "side_by_side: taskset not found (util-linux)" >&2; exit 1; }
 if [ "$build" = 1 ]; then
   cargo build --release --example bench --example peak
