@@ -1,10 +1,11 @@
 //! A key/value cache for decoding: preallocated `[B, Hkv, capacity, D]` buffers, appended to in
 //! place, attended to through strided views of the filled part (no copy per step).
 
-use crate::Attention;
+use crate::{Attention, AttentionElement};
 use attn_runtime::{AsTensorView, Error, Tensor, TensorView};
 
-/// Keys and values of past positions, for autoregressive decoding.
+/// Keys and values of past positions, for autoregressive decoding, stored as `T` (any
+/// [`AttentionElement`]: a bf16 cache halves the memory that decoding streams per token).
 ///
 /// ```
 /// use attn::{Attention, KvCache, Tensor};
@@ -15,14 +16,16 @@ use attn_runtime::{AsTensorView, Error, Tensor, TensorView};
 /// assert_eq!((out.shape(), cache.len()), (&[1, 4, 1, 8][..], 3));
 /// # Ok::<(), attn::Error>(())
 /// ```
+///
+/// A bf16 cache: `KvCache::<attn::half::bf16>::new(..)`, with bf16 keys, values and queries.
 #[derive(Clone, Debug)]
-pub struct KvCache {
-    k: Tensor,
-    v: Tensor,
+pub struct KvCache<T = f32> {
+    k: Tensor<T>,
+    v: Tensor<T>,
     len: usize,
 }
 
-impl KvCache {
+impl<T: AttentionElement> KvCache<T> {
     /// An empty cache for `batch` sequences of `kv_heads` heads and up to `capacity` positions.
     pub fn new(
         batch: usize,
@@ -62,14 +65,14 @@ impl KvCache {
     /// `len..len + n`.
     pub fn append(
         &mut self,
-        k: &impl AsTensorView<f32>,
-        v: &impl AsTensorView<f32>,
+        k: &impl AsTensorView<T>,
+        v: &impl AsTensorView<T>,
     ) -> Result<(), Error> {
         let (k, v) = (k.try_as_tensor_view()?, v.try_as_tensor_view()?);
         let ks = self.k.shape().to_vec();
         let vs = self.v.shape().to_vec();
         let n = k.shape().get(2).copied().unwrap_or(0);
-        let fits = |x: &TensorView<'_, f32>, s: &[usize]| {
+        let fits = |x: &TensorView<'_, T>, s: &[usize]| {
             x.rank() == 4 && x.shape()[..2] == s[..2] && x.shape()[3] == s[3] && x.shape()[2] == n
         };
         if !fits(&k, &ks) || !fits(&v, &vs) {
@@ -105,7 +108,7 @@ impl KvCache {
                     for i in 0..n {
                         let row = ((b * s[1] + h) * s[2] + self.len + i) * d;
                         for (c, x) in buf[row..row + d].iter_mut().enumerate() {
-                            *x = src.get(&[b, h, i, c]).unwrap_or(0.0);
+                            *x = src.get(&[b, h, i, c]).unwrap_or_default();
                         }
                     }
                 }
@@ -116,16 +119,16 @@ impl KvCache {
     }
 
     /// The filled keys `[B, Hkv, len, D]`: a strided view of the buffer, no copy.
-    pub fn keys(&self) -> Result<TensorView<'_, f32>, Error> {
+    pub fn keys(&self) -> Result<TensorView<'_, T>, Error> {
         self.filled(&self.k)
     }
 
     /// The filled values `[B, Hkv, len, Dv]`: a strided view of the buffer, no copy.
-    pub fn values(&self) -> Result<TensorView<'_, f32>, Error> {
+    pub fn values(&self) -> Result<TensorView<'_, T>, Error> {
         self.filled(&self.v)
     }
 
-    fn filled<'a>(&self, t: &'a Tensor) -> Result<TensorView<'a, f32>, Error> {
+    fn filled<'a>(&self, t: &'a Tensor<T>) -> Result<TensorView<'a, T>, Error> {
         let s = t.shape();
         let st = t.strides();
         TensorView::from_strided(t.as_slice(), &[s[0], s[1], self.len, s[3]], &st, 0)
@@ -137,8 +140,8 @@ impl KvCache {
     pub fn attend(
         &self,
         attention: &Attention<'_>,
-        q: &impl AsTensorView<f32>,
-    ) -> Result<Tensor, Error> {
+        q: &impl AsTensorView<T>,
+    ) -> Result<Tensor<T>, Error> {
         if self.len == 0 {
             return Err(Error::ShapeMismatch {
                 op: "KvCache::attend",

@@ -29,6 +29,10 @@
 //! Every function takes anything that implements [`AsTensorView`]: an owned [`Tensor`] or a
 //! borrowed, possibly strided [`TensorView`] (for example a transposed view), without copying.
 //! Wrong shapes give an [`Error`] naming the arguments and their shapes; nothing panics.
+//!
+//! Attention runs on `f32`, `f64`, [`half::bf16`] and [`half::f16`] tensors (see
+//! [`AttentionElement`]); the 16-bit types are stored as such and computed in f32. The
+//! primitives are f32. (Untyped float literals, as above, make `f64` tensors.)
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

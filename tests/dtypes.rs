@@ -189,3 +189,44 @@ fn half_special_values() {
     let out = Attention::new().mask(&mask).run(&q, &k, &v).unwrap();
     assert!(out.as_slice().iter().all(|&x| x == bf16::ZERO));
 }
+
+#[test]
+fn bf16_kv_cache_decodes_like_the_reference() {
+    let mut rng = Rng::new(15);
+    let (hq, hkv, d, total) = (4, 2, 32, 40);
+    let q: Tensor<bf16> = convert(&rng.tensor(&[1, hq, total, d]));
+    let k: Tensor<bf16> = convert(&rng.tensor(&[1, hkv, total, d]));
+    let v: Tensor<bf16> = convert(&rng.tensor(&[1, hkv, total, d]));
+    let rows = |t: &Tensor<bf16>, from: usize, n: usize| {
+        let s = t.shape();
+        TensorView::from_strided(
+            t.as_slice(),
+            &[1, s[1], n, s[3]],
+            &[s[1] * s[2] * s[3], s[2] * s[3], s[3], 1],
+            from * s[3],
+        )
+        .unwrap()
+    };
+    let mut cache = attn::KvCache::<bf16>::new(1, hkv, total, d, d).unwrap();
+    let causal = Attention::new().causal(true);
+    cache.append(&rows(&k, 0, 30), &rows(&v, 0, 30)).unwrap();
+    let mut last = None;
+    for i in 30..total {
+        cache.append(&rows(&k, i, 1), &rows(&v, i, 1)).unwrap();
+        last = Some(cache.attend(&causal, &rows(&q, i, 1)).unwrap());
+    }
+    let wide = |t: TensorView<'_, bf16>| t.to_tensor().to_f64();
+    let expected = reference::attention_with(
+        &wide(rows(&q, total - 1, 1)),
+        &k.to_f64(),
+        &v.to_f64(),
+        &reference::AttentionOptions {
+            causal: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (rtol, atol) = tolerance::<bf16>();
+    let c = reference::compare(&last.unwrap(), &expected, rtol, atol).unwrap();
+    assert!(c.ok, "bf16 cache: {c:?}");
+}
