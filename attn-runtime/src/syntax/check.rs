@@ -412,9 +412,9 @@ impl Builder {
             return Err(syn::Error::new(
                 name.span(),
                 format!(
-                    "`{prim}` has no {dtype} lowering: `dtype = bf16` and `dtype = f16` kernels \
-                     support `attention` only (of the inputs, with a mask and options); use \
-                     `dtype = f32` or `dtype = f64` for other primitives"
+                    "`{prim}` has no {dtype} lowering: `dtype = bf16` and `dtype = f16` are \
+                     storage formats for `attention` only (computed in f32); use `dtype = f32` \
+                     or `dtype = f64` for the other primitives"
                 ),
             ));
         }
@@ -737,15 +737,18 @@ impl Builder {
                     .map(|&d| if d == 1 { "1".into() } else { format!("1|{d}") })
                     .collect();
                 let full = if r > 2 {
-                    format!(", or [{}, {nq}, {nk}]", lead.join(", "))
+                    format!(
+                        ", or [{}, {nq}, {nk}] (q's rank, each leading dim 1 or q's)",
+                        lead.join(", ")
+                    )
                 } else {
                     String::new()
                 };
                 return at(
                     tokens,
                     format!(
-                        "the mask must be f32 [Sq, Sk] = [{nq}, {nk}]{full} (q's rank, each \
-                         leading dim 1 or q's) for q {} and k {}; got {}",
+                        "the mask must be f32 [Sq, Sk] = [{nq}, {nk}]{full} for q {} and k {}; \
+                         got {}",
                         show(&sq),
                         show(&sk),
                         show(&sm)
