@@ -3,7 +3,7 @@
 
 use attn_build::{
     Build,
-    graph::{AttentionOptions, Codegen, Graph, KernelDef, Scale, TensorType},
+    graph::{AttentionOptions, Codegen, Dim, ElementType, Graph, KernelDef, Scale, TensorType},
 };
 
 fn dynamic(rank: usize) -> TensorType {
@@ -58,31 +58,55 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
     // The same graph through the tutorial's loop pipeline (no fusion, no tiling): the baseline
     // that benchmarks compare against (`attn::baseline`).
     out.push(KernelDef::new("attention_loops_r2", g, o).with_codegen(Codegen::Loops));
-    // The variants: an additive [Sq, Sk] mask (any strides), and causal by per-row positions
-    // (query row i sees keys j <= positions[i]; f32, exact below 2^24).
-    for (name, mask, causal) in [
-        ("attention_mask_r2", true, false),
-        ("attention_causal_r2", false, true),
+    // Every dtype: dense, an additive f32 [Sq, Sk] mask (any strides), and causal by per-row
+    // f32 positions (query row i sees keys j <= positions[i]; exact below 2^24). The f32 dense
+    // kernel is `attention_r2` above; the others are `attention[_mask|_causal][_<dtype>]_r2`.
+    for element in [
+        ElementType::F32,
+        ElementType::F64,
+        ElementType::BF16,
+        ElementType::F16,
     ] {
-        let mut g = Graph::new();
-        let q = g.input("q", dynamic(2));
-        let k = g.input("k", dynamic(2));
-        let v = g.input("v", dynamic(2));
-        let s = g.input("scale", dynamic(0));
-        let mask = mask.then(|| g.input("mask", dynamic(2)));
-        let positions = causal.then(|| g.input("positions", dynamic(1)));
-        let o = g.attention_with(
-            q,
-            k,
-            v,
-            Scale::Input(s),
-            AttentionOptions {
-                mask,
-                positions,
-                causal: false,
-            },
-        )?;
-        out.push(KernelDef::new(name, g, o));
+        let suffix = match element {
+            ElementType::F32 => String::new(),
+            other => format!("_{}", other.mlir()),
+        };
+        for (variant, mask, causal) in [
+            ("", false, false),
+            ("_mask", true, false),
+            ("_causal", false, true),
+        ] {
+            if element == ElementType::F32 && variant.is_empty() {
+                continue;
+            }
+            let ty = |rank| TensorType::new(element, &vec![Dim::Dynamic; rank]);
+            let mut g = Graph::new();
+            let q = g.input("q", ty(2));
+            let k = g.input("k", ty(2));
+            let v = g.input("v", ty(2));
+            let s = g.input(
+                "scale",
+                TensorType::new(element.compute(), &[]),
+            );
+            let mask = mask.then(|| g.input("mask", dynamic(2)));
+            let positions = causal.then(|| g.input("positions", dynamic(1)));
+            let o = g.attention_with(
+                q,
+                k,
+                v,
+                Scale::Input(s),
+                AttentionOptions {
+                    mask,
+                    positions,
+                    causal: false,
+                },
+            )?;
+            out.push(KernelDef::new(
+                &format!("attention{variant}{suffix}_r2"),
+                g,
+                o,
+            ));
+        }
     }
     Ok(out)
 }

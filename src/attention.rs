@@ -31,9 +31,91 @@
 
 use crate::kernels;
 use attn_runtime::{
-    AsTensorView, DynMemRef, Error, Tensor, TensorView, TensorViewMut,
+    AsTensorView, DynMemRef, Element, Error, Tensor, TensorView, TensorViewMut,
+    ffi::Kernel,
+    half::{bf16, f16},
     shape::{self, AttentionDims},
 };
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+    impl Sealed for super::bf16 {}
+    impl Sealed for super::f16 {}
+}
+
+/// The element types attention runs on: `f32`, `f64`, and the 16-bit storage types
+/// [`half::bf16`](bf16) and [`half::f16`](f16).
+///
+/// q, k, v and the output share the element type; masks are f32 for every type. 16-bit inputs
+/// are widened to f32 as the kernel packs them, every product, exponential and sum runs in f32,
+/// and the output is rounded once. Expected accuracy against the f64 reference of the same
+/// (rounded) inputs, as the tests check it: f32 about 1e-6 absolute for unit-scale data, f64
+/// about 1e-13, bf16 and f16 within one rounding of the output (relative 2^-8 for bf16,
+/// 2^-11 for f16) plus the f32 error.
+///
+/// ```
+/// use attn::{half::bf16, Tensor};
+/// let q = Tensor::random(&[2, 5, 64], 1)?.map(bf16::from_f32);
+/// let k = Tensor::random(&[2, 7, 64], 2)?.map(bf16::from_f32);
+/// let v = Tensor::random(&[2, 7, 64], 3)?.map(bf16::from_f32);
+/// let out: Tensor<bf16> = attn::attention(&q, &k, &v)?;
+/// assert_eq!(out.shape(), &[2, 5, 64]);
+/// # Ok::<(), attn::Error>(())
+/// ```
+pub trait AttentionElement: Element + sealed::Sealed {
+    /// The type the kernels compute in, and the type of the scale they take: `f64` for `f64`,
+    /// else `f32`.
+    type Compute: Element;
+    /// The rank-2 kernels: dense, causal by positions, masked.
+    #[doc(hidden)]
+    fn kernels() -> [&'static Kernel; 3];
+}
+
+impl AttentionElement for f32 {
+    type Compute = f32;
+    fn kernels() -> [&'static Kernel; 3] {
+        [
+            &kernels::ATTENTION_R2,
+            &kernels::ATTENTION_CAUSAL_R2,
+            &kernels::ATTENTION_MASK_R2,
+        ]
+    }
+}
+
+impl AttentionElement for f64 {
+    type Compute = f64;
+    fn kernels() -> [&'static Kernel; 3] {
+        [
+            &kernels::ATTENTION_F64_R2,
+            &kernels::ATTENTION_CAUSAL_F64_R2,
+            &kernels::ATTENTION_MASK_F64_R2,
+        ]
+    }
+}
+
+impl AttentionElement for bf16 {
+    type Compute = f32;
+    fn kernels() -> [&'static Kernel; 3] {
+        [
+            &kernels::ATTENTION_BF16_R2,
+            &kernels::ATTENTION_CAUSAL_BF16_R2,
+            &kernels::ATTENTION_MASK_BF16_R2,
+        ]
+    }
+}
+
+impl AttentionElement for f16 {
+    type Compute = f32;
+    fn kernels() -> [&'static Kernel; 3] {
+        [
+            &kernels::ATTENTION_F16_R2,
+            &kernels::ATTENTION_CAUSAL_F16_R2,
+            &kernels::ATTENTION_MASK_F16_R2,
+        ]
+    }
+}
 
 /// Attention with options, built step by step; [`crate::attention()`] is the no-option shortcut.
 ///
@@ -93,13 +175,14 @@ impl<'a> Attention<'a> {
         self
     }
 
-    /// Runs attention into a new tensor of shape q's shape with `Dv` last.
-    pub fn run(
+    /// Runs attention into a new tensor of shape q's shape with `Dv` last (any
+    /// [`AttentionElement`] type).
+    pub fn run<T: AttentionElement>(
         &self,
-        q: &impl AsTensorView<f32>,
-        k: &impl AsTensorView<f32>,
-        v: &impl AsTensorView<f32>,
-    ) -> Result<Tensor, Error> {
+        q: &impl AsTensorView<T>,
+        k: &impl AsTensorView<T>,
+        v: &impl AsTensorView<T>,
+    ) -> Result<Tensor<T>, Error> {
         let (q, k, v) = (
             q.try_as_tensor_view()?,
             k.try_as_tensor_view()?,
@@ -116,12 +199,12 @@ impl<'a> Attention<'a> {
 
     /// Runs attention into `out` (q's shape with `Dv` last, any strides). Allocates nothing for
     /// a contiguous `out` without options on one thread.
-    pub fn run_into(
+    pub fn run_into<T: AttentionElement>(
         &self,
-        q: &impl AsTensorView<f32>,
-        k: &impl AsTensorView<f32>,
-        v: &impl AsTensorView<f32>,
-        out: &mut TensorViewMut<'_, f32>,
+        q: &impl AsTensorView<T>,
+        k: &impl AsTensorView<T>,
+        v: &impl AsTensorView<T>,
+        out: &mut TensorViewMut<'_, T>,
     ) -> Result<(), Error> {
         let (q, k, v) = (
             q.try_as_tensor_view()?,
@@ -147,13 +230,13 @@ impl<'a> Attention<'a> {
         self.run_checked(q, k, v, dims, out)
     }
 
-    fn run_checked(
+    fn run_checked<T: AttentionElement>(
         &self,
-        q: TensorView<'_, f32>,
-        k: TensorView<'_, f32>,
-        v: TensorView<'_, f32>,
+        q: TensorView<'_, T>,
+        k: TensorView<'_, T>,
+        v: TensorView<'_, T>,
         dims: AttentionDims,
-        out: &mut TensorViewMut<'_, f32>,
+        out: &mut TensorViewMut<'_, T>,
     ) -> Result<(), Error> {
         if self.mask_unusable {
             return Err(Error::InvalidView {
@@ -164,7 +247,9 @@ impl<'a> Attention<'a> {
                     .into(),
             });
         }
-        let scale = self.scale.unwrap_or(1.0 / (dims.d as f32).sqrt());
+        let scale = self
+            .scale
+            .map_or(1.0 / (dims.d as f64).sqrt(), f64::from);
         if !scale.is_finite() {
             return Err(Error::Unsupported {
                 op: "attention",
@@ -175,7 +260,7 @@ impl<'a> Attention<'a> {
         // The mask as a 4-D strided view (zero strides where it broadcasts), merged with the key
         // padding when both are given.
         let mut merged: Vec<f32> = Vec::new();
-        let mask: Option<V4<'_>> = match (&self.mask, self.key_padding) {
+        let mask: Option<V4<'_, f32>> = match (&self.mask, self.key_padding) {
             (None, None) => None,
             (Some(m), None) => Some(V4::mask(m, target)?),
             (None, Some(p)) => {
@@ -242,10 +327,10 @@ impl<'a> Attention<'a> {
     }
 }
 
-fn check(
-    q: &TensorView<'_, f32>,
-    k: &TensorView<'_, f32>,
-    v: &TensorView<'_, f32>,
+fn check<T: Element>(
+    q: &TensorView<'_, T>,
+    k: &TensorView<'_, T>,
+    v: &TensorView<'_, T>,
 ) -> Result<AttentionDims, Error> {
     let dims = shape::attention_dims(q.shape(), k.shape(), v.shape())?;
     shape::check_nonempty("attention", "q", q.shape())?;
@@ -272,15 +357,15 @@ fn check_padding(p: &[bool], dims: &AttentionDims) -> Result<(), Error> {
 
 /// A view seen as 4-D `[B, H, S, D]` (missing leading dims: size 1, stride 0).
 #[derive(Clone, Copy, Debug)]
-struct V4<'a> {
-    data: &'a [f32],
+struct V4<'a, T> {
+    data: &'a [T],
     shape: [usize; 4],
     strides: [usize; 4],
     offset: usize,
 }
 
-impl<'a> V4<'a> {
-    fn of(x: &TensorView<'a, f32>) -> Self {
+impl<'a, T: Element> V4<'a, T> {
+    fn of(x: &TensorView<'a, T>) -> Self {
         let r = x.rank();
         let mut v = V4 {
             data: x.data(),
@@ -293,7 +378,7 @@ impl<'a> V4<'a> {
         v
     }
 
-    fn mask(m: &TensorView<'a, f32>, target: [usize; 4]) -> Result<Self, Error> {
+    fn mask(m: &TensorView<'a, T>, target: [usize; 4]) -> Result<Self, Error> {
         let has = shape::mask_broadcast("attention", "mask", m.shape(), target)?;
         let mut v = V4 {
             data: m.data(),
@@ -311,7 +396,7 @@ impl<'a> V4<'a> {
         Ok(v)
     }
 
-    fn at(&self, b: usize, h: usize, i: usize, j: usize) -> f32 {
+    fn at(&self, b: usize, h: usize, i: usize, j: usize) -> T {
         let s = self.strides;
         self.data[self.offset + b * s[0] + h * s[1] + i * s[2] + j * s[3]]
     }
@@ -337,7 +422,7 @@ impl<'a> V4<'a> {
         rows: usize,
         cols: usize,
         row_stride: usize,
-    ) -> Result<TensorView<'a, f32>, Error> {
+    ) -> Result<TensorView<'a, T>, Error> {
         let off = self.offset + b * self.strides[0] + h * self.strides[1] + row0 * row_stride;
         TensorView::from_strided(
             self.data,
@@ -359,14 +444,14 @@ struct Item {
     rows: usize,
 }
 
-struct Plan<'a> {
+struct Plan<'a, T> {
     d: AttentionDims,
-    q: V4<'a>,
-    k: V4<'a>,
-    v: V4<'a>,
-    mask: Option<V4<'a>>,
+    q: V4<'a, T>,
+    k: V4<'a, T>,
+    v: V4<'a, T>,
+    mask: Option<V4<'a, f32>>,
     causal: bool,
-    scale: f32,
+    scale: f64,
     /// Query heads per unit (the group size when stacked, else 1).
     heads: usize,
     /// Rows per unit (`heads * Sq`).
@@ -377,15 +462,15 @@ struct Plan<'a> {
     flops: usize,
 }
 
-impl<'a> Plan<'a> {
+impl<'a, T: AttentionElement> Plan<'a, T> {
     fn new(
         d: AttentionDims,
-        q: V4<'a>,
-        k: V4<'a>,
-        v: V4<'a>,
-        mask: Option<V4<'a>>,
+        q: V4<'a, T>,
+        k: V4<'a, T>,
+        v: V4<'a, T>,
+        mask: Option<V4<'a, f32>>,
         causal: bool,
-        scale: f32,
+        scale: f64,
     ) -> Self {
         let g = d.group();
         let stacked = if g > 1 {
@@ -447,7 +532,7 @@ impl<'a> Plan<'a> {
         (r % self.d.sq) as isize + self.d.sk as isize - self.d.sq as isize
     }
 
-    fn run(&self, out: &mut [f32]) -> Result<(), Error> {
+    fn run(&self, out: &mut [T]) -> Result<(), Error> {
         let threads = if self.flops < PARALLEL_MIN_FLOPS {
             1
         } else {
@@ -500,7 +585,7 @@ impl<'a> Plan<'a> {
         &self,
         range: std::ops::Range<usize>,
         blocking: (usize, usize),
-        out: &mut [f32],
+        out: &mut [T],
     ) -> Result<(), Error> {
         let mut rest = out;
         let mut positions = Vec::new();
@@ -517,7 +602,7 @@ impl<'a> Plan<'a> {
     fn run_item(
         &self,
         it: Item,
-        out: &mut [f32],
+        out: &mut [T],
         positions: &mut Vec<f32>,
         scratch: &mut Vec<f32>,
     ) -> Result<(), Error> {
@@ -535,7 +620,7 @@ impl<'a> Plan<'a> {
                 .unwrap_or(-1);
             sk = (last + 1).clamp(0, d.sk as isize) as usize;
             if sk == 0 {
-                out.fill(0.0);
+                out.fill(T::from_f64(0.0));
                 return Ok(());
             }
         }
@@ -543,10 +628,11 @@ impl<'a> Plan<'a> {
         let ks = self.k.sub(b, kvh, 0, sk, d.d, self.k.strides[2])?;
         let vs = self.v.sub(b, kvh, 0, sk, d.dv, self.v.strides[2])?;
         let mut o = TensorViewMut::new(out, &[it.rows, d.dv])?;
-        let s = [self.scale];
+        let s = [T::Compute::from_f64(self.scale)];
         let s = TensorView::new(&s, &[])?;
+        let [dense, causal_kernel, masked] = T::kernels();
         match (self.mask, self.causal) {
-            (None, false) => kernels::ATTENTION_R2.launch(&mut [
+            (None, false) => dense.launch(&mut [
                 DynMemRef::input(&qs)?,
                 DynMemRef::input(&ks)?,
                 DynMemRef::input(&vs)?,
@@ -557,7 +643,7 @@ impl<'a> Plan<'a> {
                 positions.clear();
                 positions.extend((it.row0..it.row0 + it.rows).map(|r| self.position(r) as f32));
                 let p = TensorView::new(positions.as_slice(), &[it.rows])?;
-                kernels::ATTENTION_CAUSAL_R2.launch(&mut [
+                causal_kernel.launch(&mut [
                     DynMemRef::input(&qs)?,
                     DynMemRef::input(&ks)?,
                     DynMemRef::input(&vs)?,
@@ -586,7 +672,7 @@ impl<'a> Plan<'a> {
                 } else {
                     ms
                 };
-                kernels::ATTENTION_MASK_R2.launch(&mut [
+                masked.launch(&mut [
                     DynMemRef::input(&qs)?,
                     DynMemRef::input(&ks)?,
                     DynMemRef::input(&vs)?,

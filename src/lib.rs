@@ -41,7 +41,7 @@ mod kv_cache;
 mod ops;
 mod threads;
 
-pub use attention::Attention;
+pub use attention::{Attention, AttentionElement};
 pub use attn_runtime::{half, isa};
 pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,

@@ -1,7 +1,7 @@
 //! Safe wrappers over the AOT kernels: shape checks, output allocation, descriptor building and
 //! the kernel launch.
 
-use crate::{Attention, kernels};
+use crate::{Attention, AttentionElement, kernels};
 use attn_runtime::{
     AsTensorView, DynMemRef, Error, Tensor, TensorView, TensorViewMut, ffi::Kernel, shape,
 };
@@ -213,21 +213,21 @@ pub fn scale(x: &impl AsTensorView<f32>, factor: f32) -> Result<Tensor, Error> {
 /// assert!(e.to_string().contains("k"));
 /// # Ok::<(), attn::Error>(())
 /// ```
-pub fn attention(
-    q: &impl AsTensorView<f32>,
-    k: &impl AsTensorView<f32>,
-    v: &impl AsTensorView<f32>,
-) -> Result<Tensor, Error> {
+pub fn attention<T: AttentionElement>(
+    q: &impl AsTensorView<T>,
+    k: &impl AsTensorView<T>,
+    v: &impl AsTensorView<T>,
+) -> Result<Tensor<T>, Error> {
     Attention::new().run(q, k, v)
 }
 
 /// [`attention`] with an explicit scale (`None`: `1/sqrt(D)`).
-pub fn attention_with_scale(
-    q: &impl AsTensorView<f32>,
-    k: &impl AsTensorView<f32>,
-    v: &impl AsTensorView<f32>,
+pub fn attention_with_scale<T: AttentionElement>(
+    q: &impl AsTensorView<T>,
+    k: &impl AsTensorView<T>,
+    v: &impl AsTensorView<T>,
     scale: Option<f32>,
-) -> Result<Tensor, Error> {
+) -> Result<Tensor<T>, Error> {
     match scale {
         Some(s) => Attention::new().scale(s).run(q, k, v),
         None => Attention::new().run(q, k, v),
@@ -236,11 +236,11 @@ pub fn attention_with_scale(
 
 /// [`attention`] writing into `out` (shape `[.., Sq, Dv]`); allocates nothing for a contiguous
 /// `out` when the call runs on one thread.
-pub fn attention_into(
-    q: &impl AsTensorView<f32>,
-    k: &impl AsTensorView<f32>,
-    v: &impl AsTensorView<f32>,
-    out: &mut TensorViewMut<'_, f32>,
+pub fn attention_into<T: AttentionElement>(
+    q: &impl AsTensorView<T>,
+    k: &impl AsTensorView<T>,
+    v: &impl AsTensorView<T>,
+    out: &mut TensorViewMut<'_, T>,
 ) -> Result<(), Error> {
     Attention::new().run_into(q, k, v, out)
 }

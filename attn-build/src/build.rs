@@ -484,7 +484,13 @@ impl Build {
         dump_this: bool,
     ) -> Result<(PathBuf, bool), Error> {
         let ir = k.to_transformer_ir(symbol);
-        let key = fnv1a(&[&ir, PIPELINE_VERSION, LLVM_VERSION, &target.key()]);
+        let key = fnv1a(&[
+            &ir,
+            PIPELINE_VERSION,
+            &codegen_source_hash(),
+            LLVM_VERSION,
+            &target.key(),
+        ]);
         let object = cache.join(format!("{symbol}-{key:016x}.o"));
         let dump = if dump_this {
             self.dump_dir.as_ref().map(|d| d.join(&k.name))
@@ -907,6 +913,26 @@ fn symbol_name(k: &KernelDef) -> String {
     let ir = k.to_transformer_ir("kernel");
     let h = fnv1a(&[&ir, env!("CARGO_PKG_VERSION"), PIPELINE_VERSION]);
     format!("attn_{}_{:012x}", k.name, h & 0xffff_ffff_ffff)
+}
+
+/// A hash of the code generators' source (the lowering, the kernel emitters, the pass
+/// pipeline and target code), part of every cache key: an edited emitter never reuses objects
+/// built by the previous one, even when `PIPELINE_VERSION` was not bumped.
+fn codegen_source_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let sources = [
+            include_str!("lower.rs"),
+            include_str!("flash.rs"),
+            include_str!("flash/decode.rs"),
+            include_str!("primitives.rs"),
+            include_str!("pipeline.rs"),
+            include_str!("target.rs"),
+            include_str!("dialect.rs"),
+        ];
+        format!("{:016x}", fnv1a(&sources))
+    })
+    .clone()
 }
 
 /// 64-bit FNV-1a over the parts (separated), stable across runs and platforms.

@@ -148,47 +148,150 @@ impl Variant {
     }
 }
 
-/// The symbol of the dense fused kernel for a given rank.
-pub fn symbol(rank: usize, t: &Tiling) -> String {
-    symbol_for(rank, t, Variant::DENSE)
+/// The element types of a fused kernel: `st` in memory (q, k, v and the output), `ct` in
+/// registers. The mask and causal positions are f32 in every case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dtype {
+    /// The storage type (`f32`, `f64`, `bf16`, `f16`).
+    pub st: &'static str,
+    /// The compute type (`f32`, or `f64` for f64 storage).
+    pub ct: &'static str,
 }
 
-/// The symbol of the fused kernel for a given rank and variant.
-pub fn symbol_for(rank: usize, t: &Tiling, var: Variant) -> String {
-    format!("__attn_flash_f32_r{rank}{}_{}", var.tag(), t.tag())
-}
+impl Dtype {
+    /// f32 in memory and in registers.
+    pub const F32: Dtype = Dtype { st: "f32", ct: "f32" };
+    /// f64 in memory and in registers.
+    pub const F64: Dtype = Dtype { st: "f64", ct: "f64" };
+    /// bf16 in memory, f32 in registers.
+    pub const BF16: Dtype = Dtype { st: "bf16", ct: "f32" };
+    /// f16 in memory, f32 in registers.
+    pub const F16: Dtype = Dtype { st: "f16", ct: "f32" };
 
-/// The MLIR text of a module holding the private function `@{symbol(2)}` and `@{symbol(r)}` for
-/// every `r > 2` in `ranks`, each `(q, k, v: tensor<?x..xf32>, scale: f32, init) -> tensor`,
-/// computing `softmax(q k^T * scale) v` over the last two dims (leading dims are batch/heads) into
-/// `init`.
-pub fn module_text(ranks: &[usize], t: &Tiling) -> String {
-    module_text_variants(ranks, &[], t)
-}
-
-/// [`module_text`] plus the rank-2 masked/causal variants `@{symbol_for(2, t, var)}`, each
-/// `(q, k, v, scale: f32, [mask: tensor<?x?xf32>], [positions: tensor<?xf32>], init)`.
-pub fn module_text_variants(ranks: &[usize], variants: &[Variant], t: &Tiling) -> String {
-    let mut s = String::from("module {\n");
-    if !ranks.is_empty() {
-        s.push_str(&kernel_2d(t, Variant::DENSE));
+    /// The fused kernel's types for tensors of element type `elem` (MLIR spelling), if any.
+    pub fn of(elem: &str) -> Option<Dtype> {
+        [Self::F32, Self::F64, Self::BF16, Self::F16]
+            .into_iter()
+            .find(|d| d.st == elem)
     }
-    for &rank in ranks {
-        if rank > 2 {
-            s.push_str(&batched(rank, t));
+
+    /// The tiling in lanes of the compute type: `t` counts f32 lanes, so f64 has half as many
+    /// per vector (the same registers).
+    pub fn tiling(&self, t: &Tiling) -> Tiling {
+        let mut t = *t;
+        if self.ct == "f64" {
+            t.w /= 2;
+        }
+        t
+    }
+
+    /// The integer type of the compute type's width (for the exponent bits of `exp`).
+    fn int(&self) -> &'static str {
+        if self.ct == "f64" { "i64" } else { "i32" }
+    }
+
+    /// `-inf` of the compute type as an MLIR hex literal.
+    fn neg_inf_hex(&self) -> &'static str {
+        if self.ct == "f64" {
+            "0xFFF0000000000000"
+        } else {
+            "0xFF800000"
         }
     }
-    for &var in variants {
-        if var != Variant::DENSE || ranks.is_empty() {
-            s.push_str(&kernel_2d(t, var));
+
+    /// `tensor<?x..x{st}>` of the given rank.
+    fn tensor(&self, rank: usize) -> String {
+        format!("tensor<{}{}>", "?x".repeat(rank), self.st)
+    }
+}
+
+/// One fused attention function: what `convert-transformer-to-linalg` calls for a
+/// `transformer.attention` op.
+///
+/// A rank-2 spec without `causal` is a 2-D kernel itself (`(q, k, v, scale, [mask [Sq, Sk]],
+/// [positions], init)`); any other is a wrapper `(q, k, v, scale, [mask], init)` that loops over
+/// the leading dims, maps query head `h` to key/value head `h / (Hq / Hkv)`, slices the mask
+/// (broadcast dims of size 1 read at index 0) and, when `causal`, generates the bottom-right
+/// aligned positions `i + Sk - Sq`, calling the 2-D kernel on every slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Spec {
+    /// The rank of q, k, v and the output (2 to 4).
+    pub rank: usize,
+    /// Element types.
+    pub dtype: Dtype,
+    /// The rank of the additive f32 mask (2, or `rank`), if any.
+    pub mask_rank: Option<usize>,
+    /// Explicit causal positions `[Sq]` (rank 2 only).
+    pub positions: bool,
+    /// Bottom-right aligned causal masking.
+    pub causal: bool,
+}
+
+impl Spec {
+    /// The dense rank-2 f32 kernel.
+    pub const F32_2D: Spec = Spec {
+        rank: 2,
+        dtype: Dtype::F32,
+        mask_rank: None,
+        positions: false,
+        causal: false,
+    };
+
+    /// Whether this is a 2-D kernel (not a wrapper).
+    fn is_kernel(&self) -> bool {
+        self.rank == 2 && !self.causal
+    }
+
+    /// The 2-D kernel variant this spec is, or calls.
+    fn variant(&self) -> Variant {
+        Variant {
+            mask: self.mask_rank.is_some(),
+            causal: self.positions || self.causal,
+        }
+    }
+
+    /// The function's symbol for tiling `t` (f32 lanes).
+    pub fn symbol(&self, t: &Tiling) -> String {
+        if self.is_kernel() {
+            return symbol_for(2, t, self.dtype, self.variant());
+        }
+        let mask = self.mask_rank.map(|r| format!("_m{r}")).unwrap_or_default();
+        let causal = if self.causal { "_c" } else { "" };
+        format!(
+            "__attn_flash_{}_r{}{mask}{causal}_w_{}",
+            self.dtype.st,
+            self.rank,
+            t.tag()
+        )
+    }
+}
+
+/// The symbol of a 2-D fused kernel.
+pub fn symbol_for(rank: usize, t: &Tiling, dt: Dtype, var: Variant) -> String {
+    format!("__attn_flash_{}_r{rank}{}_{}", dt.st, var.tag(), t.tag())
+}
+
+/// The MLIR text of a module holding the private functions of `specs` (and the 2-D kernels
+/// their wrappers call), for tiling `t` (in f32 lanes).
+pub fn module_text(specs: &[Spec], t: &Tiling) -> String {
+    let mut s = String::from("module {\n");
+    let mut kernels: Vec<(Dtype, Variant)> = Vec::new();
+    for spec in specs {
+        let k = (spec.dtype, spec.variant());
+        if !kernels.contains(&k) {
+            kernels.push(k);
+            s.push_str(&kernel_2d(t, k.0, k.1));
+        }
+    }
+    let mut wrappers = Vec::new();
+    for spec in specs {
+        if !spec.is_kernel() && !wrappers.contains(spec) {
+            wrappers.push(*spec);
+            s.push_str(&wrapper(spec, t));
         }
     }
     s.push_str("}\n");
     s
-}
-
-fn tensor_ty(rank: usize) -> String {
-    format!("tensor<{}f32>", "?x".repeat(rank))
 }
 
 /// A tiny SSA text emitter.
@@ -196,15 +299,50 @@ pub(crate) struct E {
     pub(crate) s: String,
     n: usize,
     indent: usize,
+    /// The scalar type arithmetic runs in (`f32` or `f64`); see [`E::fc`].
+    ct: &'static str,
 }
 
 impl E {
     pub(crate) fn new(indent: usize) -> Self {
+        Self::computing(indent, "f32")
+    }
+
+    /// An emitter whose [`E::fc`] constants have the compute type `ct` (`f32` or `f64`).
+    pub(crate) fn computing(indent: usize, ct: &'static str) -> Self {
         E {
             s: String::new(),
             n: 0,
             indent,
+            ct,
         }
+    }
+
+    /// A scalar constant of the compute type.
+    pub(crate) fn fc(&mut self, x: f64) -> String {
+        let ct = self.ct;
+        self.v(&format!("arith.constant {} : {ct}", flit(x)))
+    }
+
+    /// `x` (of the scalar or vector type `from`) converted to `to`: widened, narrowed or as is.
+    pub(crate) fn convert(&mut self, x: &str, from: &str, to: &str) -> String {
+        if from == to {
+            return x.to_string();
+        }
+        let bits = |t: &str| {
+            let scalar = t.rsplit('x').next().unwrap_or(t).trim_end_matches('>');
+            match scalar {
+                "f64" => 64,
+                "f32" => 32,
+                _ => 16,
+            }
+        };
+        let op = if bits(from) < bits(to) {
+            "extf"
+        } else {
+            "truncf"
+        };
+        self.v(&format!("arith.{op} {x} : {from} to {to}"))
     }
 
     pub(crate) fn line(&mut self, l: &str) {
@@ -235,10 +373,10 @@ impl E {
         self.v(&format!("arith.constant {} : f32", flit(x)))
     }
 
-    /// A constant of type `ty` (`f32` or `vector<..xf32>`) with every element `x`.
+    /// A constant of type `ty` (a float scalar or vector type) with every element `x`.
     pub(crate) fn splat(&mut self, x: f64, ty: &str) -> String {
-        if ty == "f32" {
-            self.f32c(x)
+        if !ty.starts_with("vector") {
+            self.v(&format!("arith.constant {} : {ty}", flit(x)))
         } else {
             self.v(&format!("arith.constant dense<{}> : {ty}", flit(x)))
         }
@@ -341,17 +479,18 @@ impl E {
     /// through the exponentials (`exp(NaN - m)` is NaN), not through the row max.
     pub(crate) fn max(&mut self, a: &str, b: &str, ty: &str) -> String {
         let c = self.v(&format!("arith.cmpf olt, {a}, {b} : {ty}"));
-        if ty == "f32" {
+        if !ty.starts_with("vector") {
             self.v(&format!("arith.select {c}, {b}, {a} : {ty}"))
         } else {
-            let mask = ty.replace("f32>", "i1>");
+            let mask = bool_vector(ty);
             self.v(&format!("arith.select {c}, {b}, {a} : {mask}, {ty}"))
         }
     }
 
-    /// The largest lane of a `vector<{w}xf32>` (NaN lanes are skipped), by halving shuffles.
+    /// The largest lane of a `vector<{w}x{ct}>` (NaN lanes are skipped), by halving shuffles.
     pub(crate) fn hmax(&mut self, v: &str, w: usize) -> String {
-        let ty = format!("vector<{w}xf32>");
+        let ct = self.ct;
+        let ty = format!("vector<{w}x{ct}>");
         let mut m = v.to_string();
         let mut half = w / 2;
         while half >= 1 {
@@ -363,11 +502,12 @@ impl E {
             m = self.max(&m, &sh, &ty);
             half /= 2;
         }
-        self.v(&format!("vector.extract {m}[0] : f32 from {ty}"))
+        self.v(&format!("vector.extract {m}[0] : {ct} from {ty}"))
     }
 
-    /// `exp(x)` for `x <= 0` (larger inputs are not clamped), of type `ty` (`f32` or a vector of
-    /// f32), as a Cephes-style polynomial; `ity` is the matching i32 type.
+    /// `exp(x)` for `x <= 0` (larger inputs are not clamped), of type `ty` (`f32`, `f64` or a
+    /// vector of them), as a Cephes-style polynomial; `ity` is the matching integer type (i32
+    /// for f32, i64 for f64).
     fn exp(&mut self, x: &str, ty: &str, ity: &str) -> String {
         self.exp_impl(x, ty, ity, false)
     }
@@ -378,43 +518,60 @@ impl E {
     }
 
     fn exp_impl(&mut self, x: &str, ty: &str, ity: &str, flush: bool) -> String {
-        let lo = self.splat(-87.336_54, ty);
+        let wide = ty.ends_with("f64") || ty.ends_with("f64>");
+        // f32: Cephes expf (|error| ~1e-7 relative); f64: ln 2 split in two parts and a
+        // degree-12 Taylor polynomial on |r| <= ln(2)/2 (truncation below 2e-16 relative).
+        let (lo_x, c1v, c2v, bias_v, shift) = if wide {
+            (-708.39, -6.931_457_519_531_25e-1, -1.428_606_820_309_417_2e-6, 1023, 52)
+        } else {
+            (-87.336_54, -0.693_359_375, 2.121_944_4e-4, 127, 23)
+        };
+        let lo = self.splat(lo_x, ty);
         let log2e = self.splat(std::f64::consts::LOG2_E, ty);
-        let c1 = self.splat(-0.693_359_375, ty);
-        let c2 = self.splat(2.121_944_4e-4, ty);
-        let p = [
-            1.987_569_15e-4,
-            1.398_199_950_7e-3,
-            8.333_451_907_3e-3,
-            4.166_579_589_4e-2,
-            1.666_666_545_9e-1,
-            5.000_000_120_1e-1,
-        ];
-        let pc: Vec<String> = p.iter().map(|&c| self.splat(c, ty)).collect();
+        let c1 = self.splat(c1v, ty);
+        let c2 = self.splat(c2v, ty);
         let one = self.splat(1.0, ty);
-        let bias = if ty == "f32" {
-            self.v("arith.constant 127 : i32")
-        } else {
-            self.splat_i(127, ity)
+        let int = |e: &mut E, v: i64| {
+            if ty.starts_with("vector") {
+                e.splat_i(v, ity)
+            } else {
+                e.v(&format!("arith.constant {v} : {ity}"))
+            }
         };
-        let sh = if ty == "f32" {
-            self.v("arith.constant 23 : i32")
-        } else {
-            self.splat_i(23, ity)
-        };
+        let bias = int(self, bias_v);
+        let sh = int(self, shift);
         // `x < lo ? lo : x`: a NaN passes through (and makes the result NaN).
         let xc = self.max(x, &lo, ty);
         let t = self.v(&format!("arith.mulf {xc}, {log2e} : {ty}"));
         let fx = self.v(&format!("math.roundeven {t} : {ty}"));
         let r1 = self.v(&format!("math.fma {fx}, {c1}, {xc} : {ty}"));
         let r = self.v(&format!("math.fma {fx}, {c2}, {r1} : {ty}"));
-        let z = self.v(&format!("arith.mulf {r}, {r} : {ty}"));
-        let mut y = self.v(&format!("math.fma {}, {r}, {} : {ty}", pc[0], pc[1]));
-        for c in &pc[2..] {
-            y = self.v(&format!("math.fma {y}, {r}, {c} : {ty}"));
-        }
-        let y = self.v(&format!("math.fma {y}, {z}, {r} : {ty}"));
-        let y = self.v(&format!("arith.addf {y}, {one} : {ty}"));
+        let y = if wide {
+            // 1 + r + r^2/2! + ... + r^12/12!, by Horner.
+            let mut y = self.splat(1.0 / factorial(12), ty);
+            for n in (0..12).rev() {
+                let c = self.splat(1.0 / factorial(n), ty);
+                y = self.v(&format!("math.fma {y}, {r}, {c} : {ty}"));
+            }
+            y
+        } else {
+            let p = [
+                1.987_569_15e-4,
+                1.398_199_950_7e-3,
+                8.333_451_907_3e-3,
+                4.166_579_589_4e-2,
+                1.666_666_545_9e-1,
+                5.000_000_120_1e-1,
+            ];
+            let pc: Vec<String> = p.iter().map(|&c| self.splat(c, ty)).collect();
+            let z = self.v(&format!("arith.mulf {r}, {r} : {ty}"));
+            let mut y = self.v(&format!("math.fma {}, {r}, {} : {ty}", pc[0], pc[1]));
+            for c in &pc[2..] {
+                y = self.v(&format!("math.fma {y}, {r}, {c} : {ty}"));
+            }
+            let y = self.v(&format!("math.fma {y}, {z}, {r} : {ty}"));
+            self.v(&format!("arith.addf {y}, {one} : {ty}"))
+        };
         let n = self.v(&format!("arith.fptosi {fx} : {ty} to {ity}"));
         let n = self.v(&format!("arith.addi {n}, {bias} : {ity}"));
         let n = self.v(&format!("arith.shli {n}, {sh} : {ity}"));
@@ -425,15 +582,26 @@ impl E {
         }
         let zero = self.splat(0.0, ty);
         let under = self.v(&format!("arith.cmpf olt, {x}, {lo} : {ty}"));
-        if ty == "f32" {
+        if !ty.starts_with("vector") {
             self.v(&format!("arith.select {under}, {zero}, {res} : {ty}"))
         } else {
-            let mask = ty.replace("f32>", "i1>");
+            let mask = bool_vector(ty);
             self.v(&format!(
                 "arith.select {under}, {zero}, {res} : {mask}, {ty}"
             ))
         }
     }
+}
+
+/// `n!` as an f64.
+fn factorial(n: u32) -> f64 {
+    (1..=n).map(f64::from).product()
+}
+
+/// The `i1` vector type of the shape of the vector type `ty` (`vector<8xf32>` -> `vector<8xi1>`).
+fn bool_vector(ty: &str) -> String {
+    let (shape, _) = ty.rsplit_once('x').unwrap_or((ty, ""));
+    format!("{shape}xi1>")
 }
 
 /// An f64 printed so that MLIR parses it as a float literal.
@@ -446,33 +614,38 @@ fn flit(x: f64) -> String {
 }
 
 /// The 2-D kernel `@{symbol(2)}`.
-fn kernel_2d(t: &Tiling, var: Variant) -> String {
+fn kernel_2d(base: &Tiling, dt: Dtype, var: Variant) -> String {
+    let t = &dt.tiling(base);
+    let (ct, st) = (dt.ct, dt.st);
     let (w, br, bcv, pvv, qs) = (t.w, t.br, t.bc_vecs, t.pv_vecs, t.qs);
     let bc = t.bc();
     let nmb_max = qs / br;
-    let vt = format!("vector<{w}xf32>");
+    let vt = format!("vector<{w}x{ct}>");
+    let vet = format!("vector<{w}x{}>", dt.int());
     let vit = format!("vector<{w}xi32>");
     let vmt = format!("vector<{w}xi1>");
-    let rt = format!("vector<{br}xf32>");
+    let rt = format!("vector<{br}x{ct}>");
     let rit = format!("vector<{br}xi32>");
-    let t2 = tensor_ty(2);
-    let qp_ty = format!("memref<{nmb_max}x?x{br}xf32>");
-    let kp_ty = format!("memref<?x{bc}xf32>");
-    let vp_ty = format!("memref<{bc}x?xf32>");
-    let ob_ty = format!("memref<{qs}x?xf32>");
-    let st_ty = format!("memref<{qs}xf32>");
-    let pt_ty = format!("memref<{br}x{bc}xf32>");
+    let ret = format!("vector<{br}x{}>", dt.int());
+    let t2 = dt.tensor(2);
+    let mt2 = Dtype::F32.tensor(2);
+    let qp_ty = format!("memref<{nmb_max}x?x{br}x{ct}>");
+    let kp_ty = format!("memref<?x{bc}x{ct}>");
+    let vp_ty = format!("memref<{bc}x?x{ct}>");
+    let ob_ty = format!("memref<{qs}x?x{ct}>");
+    let st_ty = format!("memref<{qs}x{ct}>");
+    let pt_ty = format!("memref<{br}x{bc}x{ct}>");
 
-    let mut e = E::new(2);
+    let mut e = E::computing(2, ct);
     let c0 = e.idx(0);
     let c1 = e.idx(1);
     let cw = e.idx(w);
     let cbr = e.idx(br);
     let cbc = e.idx(bc);
     let cqs = e.idx(qs);
-    let zero = e.f32c(0.0);
+    let zero = e.fc(0.0);
     let vzero = e.splat(0.0, &vt);
-    let neg = e.f32c(-3.0e38);
+    let neg = e.fc(-3.0e38);
     let vneg = e.splat(-3.0e38, &vt);
     let sq = e.v(&format!("tensor.dim %q, {c0} : {t2}"));
     let d = e.v(&format!("tensor.dim %q, {c1} : {t2}"));
@@ -485,11 +658,11 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
     let dvp = e.v(&format!("arith.muli {dvq}, {cw} : index"));
     // Few query rows with unit-stride K and V rows: the streaming decode path of `decode.rs`,
     // which reads K and V in place; else the packed path below.
-    let dec = decode::Shared::emit(&mut e, &sq, &sk, &d, &dv, &dvp, &c0, &c1, &cw);
-    let ninf = e.v("arith.constant 0xFF800000 : f32");
-    let vninf = e.v(&format!("vector.broadcast {ninf} : f32 to {vt}"));
+    let dec = decode::Shared::emit(&mut e, dt, &sq, &sk, &d, &dv, &dvp, &c0, &c1, &cw);
+    let ninf = e.v(&format!("arith.constant {} : {ct}", dt.neg_inf_hex()));
+    let vninf = e.v(&format!("vector.broadcast {ninf} : {ct} to {vt}"));
     let ps_ty = format!("memref<{qs}xi32>");
-    let mp_ty = format!("memref<{qs}x{bc}xf32>");
+    let mp_ty = format!("memref<{qs}x{bc}x{ct}>");
     // iota vectors for the key masks, one per vector of a score row
     let iotas: Vec<String> = (0..bcv)
         .map(|j| {
@@ -519,7 +692,7 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
             // O (unnormalized) and l of the rows into `ob` and `ls`, by either path.
             e.line(&format!("scf.if {} {{", dec.cond));
             e.indent += 1;
-            decode::emit(e, t, var, &dec, &ob, &ob_ty, &ls, &st_ty);
+            decode::emit(e, t, dt, var, &dec, &ob, &ob_ty, &ls, &st_ty);
             e.indent -= 1;
             e.line("} else {");
             e.indent += 1;
@@ -569,6 +742,7 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                         |e| {
                             e.for_each(&c0, &d, &c1, |e, dd| {
                                 let x = e.v(&format!("tensor.extract %q[{row}, {dd}] : {t2}"));
+                                let x = e.convert(&x, st, ct);
                                 e.line(&format!(
                                     "memref.store {x}, {qp}[{mb}, {dd}, {r}] : {qp_ty}"
                                 ));
@@ -624,11 +798,13 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                         |e| {
                             e.for_each(&c0, &d, &c1, |e, dd| {
                                 let x = e.v(&format!("tensor.extract %k[{key}, {dd}] : {t2}"));
-                                let y = e.v(&format!("arith.mulf {x}, %scale : f32"));
+                                let x = e.convert(&x, st, ct);
+                                let y = e.v(&format!("arith.mulf {x}, %scale : {ct}"));
                                 e.line(&format!("memref.store {y}, {kp}[{dd}, {j}] : {kp_ty}"));
                             });
                             e.for_each(&c0, &dv, &c1, |e, c| {
                                 let x = e.v(&format!("tensor.extract %v[{key}, {c}] : {t2}"));
+                                let x = e.convert(&x, st, ct);
                                 e.line(&format!("memref.store {x}, {vp}[{j}, {c}] : {vp_ty}"));
                             });
                             e.for_each(&dv, &dvp, &c1, |e, c| {
@@ -653,7 +829,8 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                         let row = e.v(&format!("arith.addi {q0}, {r} : index"));
                         e.for_each(&c0, &jn, &c1, |e, j| {
                             let key = e.v(&format!("arith.addi {kb}, {j} : index"));
-                            let x = e.v(&format!("tensor.extract %mask[{row}, {key}] : {t2}"));
+                            let x = e.v(&format!("tensor.extract %mask[{row}, {key}] : {mt2}"));
+                            let x = e.convert(&x, "f32", ct);
                             e.line(&format!("memref.store {x}, {mp}[{r}, {j}] : {mp_ty}"));
                         });
                         e.for_each(&jn, &cbc, &c1, |e, j| {
@@ -693,7 +870,7 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                                 let ri = e.idx(r);
                                 let qv =
                                     e.v(&format!("memref.load {qp}[{mb}, {dd}, {ri}] : {qp_ty}"));
-                                let qb = e.v(&format!("vector.broadcast {qv} : f32 to {vt}"));
+                                let qb = e.v(&format!("vector.broadcast {qv} : {ct} to {vt}"));
                                 for j in 0..bcv {
                                     out.push(e.v(&format!(
                                         "vector.fma {qb}, {}, {} : {vt}",
@@ -783,25 +960,25 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                         let mnew = e.max(&mrow, &mold, &rt);
                         let dm = e.v(&format!("arith.subf {mold}, {mnew} : {rt}"));
                         let alpha = if var.masked() {
-                            e.exp_flush(&dm, &rt, &rit)
+                            e.exp_flush(&dm, &rt, &ret)
                         } else {
-                            e.exp(&dm, &rt, &rit)
+                            e.exp(&dm, &rt, &ret)
                         };
                         e.line(&format!("vector.store {mnew}, {ms}[{mbr}] : {st_ty}, {rt}"));
                         // P = exp(S - m'), row sums, P to scratch.
                         let mut rsum = Vec::new();
                         for r in 0..br {
                             let ri = e.idx(r);
-                            let mr = e.v(&format!("vector.extract {mnew}[{r}] : f32 from {rt}"));
-                            let mb_ = e.v(&format!("vector.broadcast {mr} : f32 to {vt}"));
+                            let mr = e.v(&format!("vector.extract {mnew}[{r}] : {ct} from {rt}"));
+                            let mb_ = e.v(&format!("vector.broadcast {mr} : {ct} to {vt}"));
                             let mut sum = None;
                             for j in 0..bcv {
                                 let x =
                                     e.v(&format!("arith.subf {}, {mb_} : {vt}", s[r * bcv + j]));
                                 let p = if var.masked() {
-                                    e.exp_flush(&x, &vt, &vit)
+                                    e.exp_flush(&x, &vt, &vet)
                                 } else {
-                                    e.exp(&x, &vt, &vit)
+                                    e.exp(&x, &vt, &vet)
                                 };
                                 let col = e.idx(j * w);
                                 e.line(&format!(
@@ -814,7 +991,7 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                             }
                             let sum = sum.unwrap_or_default();
                             rsum.push(e.v(&format!(
-                                "vector.reduction <add>, {sum} fastmath<reassoc> : {vt} into f32"
+                                "vector.reduction <add>, {sum} fastmath<reassoc> : {vt} into {ct}"
                             )));
                         }
                         let lold = e.v(&format!("vector.load {ls}[{mbr}] : {st_ty}, {rt}"));
@@ -824,8 +1001,8 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                         let al: Vec<String> = (0..br)
                             .map(|r| {
                                 let a =
-                                    e.v(&format!("vector.extract {alpha}[{r}] : f32 from {rt}"));
-                                e.v(&format!("vector.broadcast {a} : f32 to {vt}"))
+                                    e.v(&format!("vector.extract {alpha}[{r}] : {ct} from {rt}"));
+                                e.v(&format!("vector.broadcast {a} : {ct} to {vt}"))
                             })
                             .collect();
                         // O = alpha O + P V, in tiles of br rows x nv vectors.
@@ -858,7 +1035,7 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
                                 for r in 0..br {
                                     let ri = e.idx(r);
                                     let p = e.v(&format!("memref.load {pt}[{ri}, {j}] : {pt_ty}"));
-                                    let pb = e.v(&format!("vector.broadcast {p} : f32 to {vt}"));
+                                    let pb = e.v(&format!("vector.broadcast {p} : {ct} to {vt}"));
                                     for i in 0..nv {
                                         out.push(e.v(&format!(
                                             "vector.fma {pb}, {}, {} : {vt}",
@@ -912,21 +1089,22 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
             e.indent -= 1;
             e.line("}");
             // out[q0 + r][c] = O[r][c] / l[r] for the valid rows.
-            let one = e.f32c(1.0);
+            let one = e.fc(1.0);
             let o2 = e.for_loop(&c0, &rows, &c1, &[(out, t2.clone())], |e, r, o| {
                 let l = e.v(&format!("memref.load {ls}[{r}] : {st_ty}"));
-                let inv = e.v(&format!("arith.divf {one}, {l} : f32"));
+                let inv = e.v(&format!("arith.divf {one}, {l} : {ct}"));
                 // A fully masked row (l = 0) gives zeros, not 0/0.
                 let inv = if var.masked() {
-                    let z = e.v(&format!("arith.cmpf oeq, {l}, {zero} : f32"));
-                    e.v(&format!("arith.select {z}, {zero}, {inv} : f32"))
+                    let z = e.v(&format!("arith.cmpf oeq, {l}, {zero} : {ct}"));
+                    e.v(&format!("arith.select {z}, {zero}, {inv} : {ct}"))
                 } else {
                     inv
                 };
                 let row = e.v(&format!("arith.addi {q0}, {r} : index"));
                 let o3 = e.for_loop(&c0, &dv, &c1, &[(o[0].clone(), t2.clone())], |e, c, oo| {
                     let x = e.v(&format!("memref.load {ob}[{r}, {c}] : {ob_ty}"));
-                    let y = e.v(&format!("arith.mulf {x}, {inv} : f32"));
+                    let y = e.v(&format!("arith.mulf {x}, {inv} : {ct}"));
+                    let y = e.convert(&y, ct, st);
                     let t = e.v(&format!(
                         "tensor.insert {y} into {}[{row}, {c}] : {t2}",
                         oo[0]
@@ -941,66 +1119,158 @@ fn kernel_2d(t: &Tiling, var: Variant) -> String {
     let mut s = String::new();
     let mut extra = String::new();
     if var.mask {
-        extra.push_str(&format!("%mask: {t2}, "));
+        extra.push_str(&format!("%mask: {mt2}, "));
     }
     if var.causal {
         extra.push_str("%pos: tensor<?xf32>, ");
     }
     let _ = writeln!(
         s,
-        "  func.func private @{}(%q: {t2}, %k: {t2}, %v: {t2}, %scale: f32, {extra}%init: {t2}) -> {t2} {{",
-        symbol_for(2, t, var)
+        "  func.func private @{}(%q: {t2}, %k: {t2}, %v: {t2}, %scale: {ct}, {extra}%init: {t2}) -> {t2} {{",
+        symbol_for(2, base, dt, var)
     );
     s.push_str(&e.s);
     let _ = writeln!(s, "    return {} : {t2}\n  }}", res[0]);
     s
 }
 
-/// `@{symbol(rank)}` for rank 3 or 4: loops over the leading dims and calls the 2-D kernel on
-/// rank-reduced slices (the `inline` pass then inlines it).
-fn batched(rank: usize, t: &Tiling) -> String {
-    struct Ctx {
-        c0: String,
-        c1: String,
-        sq: String,
-        d: String,
-        sk: String,
-        dv: String,
-        tn: String,
-        t2: String,
-        sym: String,
-        lead: usize,
-        bounds: Vec<String>,
-    }
-    fn nest(e: &mut E, level: usize, ivs: &mut Vec<String>, o: String, x: &Ctx) -> String {
-        let (tn, t2) = (&x.tn, &x.t2);
+/// The wrapper function of `spec` (see [`Spec`]).
+fn wrapper(spec: &Spec, t: &Tiling) -> String {
+    let dt = spec.dtype;
+    let ct = dt.ct;
+    let rank = spec.rank;
+    let lead = rank - 2;
+    let tn = dt.tensor(rank);
+    let t2 = dt.tensor(2);
+    let mrank = spec.mask_rank.unwrap_or(0);
+    let mtn = Dtype::F32.tensor(mrank);
+    let mt2 = Dtype::F32.tensor(2);
+    let callee = symbol_for(2, t, dt, spec.variant());
+    let mut e = E::computing(2, ct);
+    let c0 = e.idx(0);
+    let c1 = e.idx(1);
+    let dim = |e: &mut E, x: &str, ty: &str, i: usize| {
+        let ci = e.idx(i);
+        e.v(&format!("tensor.dim {x}, {ci} : {ty}"))
+    };
+    let qd: Vec<String> = (0..rank).map(|i| dim(&mut e, "%q", &tn, i)).collect();
+    let sq = qd[lead].clone();
+    let d = qd[lead + 1].clone();
+    let sk = dim(&mut e, "%k", &tn, lead);
+    let dv = dim(&mut e, "%v", &tn, lead + 1);
+    // Query heads per key/value head (at least 1, so that bad dynamic shapes stay in bounds;
+    // callers check them).
+    let group = if rank >= 3 {
+        let hkv = dim(&mut e, "%k", &tn, rank - 3);
+        let g = e.v(&format!("arith.divui {}, {hkv} : index", qd[rank - 3]));
+        e.v(&format!("arith.maxui {g}, {c1} : index"))
+    } else {
+        c1.clone()
+    };
+    // The mask's leading dims: read at the loop index, or at 0 where the mask has size 1.
+    let mdims: Vec<String> = (0..mrank.saturating_sub(2))
+        .map(|i| {
+            let m = dim(&mut e, "%mask", &mtn, i);
+            e.v(&format!("arith.cmpi eq, {m}, {c1} : index"))
+        })
+        .collect();
+    let positions = if spec.causal {
+        // positions[i] = i + Sk - Sq (negative: the row sees no key).
+        let p = e.fresh();
+        e.line(&format!("{p} = tensor.generate {sq} {{"));
+        e.line("^bb0(%i: index):");
+        e.indent += 1;
+        let x = e.v(&format!("arith.addi %i, {sk} : index"));
+        let x = e.v(&format!("arith.subi {x}, {sq} : index"));
+        let x = e.v(&format!("arith.index_cast {x} : index to i64"));
+        let x = e.v(&format!("arith.sitofp {x} : i64 to f32"));
+        e.line(&format!("tensor.yield {x} : f32"));
+        e.indent -= 1;
+        e.line("} : tensor<?xf32>");
+        Some(p)
+    } else {
+        None
+    };
+
+    fn nest(
+        e: &mut E,
+        level: usize,
+        ivs: &mut Vec<String>,
+        out: String,
+        x: &Nest,
+    ) -> String {
         if level == x.lead {
-            let offs = format!("{}, 0, 0", ivs.join(", "));
             let ones = vec!["1"; x.lead].join(", ");
             let strides = vec!["1"; x.lead + 2].join(", ");
-            let slice = |e: &mut E, v: &str, a: &str, b: &str| {
+            let slice = |e: &mut E, v: &str, idx: &[String], a: &str, b: &str, from: &str| {
+                if idx.is_empty() {
+                    return v.to_string();
+                }
+                let offs = format!("{}, 0, 0", idx.join(", "));
+                let to = if from == x.tn { &x.t2 } else { &x.mt2 };
                 e.v(&format!(
-                    "tensor.extract_slice {v}[{offs}] [{ones}, {a}, {b}] [{strides}] : {tn} to {t2}"
+                    "tensor.extract_slice {v}[{offs}] [{ones}, {a}, {b}] [{strides}] : {from} to {to}"
                 ))
             };
-            let qs = slice(e, "%q", &x.sq, &x.d);
-            let ks = slice(e, "%k", &x.sk, &x.d);
-            let vs = slice(e, "%v", &x.sk, &x.dv);
-            let os = slice(e, &o, &x.sq, &x.dv);
+            // k and v: the head index divided by the group size.
+            let mut kv_idx = ivs.clone();
+            if let Some(h) = kv_idx.last_mut()
+                && x.rank >= 3
+            {
+                *h = e.v(&format!("arith.divui {h}, {} : index", x.group));
+            }
+            let qs = slice(e, "%q", ivs, &x.sq, &x.d, &x.tn);
+            let ks = slice(e, "%k", &kv_idx, &x.sk, &x.d, &x.tn);
+            let vs = slice(e, "%v", &kv_idx, &x.sk, &x.dv, &x.tn);
+            let os = slice(e, &out, ivs, &x.sq, &x.dv, &x.tn);
+            let mut args = vec![qs, ks, vs, "%scale".to_string()];
+            let mut tys = vec![x.t2.clone(), x.t2.clone(), x.t2.clone(), x.ct.to_string()];
+            if x.mask {
+                let m = if x.mrank > 2 {
+                    let idx: Vec<String> = ivs
+                        .iter()
+                        .zip(&x.mdims)
+                        .map(|(iv, one)| {
+                            e.v(&format!("arith.select {one}, {}, {iv} : index", x.c0))
+                        })
+                        .collect();
+                    slice(e, "%mask", &idx, &x.sq, &x.sk, &x.mtn)
+                } else {
+                    "%mask".to_string()
+                };
+                args.push(m);
+                tys.push(x.mt2.clone());
+            }
+            if let Some(p) = &x.positions {
+                args.push(p.clone());
+                tys.push("tensor<?xf32>".into());
+            }
+            args.push(os);
+            tys.push(x.t2.clone());
             let r = e.v(&format!(
-                "func.call @{}({qs}, {ks}, {vs}, %scale, {os}) : ({t2}, {t2}, {t2}, f32, {t2}) -> {t2}",
-                x.sym
+                "func.call @{}({}) : ({}) -> {}",
+                x.callee,
+                args.join(", "),
+                tys.join(", "),
+                x.t2
             ));
+            if ivs.is_empty() {
+                return r;
+            }
             return e.v(&format!(
-                "tensor.insert_slice {r} into {o}[{offs}] [{ones}, {}, {}] [{strides}] : {t2} into {tn}",
-                x.sq, x.dv
+                "tensor.insert_slice {r} into {out}[{}, 0, 0] [{ones}, {}, {}] [{strides}] : {} into {}",
+                ivs.join(", "),
+                x.sq,
+                x.dv,
+                x.t2,
+                x.tn
             ));
         }
         let res = e.for_loop(
             &x.c0,
             &x.bounds[level],
             &x.c1,
-            &[(o, tn.clone())],
+            &[(out, x.tn.clone())],
             |e, iv, a| {
                 ivs.push(iv.to_string());
                 let r = nest(e, level + 1, ivs, a[0].clone(), x);
@@ -1010,41 +1280,61 @@ fn batched(rank: usize, t: &Tiling) -> String {
         );
         res[0].clone()
     }
-    let tn = tensor_ty(rank);
-    let t2 = tensor_ty(2);
-    let lead = rank - 2;
-    let mut e = E::new(2);
-    let c0 = e.idx(0);
-    let c1 = e.idx(1);
-    let dims: Vec<String> = (0..rank)
-        .map(|i| {
-            let ci = e.idx(i);
-            e.v(&format!("tensor.dim %q, {ci} : {tn}"))
-        })
-        .collect();
-    let cl = e.idx(lead);
-    let cl1 = e.idx(lead + 1);
-    let sk = e.v(&format!("tensor.dim %k, {cl} : {tn}"));
-    let dv = e.v(&format!("tensor.dim %v, {cl1} : {tn}"));
-    let ctx = Ctx {
+    struct Nest {
+        c0: String,
+        c1: String,
+        sq: String,
+        d: String,
+        sk: String,
+        dv: String,
+        tn: String,
+        t2: String,
+        mtn: String,
+        mt2: String,
+        ct: &'static str,
+        callee: String,
+        lead: usize,
+        rank: usize,
+        group: String,
+        bounds: Vec<String>,
+        mask: bool,
+        mrank: usize,
+        mdims: Vec<String>,
+        positions: Option<String>,
+    }
+    let x = Nest {
         c0,
         c1,
-        sq: dims[lead].clone(),
-        d: dims[lead + 1].clone(),
+        sq,
+        d,
         sk,
         dv,
         tn: tn.clone(),
         t2,
-        sym: symbol(2, t),
+        mtn: mtn.clone(),
+        mt2,
+        ct,
+        callee,
         lead,
-        bounds: dims[..lead].to_vec(),
+        rank,
+        group,
+        bounds: qd[..lead].to_vec(),
+        mask: spec.mask_rank.is_some(),
+        mrank,
+        mdims,
+        positions,
     };
-    let res = nest(&mut e, 0, &mut Vec::new(), "%init".to_string(), &ctx);
+    let res = nest(&mut e, 0, &mut Vec::new(), "%init".to_string(), &x);
     let mut s = String::new();
+    let mask = if spec.mask_rank.is_some() {
+        format!("%mask: {mtn}, ")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "  func.func private @{}(%q: {tn}, %k: {tn}, %v: {tn}, %scale: f32, %init: {tn}) -> {tn} {{",
-        symbol(rank, t)
+        "  func.func private @{}(%q: {tn}, %k: {tn}, %v: {tn}, %scale: {ct}, {mask}%init: {tn}) -> {tn} {{",
+        spec.symbol(t)
     );
     s.push_str(&e.s);
     let _ = writeln!(s, "    return {res} : {tn}\n  }}");
@@ -1055,25 +1345,81 @@ fn batched(rank: usize, t: &Tiling) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn kernel_text_parses_with_every_tiling_and_rank() {
-        let c = crate::pipeline::Compiler::new().unwrap();
-        for t in [Tiling::AVX2, Tiling::AVX512] {
-            for ranks in [&[2][..], &[3], &[2, 3, 4]] {
-                let text = module_text(ranks, &t);
-                assert!(
-                    melior::ir::Module::parse(c.context(), &text).is_some(),
-                    "ranks {ranks:?}, {t:?}:\n{text}"
-                );
+    /// Every spec the lowering can ask for: ranks, dtypes, mask ranks, causal.
+    fn all_specs() -> Vec<Spec> {
+        let mut specs = Vec::new();
+        for dtype in [Dtype::F32, Dtype::F64, Dtype::BF16, Dtype::F16] {
+            for rank in 2..=4 {
+                for mask_rank in [None, Some(2), Some(rank)] {
+                    if rank == 2 && mask_rank == Some(rank) {
+                        continue;
+                    }
+                    for causal in [false, true] {
+                        specs.push(Spec {
+                            rank,
+                            dtype,
+                            mask_rank,
+                            positions: false,
+                            causal,
+                        });
+                    }
+                }
             }
-            for (mask, causal) in [(true, false), (false, true), (true, true)] {
-                let var = Variant { mask, causal };
-                let text = module_text_variants(&[], &[var], &t);
-                assert!(
-                    melior::ir::Module::parse(c.context(), &text).is_some(),
-                    "{var:?}, {t:?}:\n{text}"
-                );
+            for mask_rank in [None, Some(2)] {
+                specs.push(Spec {
+                    rank: 2,
+                    dtype,
+                    mask_rank,
+                    positions: true,
+                    causal: false,
+                });
             }
         }
+        specs
+    }
+
+    #[test]
+    fn kernel_text_parses_with_every_tiling_spec_and_dtype() {
+        let c = crate::pipeline::Compiler::new().unwrap();
+        for t in [Tiling::AVX2, Tiling::AVX512] {
+            let specs = all_specs();
+            for spec in &specs {
+                let text = module_text(&[*spec], &t);
+                assert!(
+                    melior::ir::Module::parse(c.context(), &text).is_some(),
+                    "{spec:?}, {t:?}:\n{text}"
+                );
+            }
+            // One module with all of them: no symbol is defined twice.
+            let text = module_text(&specs, &t);
+            assert!(melior::ir::Module::parse(c.context(), &text).is_some());
+        }
+    }
+
+    #[test]
+    fn symbols_name_dtype_rank_and_options() {
+        let t = Tiling::AVX2;
+        let s = Spec::F32_2D;
+        assert!(s.symbol(&t).starts_with("__attn_flash_f32_r2_w8"));
+        let w = Spec {
+            rank: 4,
+            dtype: Dtype::BF16,
+            mask_rank: Some(4),
+            positions: false,
+            causal: true,
+        };
+        assert!(w.symbol(&t).starts_with("__attn_flash_bf16_r4_m4_c_w_"));
+        let mut seen = std::collections::HashSet::new();
+        for spec in all_specs() {
+            assert!(seen.insert(spec.symbol(&t)), "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn f64_tiling_halves_the_lanes() {
+        assert_eq!(Dtype::F64.tiling(&Tiling::AVX2).w, 4);
+        assert_eq!(Dtype::BF16.tiling(&Tiling::AVX512).w, 16);
+        assert_eq!(Dtype::of("f16"), Some(Dtype::F16));
+        assert_eq!(Dtype::of("i8"), None);
     }
 }

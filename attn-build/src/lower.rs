@@ -5,15 +5,17 @@
 //! - `transpose` -> `linalg.transpose` of the last two dims;
 //! - `softmax` -> max reduction, `exp(x - max)`, sum reduction, division (all `linalg.generic`);
 //! - `add` / `mul` / `scale` -> elementwise `linalg.generic` (rank-0 right operands broadcast);
-//! - `attention` (f32, rank 2 to 4) -> a call to the fused flash-attention kernel of
-//!   `flash.rs`, a private function the pass inserts into the module (the pipeline inlines
-//!   it right after this pass); other element types -> the composition: transpose, matmul,
+//! - `attention` (f32, f64, bf16, f16; rank 2 to 4; GQA heads, masks, causal) -> a call to the
+//!   fused flash-attention kernel of `flash.rs`, a private function the pass inserts into the
+//!   module (the pipeline inlines it right after this pass); in `attn.codegen = "loops"` modules
+//!   (the baseline), f32/f64 attention without options -> the composition: transpose, matmul,
 //!   scale, softmax, matmul.
+//! - bf16/f16 tensors are accepted by `attention` only (storage types, computed in f32).
 //!
 //! A pattern that meets an op it cannot lower (ill-shaped, unsupported element type) emits an
 //! error diagnostic at the op; the pass then fails instead of leaving `transformer` ops behind.
 
-use crate::flash::{Tiling, Variant};
+use crate::flash::{Dtype, Spec, Tiling};
 use melior::{
     Context, GreedyRewriteDriverConfig, RewritePatternSet, RewriterBase,
     apply_patterns_and_fold_greedily_with_op, create_op_rewrite_pattern,
@@ -48,7 +50,7 @@ impl TensorTy {
         let inner = s.strip_prefix("tensor<")?.strip_suffix('>')?;
         let mut parts: Vec<&str> = inner.split('x').collect();
         let elem = parts.pop()?.to_string();
-        if !matches!(elem.as_str(), "f32" | "f64") {
+        if !matches!(elem.as_str(), "f32" | "f64" | "bf16" | "f16") {
             return None;
         }
         let dims = parts
@@ -584,8 +586,10 @@ impl<'c, 'a> Builder<'c, 'a> {
         )
     }
 
-    /// `softmax(q k^T * scale + mask) v` (causal by `positions`), composed from the primitives'
-    /// lowerings, or the fused kernel for f32.
+    /// `softmax(q k^T * scale + mask) v` (causal by `positions` or `causal`): the fused
+    /// kernel, or, in the baseline's `loops` modules, the composition of the primitives'
+    /// lowerings.
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         q: Value<'c, 'a>,
@@ -594,38 +598,60 @@ impl<'c, 'a> Builder<'c, 'a> {
         scale: Value<'c, 'a>,
         mask: Option<Value<'c, 'a>>,
         positions: Option<Value<'c, 'a>>,
+        causal: bool,
     ) -> LowerResult<'c, 'a> {
         let (tq, tk, tv) = (tensor_ty(q)?, tensor_ty(k)?, tensor_ty(v)?);
         let r = tq.rank();
-        if r < 2 || tk.rank() != r || tv.rank() != r {
+        if !(2..=4).contains(&r) || tk.rank() != r || tv.rank() != r {
             return Err(format!(
-                "attention operands must have equal rank >= 2, got {}, {} and {}",
+                "attention operands must have equal rank, 2 to 4, got {}, {} and {}",
                 tq.show(),
                 tk.show(),
                 tv.show()
             ));
         }
-        let var = Variant {
-            mask: mask.is_some(),
-            causal: positions.is_some(),
-        };
-        if var != Variant::DENSE {
-            if r != 2 {
-                return Err(format!(
-                    "a mask or causal positions need rank-2 operands, got {}",
-                    tq.show()
-                ));
-            }
-            if tq.elem != "f32" {
-                return Err(format!(
-                    "a mask or causal positions are supported for f32 only, got {}",
-                    tq.show()
-                ));
-            }
-            return self.flash_attention(q, k, v, scale, &tq, &tv, mask, positions);
+        if tk.elem != tq.elem || tv.elem != tq.elem {
+            return Err(format!(
+                "q, k and v must have the same element type, got {}, {} and {}",
+                tq.show(),
+                tk.show(),
+                tv.show()
+            ));
         }
-        if tq.elem == "f32" && r <= 4 && self.fused {
-            return self.flash_attention(q, k, v, scale, &tq, &tv, None, None);
+        let mask_rank = match mask {
+            Some(m) => {
+                let tm = tensor_ty(m)?;
+                if tm.elem != "f32" || (tm.rank() != 2 && tm.rank() != r) {
+                    return Err(format!(
+                        "the mask must be an f32 tensor of rank 2 or {r}, got {}",
+                        tm.show()
+                    ));
+                }
+                Some(tm.rank())
+            }
+            None => None,
+        };
+        if positions.is_some() && (r != 2 || causal) {
+            return Err(format!(
+                "explicit causal positions need rank-2 operands and no `causal`, got {}",
+                tq.show()
+            ));
+        }
+        let spec = Spec {
+            rank: r,
+            dtype: Dtype::of(&tq.elem).ok_or_else(|| format!("unsupported {}", tq.show()))?,
+            mask_rank,
+            positions: positions.is_some(),
+            causal,
+        };
+        if self.fused {
+            return self.flash_attention(q, k, v, scale, &spec, &tq, &tv, mask, positions);
+        }
+        if mask.is_some() || positions.is_some() || causal || !matches!(tq.elem.as_str(), "f32" | "f64") {
+            return Err(format!(
+                "the loop pipeline (the baseline) composes plain f32/f64 attention only, got {} with options",
+                tq.show()
+            ));
         }
         let kt = self.transpose(k)?;
         let scores = self.matmul(q, kt)?;
@@ -650,9 +676,9 @@ impl<'c, 'a> Builder<'c, 'a> {
         )
     }
 
-    /// f32 attention of rank 2 to 4 as a call to the fused kernel of `flash.rs` (inserted
-    /// into the module by the pass, inlined later): dynamic-shape operands, the scale as a
-    /// scalar, and a `tensor.empty` destination.
+    /// Attention as a call to the fused function of `spec` (`flash.rs`, inserted into the
+    /// module by the pass, inlined later): dynamic-shape operands, the scale as a scalar, and
+    /// a `tensor.empty` destination.
     #[allow(clippy::too_many_arguments)]
     fn flash_attention(
         &self,
@@ -660,21 +686,18 @@ impl<'c, 'a> Builder<'c, 'a> {
         k: Value<'c, 'a>,
         v: Value<'c, 'a>,
         scale: Value<'c, 'a>,
+        spec: &Spec,
         tq: &TensorTy,
         tv: &TensorTy,
         mask: Option<Value<'c, 'a>>,
         positions: Option<Value<'c, 'a>>,
     ) -> LowerResult<'c, 'a> {
         let r = tq.rank();
-        let var = Variant {
-            mask: mask.is_some(),
-            causal: positions.is_some(),
+        let dynamic = |rank: usize, elem: &str| TensorTy {
+            dims: vec![None; rank],
+            elem: elem.to_string(),
         };
-        let dynamic = TensorTy {
-            dims: vec![None; r],
-            elem: tq.elem.clone(),
-        };
-        let dyn_text = dynamic.text();
+        let dyn_text = dynamic(r, &tq.elem).text();
         let s = self.extract_scalar(scale)?;
         let mut sources: Vec<DimSource> =
             (0..r - 1).map(|i| DimSource { of: q, index: i }).collect();
@@ -682,21 +705,21 @@ impl<'c, 'a> Builder<'c, 'a> {
             of: v,
             index: r - 1,
         });
-        let init = self.empty(&dynamic, &sources)?;
-        let (qd, kd, vd) = (
+        let init = self.empty(&dynamic(r, &tq.elem), &sources)?;
+        let mut operands = vec![
             self.cast(q, &dyn_text)?,
             self.cast(k, &dyn_text)?,
             self.cast(v, &dyn_text)?,
-        );
-        let symbol = crate::flash::symbol_for(r, &self.tiling, var);
-        let mut operands = vec![qd, kd, vd, s];
-        if let Some(m) = mask {
-            operands.push(self.cast(m, &dyn_text)?);
+            s,
+        ];
+        if let (Some(m), Some(mr)) = (mask, spec.mask_rank) {
+            operands.push(self.cast(m, &dynamic(mr, "f32").text())?);
         }
         if let Some(p) = positions {
             operands.push(self.cast(p, "tensor<?xf32>")?);
         }
         operands.push(init);
+        let symbol = spec.symbol(&self.tiling);
         let call = self.insert(
             OperationBuilder::new("func.call", self.loc)
                 .add_operands(&operands)
@@ -748,8 +771,7 @@ fn insert_flash_kernels(
     module: &OperationRef,
     tiling: &Tiling,
 ) -> Result<(), String> {
-    let mut ranks = Vec::new();
-    let mut variants = Vec::new();
+    let mut specs = Vec::new();
     let mut existing = Vec::new();
     module.walk(WalkOrder::PreOrder, |op| {
         let name = op
@@ -759,19 +781,11 @@ fn insert_flash_kernels(
             .unwrap_or_default()
             .to_string();
         if name == "transformer.attention"
-            && let Ok(q) = op.operand(0)
-            && let Some(tq) = TensorTy::of(q)
-            && tq.elem == "f32"
-            && (2..=4).contains(&tq.rank())
+            && let Some(spec) = attention_spec(&op)
+            && (2..=4).contains(&spec.rank)
+            && !specs.contains(&spec)
         {
-            let var = attention_variant(&op);
-            if var != Variant::DENSE {
-                if !variants.contains(&var) {
-                    variants.push(var);
-                }
-            } else if !ranks.contains(&tq.rank()) {
-                ranks.push(tq.rank());
-            }
+            specs.push(spec);
         }
         if name == "func.func"
             && let Ok(a) = op.attribute("sym_name")
@@ -780,10 +794,10 @@ fn insert_flash_kernels(
         }
         WalkResult::Advance
     });
-    if ranks.is_empty() && variants.is_empty() {
+    if specs.is_empty() {
         return Ok(());
     }
-    let text = crate::flash::module_text_variants(&ranks, &variants, tiling);
+    let text = crate::flash::module_text(&specs, tiling);
     append_functions(ctx, module, &text, &existing, "the fused attention kernel")
 }
 
@@ -834,16 +848,32 @@ fn attention_optional<'c, 'a>(
     (mask, positions)
 }
 
-fn attention_variant(op: &OperationRef) -> Variant {
+/// The fused function a `transformer.attention` op calls, if its types have one.
+fn attention_spec(op: &OperationRef) -> Option<Spec> {
+    let tq = TensorTy::of(op.operand(0).ok()?)?;
     let (mask, positions) = attention_optional(op);
-    Variant {
-        mask: mask.is_some(),
-        causal: positions.is_some(),
-    }
+    Some(Spec {
+        rank: tq.rank(),
+        dtype: Dtype::of(&tq.elem)?,
+        mask_rank: mask.and_then(TensorTy::of).map(|t| t.rank()),
+        positions: positions.is_some(),
+        causal: attention_causal(op),
+    })
+}
+
+/// The `causal` attribute of a `transformer.attention` op.
+fn attention_causal(op: &OperationRef) -> bool {
+    op.attribute("causal")
+        .is_ok_and(|a| a.to_string() == "true")
 }
 
 fn tensor_ty(v: Value) -> Result<TensorTy, String> {
-    TensorTy::of(v).ok_or_else(|| format!("expected a ranked f32/f64 tensor, got {}", v.r#type()))
+    TensorTy::of(v).ok_or_else(|| {
+        format!(
+            "expected a ranked f32/f64/bf16/f16 tensor, got {}",
+            v.r#type()
+        )
+    })
 }
 
 /// Erases the borrow lifetime of a value handle. MLIR values are owned by the IR, not by the Rust
@@ -873,6 +903,19 @@ fn lower_op<'c, 'a>(op: OperationRef<'c, 'a>, b: &Builder<'c, 'a>) -> LowerResul
             .map(detach)
             .map_err(|_| format!("{name}: missing operand #{i}"))
     };
+    if name != "transformer.attention" {
+        for i in 0..op.operand_count() {
+            if let Some(t) = TensorTy::of(operand(i)?)
+                && matches!(t.elem.as_str(), "bf16" | "f16")
+            {
+                return Err(format!(
+                    "{} tensors are supported by `attention` only (the other primitives compute in f32 or f64), got {}",
+                    t.elem,
+                    t.show()
+                ));
+            }
+        }
+    }
     match name.as_str() {
         "transformer.matmul" => b.matmul(operand(0)?, operand(1)?),
         "transformer.transpose" => b.transpose(operand(0)?),
@@ -899,6 +942,7 @@ fn lower_op<'c, 'a>(op: OperationRef<'c, 'a>, b: &Builder<'c, 'a>) -> LowerResul
                 operand(3)?,
                 mask,
                 positions,
+                attention_causal(&op),
             )
         }
         other => Err(format!("no lowering for `{other}`")),

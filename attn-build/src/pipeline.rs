@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::{cell::RefCell, path::Path, rc::Rc, sync::Once};
 
 /// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
-pub const PIPELINE_VERSION: &str = "attn-pipeline-8";
+pub const PIPELINE_VERSION: &str = "attn-pipeline-9";
 
 /// A stage of the pipeline; the IR after each can be dumped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,7 +105,9 @@ impl Stage {
                 .to_string(),
             // `convert-vector-to-llvm` before the memref lowering (vector loads and stores take
             // memref operands); `convert-ub-to-llvm` for the `ub.poison` it leaves.
-            Stage::Llvm => "builtin.module(lower-affine,convert-scf-to-cf,convert-vector-to-llvm,\
+            // `arith-expand` with bf16: bf16 <-> f32 conversions as integer ops (LLVM would call
+            // `__truncsfbf2`, which older libgcc lacks).
+            Stage::Llvm => "builtin.module(arith-expand{include-bf16=true},lower-affine,convert-scf-to-cf,convert-vector-to-llvm,\
                  expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,\
                  convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
                  convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,cse)"

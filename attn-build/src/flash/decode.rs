@@ -22,7 +22,7 @@
 //! The exponentials flush `-inf` to exactly 0 in every variant; NaN and infinite scores
 //! propagate to their rows as in the packed path.
 
-use super::{E, Tiling, Variant, tensor_ty};
+use super::{Dtype, E, Tiling, Variant};
 
 /// The most query rows a call may have to take the streaming path.
 pub const DECODE_ROWS: usize = 8;
@@ -33,8 +33,15 @@ const BLOCK_VECS: usize = 2;
 /// How many key blocks ahead K and V are prefetched.
 const PREFETCH_BLOCKS: usize = 4;
 
-const STRIDED: &str = "memref<?x?xf32, strided<[?, ?], offset: ?>>";
-const UNIT: &str = "memref<?x?xf32, strided<[?, 1], offset: ?>>";
+/// The buffer type of K and V (any strides).
+fn strided(dt: Dtype) -> String {
+    format!("memref<?x?x{}, strided<[?, ?], offset: ?>>", dt.st)
+}
+
+/// The buffer type of K and V with unit stride along a row.
+fn unit(dt: Dtype) -> String {
+    format!("memref<?x?x{}, strided<[?, 1], offset: ?>>", dt.st)
+}
 
 /// Values the selection emits before the `scf.if`, shared with the decode branch.
 pub(super) struct Shared {
@@ -60,6 +67,7 @@ impl Shared {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn emit(
         e: &mut E,
+        dt: Dtype,
         sq: &str,
         sk: &str,
         d: &str,
@@ -69,20 +77,22 @@ impl Shared {
         c1: &str,
         cw: &str,
     ) -> Shared {
-        let t2 = tensor_ty(2);
+        let t2 = dt.tensor(2);
+        let strided = strided(dt);
+        let st = dt.st;
         let meta = |e: &mut E, buf: &str| {
             let m = e.fresh();
             e.line(&format!(
-                "{m}:6 = memref.extract_strided_metadata {buf} : {STRIDED} -> memref<f32>, index, index, index, index, index"
+                "{m}:6 = memref.extract_strided_metadata {buf} : {strided} -> memref<{st}>, index, index, index, index, index"
             ));
             m
         };
         let kbuf = e.v(&format!(
-            "bufferization.to_buffer %k read_only : {t2} to {STRIDED}"
+            "bufferization.to_buffer %k read_only : {t2} to {strided}"
         ));
         let kmeta = meta(e, &kbuf);
         let vbuf = e.v(&format!(
-            "bufferization.to_buffer %v read_only : {t2} to {STRIDED}"
+            "bufferization.to_buffer %v read_only : {t2} to {strided}"
         ));
         let vmeta = meta(e, &vbuf);
         let rmax = e.idx(DECODE_ROWS);
@@ -156,9 +166,9 @@ fn transpose_sum_plan(w: usize) -> Vec<Step> {
 
 /// `w` vectors `acc[i]` of `w` lanes -> one vector whose lane `i` is the sum of `acc[i]`
 /// (see [`transpose_sum_plan`]).
-fn transpose_sum(e: &mut E, acc: &[String], w: usize) -> String {
+fn transpose_sum(e: &mut E, acc: &[String], w: usize, ct: &str) -> String {
     assert_eq!(acc.len(), w);
-    let vt = format!("vector<{w}xf32>");
+    let vt = format!("vector<{w}x{ct}>");
     let join = |v: &[usize]| {
         v.iter()
             .map(|i| i.to_string())
@@ -193,6 +203,7 @@ fn transpose_sum(e: &mut E, acc: &[String], w: usize) -> String {
 pub(super) fn emit(
     e: &mut E,
     t: &Tiling,
+    dt: Dtype,
     var: Variant,
     s: &Shared,
     ob: &str,
@@ -203,29 +214,36 @@ pub(super) fn emit(
     let (w, br, pvv) = (t.w, t.br, t.pv_vecs);
     let rmax = DECODE_ROWS;
     let bk = BLOCK_VECS * w;
-    let vt = format!("vector<{w}xf32>");
+    let (st, ct) = (dt.st, dt.ct);
+    let vt = format!("vector<{w}x{ct}>");
+    let vst = format!("vector<{w}x{st}>");
     let vit = format!("vector<{w}xi32>");
+    let vet = format!("vector<{w}x{}>", dt.int());
     let vmt = format!("vector<{w}xi1>");
-    let t2 = tensor_ty(2);
-    let rows_ty = format!("memref<{rmax}x?xf32>");
-    let st_ty = format!("memref<{rmax}xf32>");
+    let t2 = dt.tensor(2);
+    let mt2 = Dtype::F32.tensor(2);
+    let (strided_ty, unit_ty) = (strided(dt), unit(dt));
+    let (strided_ty, unit_ty) = (strided_ty.as_str(), unit_ty.as_str());
+    let rows_ty = format!("memref<{rmax}x?x{ct}>");
+    let st_ty = format!("memref<{rmax}x{ct}>");
     let lim_ty = format!("memref<{rmax}xi32>");
-    let sb_ty = format!("memref<{rmax}x{bk}xf32>");
+    let sb_ty = format!("memref<{rmax}x{bk}x{ct}>");
     let (sq, sk, d, dv, dvp) = (&s.sq, &s.sk, &s.d, &s.dv, &s.dvp);
     let (c0, c1, cw) = (&s.c0, &s.c1, &s.cw);
 
     let unit = |e: &mut E, buf: &str, meta: &str, cols: &str| {
         e.v(&format!(
-            "memref.reinterpret_cast {buf} to offset: [{meta}#1], sizes: [{sk}, {cols}], strides: [{meta}#4, 1] : {STRIDED} to {UNIT}"
+            "memref.reinterpret_cast {buf} to offset: [{meta}#1], sizes: [{sk}, {cols}], strides: [{meta}#4, 1] : {strided_ty} to {unit_ty}"
         ))
     };
     let ku = unit(e, &s.kbuf, &s.kmeta, d);
     let vu = unit(e, &s.vbuf, &s.vmeta, dv);
-    let zero = e.f32c(0.0);
+    let zero = e.fc(0.0);
     let vzero = e.splat(0.0, &vt);
-    let neg = e.f32c(-3.0e38);
-    let ninf = e.v("arith.constant 0xFF800000 : f32");
-    let vninf = e.v(&format!("vector.broadcast {ninf} : f32 to {vt}"));
+    let vzero_st = e.splat(0.0, &vst);
+    let neg = e.fc(-3.0e38);
+    let ninf = e.v(&format!("arith.constant {} : {ct}", dt.neg_inf_hex()));
+    let vninf = e.v(&format!("vector.broadcast {ninf} : {ct} to {vt}"));
     let iota = e.v(&format!(
         "arith.constant dense<[{}]> : {vit}",
         (0..w).map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
@@ -250,6 +268,40 @@ pub(super) fn emit(
     let dvmask = e.v(&format!("vector.create_mask {dvtail} : {vmt}"));
     let has_dvtail = e.v(&format!("arith.cmpi ne, {dvtail}, {c0} : index"));
 
+    // The first `tail` elements of row `row` from column `col` (the rest zero), widened to the
+    // compute type: a masked vector load; for bf16, whose masked vector loads LLVM legalizes
+    // through `__truncsfbf2` calls on x86 without AVX512-BF16, `w` scalar loads at clamped
+    // (in-bounds) columns and a select.
+    let lanes: Vec<String> = (0..w).map(|l| e.idx(l)).collect();
+    let lane_ids = iota.clone();
+    let tail_load = |e: &mut E,
+                     buf: &str,
+                     row: &str,
+                     col: &str,
+                     tail: &str,
+                     cols: &str,
+                     mask: &str|
+     -> String {
+        if st != "bf16" {
+            let x = e.v(&format!(
+                "vector.maskedload {buf}[{row}, {col}], {mask}, {vzero_st} : {unit_ty}, {vmt}, {vst} into {vst}"
+            ));
+            return e.convert(&x, &vst, &vt);
+        }
+        let last = e.v(&format!("arith.subi {cols}, {c1} : index"));
+        let mut v = vzero.clone();
+        for (l, cl) in lanes.iter().enumerate() {
+            let c = e.v(&format!("arith.addi {col}, {cl} : index"));
+            let c = e.v(&format!("arith.minui {c}, {last} : index"));
+            let x = e.v(&format!("memref.load {buf}[{row}, {c}] : {unit_ty}"));
+            let x = e.convert(&x, st, ct);
+            v = e.v(&format!("vector.insert {x}, {v} [{l}] : {ct} into {vt}"));
+        }
+        let t = e.v(&format!("arith.index_cast {tail} : index to i32"));
+        let tv = e.v(&format!("vector.broadcast {t} : i32 to {vit}"));
+        let ok = e.v(&format!("arith.cmpi slt, {lane_ids}, {tv} : {vit}"));
+        e.v(&format!("arith.select {ok}, {v}, {vzero} : {vmt}, {vt}"))
+    };
     let alloc = |e: &mut E, ty: &str, dynamic: &str| {
         e.v(&format!(
             "memref.alloc({dynamic}) {{alignment = 64 : i64}} : {ty}"
@@ -267,7 +319,8 @@ pub(super) fn emit(
     let kend = e.for_loop(c0, sq, c1, &[(c0i.clone(), "i32".into())], |e, r, a| {
         e.for_each(c0, d, c1, |e, dd| {
             let x = e.v(&format!("tensor.extract %q[{r}, {dd}] : {t2}"));
-            let y = e.v(&format!("arith.mulf {x}, %scale : f32"));
+            let x = e.convert(&x, st, ct);
+            let y = e.v(&format!("arith.mulf {x}, %scale : {ct}"));
             e.line(&format!("memref.store {y}, {qb}[{r}, {dd}] : {rows_ty}"));
         });
         e.for_each(d, &dp, c1, |e, dd| {
@@ -309,12 +362,12 @@ pub(super) fn emit(
             let k = e.v(&format!("arith.minsi {k}, {skm1} : index"));
             e.for_each(c0, d, &c16, |e, c| {
                 e.line(&format!(
-                    "memref.prefetch {ku}[{k}, {c}], read, locality<1>, data : {UNIT}"
+                    "memref.prefetch {ku}[{k}, {c}], read, locality<1>, data : {unit_ty}"
                 ));
             });
             e.for_each(c0, dv, &c16, |e, c| {
                 e.line(&format!(
-                    "memref.prefetch {vu}[{k}, {c}], read, locality<1>, data : {UNIT}"
+                    "memref.prefetch {vu}[{k}, {c}], read, locality<1>, data : {unit_ty}"
                 ));
             });
         });
@@ -340,9 +393,10 @@ pub(super) fn emit(
                     (0..w)
                         .map(|i| {
                             let kv = e.v(&format!(
-                                "vector.load {ku}[{}, {dd}] : {UNIT}, {vt}",
+                                "vector.load {ku}[{}, {dd}] : {unit_ty}, {vst}",
                                 keys[i]
                             ));
+                            let kv = e.convert(&kv, &vst, &vt);
                             e.v(&format!("vector.fma {qv}, {kv}, {} : {vt}", a[i]))
                         })
                         .collect()
@@ -355,10 +409,7 @@ pub(super) fn emit(
                 let qv = e.v(&format!("vector.load {qb}[{r}, {dfull}] : {rows_ty}, {vt}"));
                 let upd: Vec<String> = (0..w)
                     .map(|i| {
-                        let kv = e.v(&format!(
-                            "vector.maskedload {ku}[{}, {dfull}], {dmask}, {vzero} : {UNIT}, {vmt}, {vt} into {vt}",
-                            keys[i]
-                        ));
+                        let kv = tail_load(e, &ku, &keys[i], &dfull, &dtail, d, &dmask);
                         e.v(&format!("vector.fma {qv}, {kv}, {} : {vt}", acc[i]))
                     })
                     .collect();
@@ -370,13 +421,15 @@ pub(super) fn emit(
                 e.indent -= 1;
                 e.line("}");
                 let acc: Vec<String> = (0..w).map(|i| format!("{acc2}#{i}")).collect();
-                let mut sc = transpose_sum(e, &acc, w);
+                let mut sc = transpose_sum(e, &acc, w, ct);
                 if var.mask {
                     let m: Vec<String> = keys
                         .iter()
-                        .map(|k| e.v(&format!("tensor.extract %mask[{r}, {k}] : {t2}")))
+                        .map(|k| e.v(&format!("tensor.extract %mask[{r}, {k}] : {mt2}")))
                         .collect();
-                    let mv = e.v(&format!("vector.from_elements {} : {vt}", m.join(", ")));
+                    let mvt = format!("vector<{w}xf32>");
+                    let mv = e.v(&format!("vector.from_elements {} : {mvt}", m.join(", ")));
+                    let mv = e.convert(&mv, &mvt, &vt);
                     sc = e.v(&format!("arith.addf {sc}, {mv} : {vt}"));
                 }
                 // Lane l is key k0 + l: visible when below the row's end.
@@ -401,14 +454,14 @@ pub(super) fn emit(
             }
             let mx = e.hmax(&mx, w);
             let mold = e.v(&format!("memref.load {ms}[{r}] : {st_ty}"));
-            let mnew = e.max(&mx, &mold, "f32");
-            let dm = e.v(&format!("arith.subf {mold}, {mnew} : f32"));
-            let alpha = e.exp_flush(&dm, "f32", "i32");
-            let mb = e.v(&format!("vector.broadcast {mnew} : f32 to {vt}"));
+            let mnew = e.max(&mx, &mold, ct);
+            let dm = e.v(&format!("arith.subf {mold}, {mnew} : {ct}"));
+            let alpha = e.exp_flush(&dm, ct, dt.int());
+            let mb = e.v(&format!("vector.broadcast {mnew} : {ct} to {vt}"));
             let mut sum: Option<String> = None;
             for (j, x) in sv.iter().enumerate() {
                 let y = e.v(&format!("arith.subf {x}, {mb} : {vt}"));
-                let p = e.exp_flush(&y, &vt, &vit);
+                let p = e.exp_flush(&y, &vt, &vet);
                 let col = e.idx(j * w);
                 e.line(&format!("vector.store {p}, {sb}[{r}, {col}] : {sb_ty}, {vt}"));
                 sum = Some(match sum {
@@ -417,11 +470,11 @@ pub(super) fn emit(
                 });
             }
             let rs = e.v(&format!(
-                "vector.reduction <add>, {} fastmath<reassoc> : {vt} into f32",
+                "vector.reduction <add>, {} fastmath<reassoc> : {vt} into {ct}",
                 sum.unwrap_or_default()
             ));
             let lold = e.v(&format!("memref.load {ls}[{r}] : {ls_ty}"));
-            let lnew = e.v(&format!("math.fma {lold}, {alpha}, {rs} : f32"));
+            let lnew = e.v(&format!("math.fma {lold}, {alpha}, {rs} : {ct}"));
             e.line(&format!("memref.store {lnew}, {ls}[{r}] : {ls_ty}"));
             e.line(&format!("memref.store {mnew}, {ms}[{r}] : {st_ty}"));
             e.line(&format!("memref.store {alpha}, {als}[{r}] : {st_ty}"));
@@ -439,7 +492,7 @@ pub(super) fn emit(
             let mut inits = Vec::new();
             for row in rows {
                 let a = e.v(&format!("memref.load {als}[{row}] : {st_ty}"));
-                let ab = e.v(&format!("vector.broadcast {a} : f32 to {vt}"));
+                let ab = e.v(&format!("vector.broadcast {a} : {ct} to {vt}"));
                 for col in &cols {
                     let o = e.v(&format!("vector.load {ob}[{row}, {col}] : {ob_ty}, {vt}"));
                     inits.push((e.v(&format!("arith.mulf {o}, {ab} : {vt}")), vt.clone()));
@@ -452,18 +505,19 @@ pub(super) fn emit(
                     .enumerate()
                     .map(|(i, col)| {
                         if i < nf {
-                            e.v(&format!("vector.load {vu}[{key}, {col}] : {UNIT}, {vt}"))
+                            let x = e.v(&format!(
+                                "vector.load {vu}[{key}, {col}] : {unit_ty}, {vst}"
+                            ));
+                            e.convert(&x, &vst, &vt)
                         } else {
-                            e.v(&format!(
-                                "vector.maskedload {vu}[{key}, {col}], {dvmask}, {vzero} : {UNIT}, {vmt}, {vt} into {vt}"
-                            ))
+                            tail_load(e, &vu, &key, col, &dvtail, dv, &dvmask)
                         }
                     })
                     .collect();
                 let mut out = Vec::new();
                 for (ri, row) in rows.iter().enumerate() {
                     let p = e.v(&format!("memref.load {sb}[{row}, {j}] : {sb_ty}"));
-                    let pb = e.v(&format!("vector.broadcast {p} : f32 to {vt}"));
+                    let pb = e.v(&format!("vector.broadcast {p} : {ct} to {vt}"));
                     for i in 0..nv {
                         out.push(e.v(&format!(
                             "vector.fma {pb}, {}, {} : {vt}",
