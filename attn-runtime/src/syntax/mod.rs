@@ -47,7 +47,9 @@
 //! once: `#[attn(causal, kv_heads = 2, dtype = f16, scale = 0.125)]`. They are the defaults of every
 //! `attention` of the kernel (a call's named arguments override `scale` and `causal`):
 //!
-//! - `scale = <f32 literal>`: the scale of the scores (default `1/sqrt(D)`).
+//! - `scale = <f32 literal>`: the scale of the scores (default `1/sqrt(D)`). The scale is an
+//!   f32 constant in every dtype: in f64 kernels too, `1/sqrt(D)` is rounded to f32 (exact when
+//!   `D` is a power of 4, else within 2^-24 relative).
 //! - `causal`: bottom-right aligned causal masking, query `i` sees the keys `j <= i + Sk - Sq`
 //!   (the lower triangle when `Sq == Sk`; a query that sees no key gives zeros).
 //! - `kv_heads = N`: asserts that k and v have `N` heads (so `q`'s head count is a multiple of
