@@ -4,13 +4,21 @@
 //! cargo run --release --example bench -- --batch 1 --heads 12 --seq 2048 --dim 128 --threads 1
 //! cargo run --release --example bench -- --seq 512 --dim 64 --threads 2 --json
 //! cargo run --release --example bench -- --seq 512 --dim 64 --naive   # the loop pipeline
+//! cargo run --release --example bench -- --heads 12 --seq 2048 --dim 128 --dtype bf16
 //! ```
+//!
+//! `--dtype f32|f64|bf16|f16` (default f32) picks the element type of q, k, v and the output;
+//! the error is measured against the f64 reference of the same (rounded) inputs.
 //!
 //! Prints the median time per call, GFLOP/s (`4*B*H*Sq*Sk*D / t`) and the max abs error
 //! against the f64 reference (checked on the first and last head). With `--json`, the last line
 //! is exactly one JSON object: `{"median_ms": .., "gflops": .., "max_abs_err": ..}`.
 
-use attn::{Tensor, TensorView, reference};
+use attn::{
+    AttentionElement, Element, Tensor, TensorView,
+    half::{bf16, f16},
+    reference,
+};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -24,6 +32,7 @@ struct Args {
     causal: bool,
     naive: bool,
     json: bool,
+    dtype: String,
 }
 
 fn parse() -> Result<Args, String> {
@@ -38,6 +47,7 @@ fn parse() -> Result<Args, String> {
         causal: false,
         naive: false,
         json: false,
+        dtype: "f32".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +75,12 @@ fn parse() -> Result<Args, String> {
             "--causal" => a.causal = true,
             "--naive" => a.naive = true,
             "--json" => a.json = true,
+            "--dtype" => {
+                a.dtype = it.next().ok_or("--dtype needs a value")?;
+                if !["f32", "f64", "bf16", "f16"].contains(&a.dtype.as_str()) {
+                    return Err(format!("--dtype: expected f32, f64, bf16 or f16, got {}", a.dtype));
+                }
+            }
             "-h" | "--help" => {
                 return Err("usage: bench [--batch B] [--heads H] [--kv-heads HKV] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--naive] [--json]".into());
             }
@@ -80,7 +96,7 @@ fn random(shape: &[usize], seed: u64) -> Result<Tensor, attn::Error> {
 }
 
 /// Head `h` of a [B, H, S, D] tensor as a [S, D] view.
-fn head<'a>(t: &'a Tensor, h: usize) -> Result<TensorView<'a, f32>, attn::Error> {
+fn head<'a, T: Element>(t: &'a Tensor<T>, h: usize) -> Result<TensorView<'a, T>, attn::Error> {
     let s = t.shape();
     let (rows, cols) = (s[2], s[3]);
     TensorView::from_strided(t.as_slice(), &[rows, cols], &[cols, 1], h * rows * cols)
@@ -99,9 +115,17 @@ fn naive(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, attn::Error> {
     Tensor::from_vec(&[s[0], s[1], sq, dv], out)
 }
 
-fn run(a: &Args, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, attn::Error> {
+fn run<T: AttentionElement>(
+    a: &Args,
+    q: &Tensor<T>,
+    k: &Tensor<T>,
+    v: &Tensor<T>,
+) -> Result<Tensor<T>, attn::Error> {
     if a.naive {
-        return naive(q, k, v);
+        // f32 only (checked in `bench`).
+        let f = |t: &Tensor<T>| t.map(|x| x.to_f64() as f32);
+        let o = naive(&f(q), &f(k), &f(v))?;
+        return Ok(o.map(|x| T::from_f64(f64::from(x))));
     }
     if a.causal {
         return attn::Attention::new().causal(true).run(q, k, v);
@@ -117,25 +141,33 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = bench(&a) {
+    let result = match a.dtype.as_str() {
+        "f64" => bench::<f64>(&a),
+        "bf16" => bench::<bf16>(&a),
+        "f16" => bench::<f16>(&a),
+        _ => bench::<f32>(&a),
+    };
+    if let Err(e) = result {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
 }
 
-fn bench(a: &Args) -> Result<(), attn::Error> {
+fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
     attn::set_num_threads(a.threads);
     let sk = a.kv_seq.unwrap_or(a.seq);
-    let q = random(&[a.batch, a.heads, a.seq, a.dim], 1)?;
     let hkv = a.kv_heads.unwrap_or(a.heads);
-    if a.naive && (a.causal || hkv != a.heads) {
+    if a.naive && (a.causal || hkv != a.heads || a.dtype != "f32") {
         return Err(attn::Error::Unsupported {
             op: "bench",
-            message: "--naive times plain attention only (no --causal, no --kv-heads)".into(),
+            message: "--naive times plain f32 attention only (no --causal, --kv-heads, --dtype)"
+                .into(),
         });
     }
-    let k = random(&[a.batch, hkv, sk, a.dim], 2)?;
-    let v = random(&[a.batch, hkv, sk, a.dim], 3)?;
+    let convert = |t: Tensor| t.map(|x| T::from_f64(f64::from(x)));
+    let q = convert(random(&[a.batch, a.heads, a.seq, a.dim], 1)?);
+    let k = convert(random(&[a.batch, hkv, sk, a.dim], 2)?);
+    let v = convert(random(&[a.batch, hkv, sk, a.dim], 3)?);
 
     // Correctness on the first and last head, against the f64 reference.
     let out = run(a, &q, &k, &v)?;
@@ -149,8 +181,9 @@ fn bench(a: &Args) -> Result<(), attn::Error> {
             causal: a.causal,
             ..Default::default()
         };
-        let expected = reference::attention_with(&qh, &kh, &vh, &options)?;
-        let c = reference::compare(&head(&out, h)?, &expected, 1e-4, 1e-5)?;
+        let wide = |x: TensorView<'_, T>| x.to_tensor().to_f64();
+        let expected = reference::attention_with(&wide(qh), &wide(kh), &wide(vh), &options)?;
+        let c = reference::compare(&head(&out, h)?, &expected, 0.0, 0.0)?;
         max_abs_err = max_abs_err.max(c.max_abs_err);
     }
 
@@ -170,7 +203,8 @@ fn bench(a: &Args) -> Result<(), attn::Error> {
     let flops = 4.0 * (a.batch * a.heads * a.seq * sk * a.dim) as f64;
     let gflops = flops / median / 1e9;
     println!(
-        "attention B={} H={} Hkv={hkv} Sq={} Sk={} D={} threads={}{}: median {:.3} ms over {} calls, {:.1} GFLOP/s, max abs err {:.2e}",
+        "attention {} B={} H={} Hkv={hkv} Sq={} Sk={} D={} threads={}{}: median {:.3} ms over {} calls, {:.1} GFLOP/s, max abs err {:.2e}",
+        a.dtype,
         a.batch,
         a.heads,
         a.seq,

@@ -5,7 +5,8 @@ mod common;
 
 use attn::isa::{self, Isa};
 use attn::reference;
-use common::{Rng, assert_close};
+use attn::half::{bf16, f16};
+use common::{Rng, assert_close, assert_close_tol};
 
 #[test]
 fn every_supported_variant_matches_the_reference() {
@@ -37,6 +38,21 @@ fn every_supported_variant_matches_the_reference() {
             &attn::softmax(&a).unwrap(),
             &reference::softmax(&a).unwrap(),
         );
+        // The other dtypes' kernels (bf16's tail loads differ from the others'; f16 conversions
+        // are instructions on v3/v4 and library calls on the baseline).
+        let (qb, kb, vb) = (q.map(bf16::from_f32), k.map(bf16::from_f32), v.map(bf16::from_f32));
+        let wide = |t: &attn::Tensor<bf16>| t.map(f32::from);
+        let expected_b = reference::attention(&wide(&qb), &wide(&kb), &wide(&vb), None).unwrap();
+        let got = attn::attention(&qb, &kb, &vb).unwrap().map(f32::from);
+        assert_close_tol(&got, &expected_b, 2.0f64.powi(-8), 1e-5);
+        let (qh, kh, vh) = (q.map(f16::from_f32), k.map(f16::from_f32), v.map(f16::from_f32));
+        let wide = |t: &attn::Tensor<f16>| t.map(f32::from);
+        let expected_h = reference::attention(&wide(&qh), &wide(&kh), &wide(&vh), None).unwrap();
+        let got = attn::attention(&qh, &kh, &vh).unwrap().map(f32::from);
+        assert_close_tol(&got, &expected_h, 2.0f64.powi(-10), 1e-5);
+        let got = attn::attention(&q.map(f64::from), &k.map(f64::from), &v.map(f64::from)).unwrap();
+        let c = reference::compare(&got, &expected, 1e-12, 1e-13).unwrap();
+        assert!(c.ok, "f64 on {level:?}: {c:?}");
         ran.push(level);
     }
     isa::force(None).unwrap();

@@ -4,7 +4,7 @@
 
 use attn_build::{
     Build, CompiledKernel,
-    graph::{Dim, Graph, KernelDef, Layout, Scale, TensorType},
+    graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, Scale, TensorType},
 };
 use std::{path::PathBuf, process::Command};
 
@@ -28,8 +28,37 @@ fn attention(name: &str, ty: TensorType, scale: Option<f32>, layout: Layout) -> 
     KernelDef::new(name, g, o).with_layout(layout)
 }
 
+/// Rank-`rank` f32 attention with options: grouped heads come from the shapes at run time,
+/// `causal` is the bottom-right aligned flag, the mask (if `mask_rank`) an input after the scale.
+fn attention_with(name: &str, rank: usize, mask_rank: Option<usize>, causal: bool) -> KernelDef {
+    let mut g = Graph::new();
+    let ty = TensorType::f32_dynamic(rank);
+    let q = g.input("q", ty.clone());
+    let k = g.input("k", ty.clone());
+    let v = g.input("v", ty);
+    let s = g.input("scale", TensorType::f32_dynamic(0));
+    let mask = mask_rank.map(|r| g.input("mask", TensorType::f32_dynamic(r)));
+    let o = g
+        .attention_with(
+            q,
+            k,
+            v,
+            Scale::Input(s),
+            AttentionOptions {
+                mask,
+                positions: None,
+                causal,
+            },
+        )
+        .unwrap();
+    KernelDef::new(name, g, o)
+}
+
 fn kernels() -> Vec<KernelDef> {
     vec![
+        attention_with("flash_r4_gqa_causal_mask", 4, Some(4), true),
+        attention_with("flash_r3_gqa_mask2", 3, Some(2), false),
+        attention_with("flash_r2_causal", 2, None, true),
         attention(
             "flash_r2",
             TensorType::f32_dynamic(2),
@@ -156,6 +185,9 @@ void R3(D3 *, D3 *, D3 *, D0 *, D3 *);
 void R4(Desc *, Desc *, Desc *, D0 *, Desc *);
 void STATIC(D2 *, D2 *, D2 *, D2 *);
 void MIXED(D2 *, D2 *, D2 *, D2 *);
+void GQA4(Desc *, Desc *, Desc *, D0 *, Desc *, Desc *);
+void GQA3(D3 *, D3 *, D3 *, D0 *, D2 *, D3 *);
+void CAUSAL2(D2 *, D2 *, D2 *, D0 *, D2 *);
 static uint64_t rs = 88172645463325252ull;
 static float rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f; }
 /* A (B, H, S, D) tensor stored as (B, S, H, D) with an offset, padded rows and inner stride s1. */
@@ -196,7 +228,62 @@ static void check(const char *what, Desc q, Desc k, Desc v, Desc o, double scale
   printf("%s B=%ld H=%ld Sq=%ld Sk=%ld D=%ld Dv=%ld: error/tolerance %.3g\n", what, (long)q.sz[0], (long)q.sz[1], (long)sq, (long)sk, (long)d, (long)dv, worst);
   if (!(worst <= 1.0)) failures++;
 }
+/* With options: query head h reads key/value head h / (Hq / Hkv); the mask (NULL: none) is
+   read at head 0 when its head dim is 1; causal: key j visible to query i when j <= i + Sk - Sq. */
+static void check_opts(const char *what, Desc q, Desc k, Desc v, Desc o, double scale, const Desc *mask, int causal) {
+  int64_t sq = q.sz[2], d = q.sz[3], sk = k.sz[2], dv = v.sz[3], g = q.sz[1] / k.sz[1];
+  double *s = malloc((size_t)sk * sizeof(double)), worst = 0;
+  for (int64_t b = 0; b < q.sz[0]; b++) for (int64_t h = 0; h < q.sz[1]; h++) for (int64_t i = 0; i < sq; i++) {
+    double m = -INFINITY, l = 0;
+    for (int64_t j = 0; j < sk; j++) {
+      double a = 0;
+      for (int64_t t = 0; t < d; t++) a += (double)AT(q, b, h, i, t) * AT(k, b, h / g, j, t);
+      s[j] = a * scale;
+      if (mask) s[j] += AT(*mask, mask->sz[0] == 1 ? 0 : b, mask->sz[1] == 1 ? 0 : h, i, j);
+      if (causal && j > i + sk - sq) s[j] = -INFINITY;
+      if (s[j] > m) m = s[j];
+    }
+    for (int64_t j = 0; j < sk; j++) { s[j] = m == -INFINITY ? 0 : exp(s[j] - m); l += s[j]; }
+    for (int64_t c = 0; c < dv; c++) {
+      double a = 0;
+      for (int64_t j = 0; j < sk; j++) a += s[j] * AT(v, b, h / g, j, c);
+      a = l > 0 ? a / l : 0;
+      double e = fabs(a - AT(o, b, h, i, c)) / (1e-5 + 1e-4 * fabs(a));
+      if (!(e <= worst)) worst = e;
+    }
+  }
+  free(s);
+  printf("%s B=%ld Hq=%ld Hkv=%ld Sq=%ld Sk=%ld D=%ld Dv=%ld: error/tolerance %.3g\n", what, (long)q.sz[0], (long)q.sz[1], (long)k.sz[1], (long)sq, (long)sk, (long)d, (long)dv, worst);
+  if (!(worst <= 1.0)) failures++;
+}
+static void gqa_cases(void) {
+  static const int64_t shapes[][7] = {{2, 6, 2, 45, 70, 40, 20}, {1, 4, 1, 9, 30, 12, 5}, {1, 3, 3, 70, 33, 16, 16}, {2, 2, 1, 1, 300, 64, 64}};
+  for (unsigned n = 0; n < sizeof shapes / sizeof shapes[0]; n++) {
+    const int64_t *x = shapes[n];
+    float scale = 0.25f; D0 sc = {&scale, &scale, 0};
+    Desc q = mk(x[0], x[1], x[3], x[5], 1, 3, 0), k = mk(x[0], x[2], x[4], x[5], 1, 0, 2), v = mk(x[0], x[2], x[4], x[6], 1, 1, 0), o = mk(x[0], x[1], x[3], x[6], 1, 0, 0);
+    /* [B, 1, Sq, Sk]: broadcast over heads; some keys removed. */
+    Desc m = mk(x[0], 1, x[3], x[4], 1, 0, 0);
+    for (int64_t i = 0; i < x[0] * x[3] * x[4]; i++) if (i % 5 == 2) m.p[i] = -INFINITY;
+    GQA4(&q, &k, &v, &sc, &m, &o);
+    check_opts("r4 gqa causal mask[B,1,Sq,Sk]", q, k, v, o, scale, &m, 1);
+    if (x[0] == 1) {
+      Desc m2 = mk(1, 1, x[3], x[4], 1, 0, 0);
+      D3 a = d3(q), b = d3(k), c = d3(v), e = d3(o); D2 mm = d2(m2);
+      GQA3(&a, &b, &c, &sc, &mm, &e);
+      check_opts("r3 gqa mask[Sq,Sk]", q, k, v, o, scale, &m2, 0);
+      free(m2.a);
+      Desc q1 = mk(1, 1, x[3], x[5], 1, 0, 0), k1 = mk(1, 1, x[4], x[5], 1, 0, 0), v1 = mk(1, 1, x[4], x[6], 1, 0, 0), o1 = mk(1, 1, x[3], x[6], 1, 0, 0);
+      D2 a2 = d2(q1), b2 = d2(k1), c2 = d2(v1), e2 = d2(o1);
+      CAUSAL2(&a2, &b2, &c2, &sc, &e2);
+      check_opts("r2 causal", q1, k1, v1, o1, scale, NULL, 1);
+      free(q1.a); free(k1.a); free(v1.a); free(o1.a);
+    }
+    free(q.a); free(k.a); free(v.a); free(o.a); free(m.a);
+  }
+}
 int main(void) {
+  gqa_cases();
   static const int64_t shapes[][4] = {{1, 1, 1, 1}, {37, 53, 80, 24}, {512, 64, 64, 64}, {300, 700, 33, 17},
     {257, 25, 8, 16}, {5, 24, 8, 8}, {3, 3, 200, 3}, {1, 200, 64, 64}, {200, 1, 64, 64}, {511, 513, 65, 63}};
   for (unsigned n = 0; n < sizeof shapes / sizeof shapes[0]; n++) {
@@ -267,6 +354,9 @@ fn fused_attention_matches_the_reference() {
         ("R4", "flash_r4"),
         ("STATIC", "flash_static"),
         ("MIXED", "flash_mixed"),
+        ("GQA4", "flash_r4_gqa_causal_mask"),
+        ("GQA3", "flash_r3_gqa_mask2"),
+        ("CAUSAL2", "flash_r2_causal"),
     ] {
         cmd.arg(format!("-D{macro_name}={}", symbol(kernel)));
     }
@@ -287,6 +377,6 @@ fn fused_attention_matches_the_reference() {
         run.status.success(),
         "results differ from the reference:\n{stdout}"
     );
-    assert!(stdout.lines().count() >= 24, "{stdout}");
+    assert!(stdout.lines().count() >= 32, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
