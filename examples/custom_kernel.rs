@@ -8,6 +8,7 @@
 //! cargo run --release --example custom_kernel
 //! ```
 
+use attn::half::bf16;
 use attn::{Tensor, reference};
 
 attn::attention! {
@@ -18,6 +19,24 @@ attn::attention! {
     pub fn scores(q: [64, 32], k: [64, 32]) -> [64, 64] {
         softmax(scale(matmul(q, transpose(k)), 0.125))
     }
+
+    /// Causal grouped-query attention in bf16: 8 query heads over 2 key/value heads, 64 tokens,
+    /// head dim 64. The arguments are `attn::half::bf16` arrays.
+    #[attn(causal, kv_heads = 2, dtype = bf16)]
+    pub fn gqa(q: [1, 8, 64, 64], k: [1, 2, 64, 64], v: [1, 2, 64, 64]) -> [1, 8, 64, 64];
+}
+
+type Heads<const H: usize> = [[[[bf16; 64]; 64]; H]; 1];
+
+/// A `[1, H, 64, 64]` bf16 array of deterministic values in [-1, 1), and the same as a tensor.
+fn heads<const H: usize>(seed: u64) -> Result<(Box<Heads<H>>, Tensor<bf16>), attn::Error> {
+    let t = Tensor::<bf16>::random(&[1, H, 64, 64], seed)?;
+    let mut a = Box::new([[[[bf16::ZERO; 64]; 64]; H]; 1]);
+    a.as_flattened_mut()
+        .as_flattened_mut()
+        .as_flattened_mut()
+        .copy_from_slice(t.as_slice());
+    Ok((a, t))
 }
 
 /// Fills a nested array with a deterministic pattern in [-1, 1).
@@ -63,6 +82,29 @@ fn main() -> Result<(), attn::Error> {
     let c = reference::compare(&tensor(&*p)?, &expected, 1e-4, 1e-6)?;
     println!(
         "scores: row 0 sums to {row_sum:.6}, max abs err {:.2e}",
+        c.max_abs_err
+    );
+
+    // bf16 in, bf16 out: computed in f32, the output rounded once (relative error 2^-8).
+    let ((q, qt), (k, kt), (v, vt)) = (heads::<8>(6)?, heads::<2>(7)?, heads::<2>(8)?);
+    let out = gqa(&q, &k, &v);
+    let expected = reference::attention_with(
+        &qt,
+        &kt,
+        &vt,
+        &reference::AttentionOptions {
+            causal: true,
+            ..Default::default()
+        },
+    )?;
+    let out = Tensor::from_vec(
+        &[1, 8, 64, 64],
+        out.as_flattened().as_flattened().as_flattened().to_vec(),
+    )?;
+    let c = reference::compare(&out, &expected, 1.0 / 256.0, 1e-5)?;
+    assert!(c.ok, "{c:?}");
+    println!(
+        "gqa (causal, bf16, 8 query heads over 2 key/value heads): max abs err {:.2e}",
         c.max_abs_err
     );
     Ok(())

@@ -67,8 +67,18 @@ pub use attn_runtime::{ndarray, ndarray_interop};
 /// attn::attention! {
 ///     /// Single-head attention over 128 tokens, head dim 64.
 ///     pub fn window(q: [128, 64], k: [128, 64], v: [128, 64]) -> [128, 64];
+///
+///     /// Causal grouped-query attention in bf16 with an additive f32 mask.
+///     #[attn(causal, kv_heads = 2, dtype = bf16)]
+///     pub fn gqa(q: [1, 8, 64, 64], k: [1, 2, 64, 64], v: [1, 2, 64, 64], mask: [64, 64]) -> [1, 8, 64, 64];
 /// }
+/// // window(&q, &k, &v) -> Box<[[f32; 64]; 128]>
+/// // gqa(&q, &k, &v, &mask) with q: &[[[[attn::half::bf16; 64]; 64]; 8]; 1], mask: &[[f32; 64]; 64]
 /// ```
+///
+/// Options (`#[attn(scale = .., causal, kv_heads = .., dtype = f32 | f64 | bf16 | f16)]`), masks
+/// and bodies of primitives are described in the README ("Declaring your own kernels") and in
+/// `attn_runtime::syntax`.
 pub use attn_macros::attention;
 
 /// Paths used by code that `attention!` generates. Not a stable API.

@@ -364,12 +364,9 @@ impl Build {
                 symbol: symbol.clone(),
                 location: f.location.clone(),
             });
-            manifest.kernels.push(ManifestKernel {
-                name: f.kernel.name.clone(),
-                symbol,
-                location: f.location.clone(),
-                canonical: f.kernel.canonical(),
-            });
+            manifest
+                .kernels
+                .push(ManifestKernel::new(&f.kernel, &f.location));
         }
         Ok(Plan { kernels, manifest })
     }

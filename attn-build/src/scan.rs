@@ -8,8 +8,11 @@
 
 use crate::{
     Error,
-    graph::{Graph, KernelDef, Layout, Scale, TensorType, Value},
+    graph::{
+        AttentionOptions, Dim, ElementType, Graph, KernelDef, Layout, Scale, TensorType, Value,
+    },
 };
+use attn_runtime::DType;
 use attn_runtime::syntax::{self, Invocation, Kernel};
 use std::{fs, path::Path};
 
@@ -97,15 +100,36 @@ fn is_attention(path: &syn::Path) -> bool {
     }
 }
 
+/// The graph's element type of a kernel's dtype.
+fn element_type(k: &Kernel, d: DType) -> Result<ElementType, Error> {
+    match d {
+        DType::F32 => Ok(ElementType::F32),
+        DType::F64 => Ok(ElementType::F64),
+        DType::BF16 => Ok(ElementType::BF16),
+        DType::F16 => Ok(ElementType::F16),
+        other => Err(Error::Config(format!(
+            "kernel `{}`: element type {other} is not supported by this attn-build",
+            k.name
+        ))),
+    }
+}
+
+/// A static tensor type.
+fn static_type(element: ElementType, shape: &[usize]) -> TensorType {
+    let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Static(d)).collect();
+    TensorType::new(element, &dims)
+}
+
 /// The kernel as a graph with static shapes and contiguous arguments (what [`Build::file`](crate::Build::file)
-/// compiles, and what `attnc` shows).
+/// compiles, and what `attnc` shows): element types as declared (masks f32), attention options
+/// (scale constant, mask, causal) as [`AttentionOptions`].
 pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
     let mut g = Graph::new();
-    let inputs: Vec<Value> = k
-        .inputs
-        .iter()
-        .map(|i| g.input(&i.name, TensorType::f32_static(&i.shape)))
-        .collect();
+    let mut inputs: Vec<Value> = Vec::new();
+    for i in &k.inputs {
+        let ty = static_type(element_type(k, i.dtype)?, &i.shape);
+        inputs.push(g.input(&i.name, ty));
+    }
     let mut nodes: Vec<Value> = Vec::new();
     let val = |v: syntax::Value, nodes: &[Value]| match v {
         syntax::Value::Input(i) => inputs[i],
@@ -119,11 +143,23 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
             syntax::Op::Scale(a, f) => g.scale(val(*a, &nodes), *f),
             syntax::Op::Add(a, b) => g.add(val(*a, &nodes), val(*b, &nodes)),
             syntax::Op::Mul(a, b) => g.mul(val(*a, &nodes), val(*b, &nodes)),
-            syntax::Op::Attention { q, k, v, scale } => g.attention(
+            syntax::Op::Attention {
+                q,
+                k,
+                v,
+                scale,
+                mask,
+                causal,
+            } => g.attention_with(
                 val(*q, &nodes),
                 val(*k, &nodes),
                 val(*v, &nodes),
                 Scale::Constant(*scale),
+                AttentionOptions {
+                    mask: mask.map(|m| val(m, &nodes)),
+                    positions: None,
+                    causal: *causal,
+                },
             ),
             other => {
                 return Err(Error::Config(format!(
@@ -133,7 +169,7 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
             }
         }
         .map_err(|e| Error::Config(format!("kernel `{}`: {e}", k.name)))?;
-        let want = TensorType::f32_static(&node.shape);
+        let want = static_type(element_type(k, node.dtype)?, &node.shape);
         if g.ty(v) != &want {
             return Err(Error::Config(format!(
                 "kernel `{}`: the graph inferred {} where the spec inferred {want}",
@@ -207,6 +243,87 @@ mod tests {
             ir.contains("transformer.scale") && ir.contains("2.5e-1"),
             "{ir}"
         );
+    }
+
+    const OPTIONS: &str = r#"
+        attn::attention! {
+            #[attn(causal, kv_heads = 2, dtype = bf16)]
+            pub fn gqa(q: [2, 4, 8, 16], k: [2, 2, 8, 16], v: [2, 2, 8, 16], mask: [2, 1, 8, 8]) -> [2, 4, 8, 16];
+
+            #[attn(dtype = f64, scale = 0.5)]
+            pub fn wide(q: [3, 5, 8], k: [3, 7, 8], v: [3, 7, 4]) -> [3, 5, 4];
+
+            #[attn(dtype = f16)]
+            pub fn half(q: [6, 8], k: [9, 8], v: [9, 8]) -> [6, 8];
+
+            #[attn(dtype = f64)]
+            pub fn probs(q: [4, 8], k: [6, 8], m: [4, 6]) -> [4, 8] {
+                attention(q, k, k, mask = m, causal = true, scale = 0.25)
+            }
+        }
+    "#;
+
+    #[test]
+    fn options_and_dtypes_become_attention_options() {
+        let s = scan_source(OPTIONS, "src/lib.rs");
+        let defs: Vec<KernelDef> = s
+            .kernels
+            .iter()
+            .map(|f| kernel_def(&f.kernel).unwrap())
+            .collect();
+        assert_eq!(defs.len(), 4);
+
+        let g = &defs[0].graph;
+        let types: Vec<String> = g.inputs().iter().map(|v| g.ty(*v).to_string()).collect();
+        assert_eq!(
+            types,
+            [
+                "tensor<2x4x8x16xbf16>",
+                "tensor<2x2x8x16xbf16>",
+                "tensor<2x2x8x16xbf16>",
+                "tensor<2x1x8x8xf32>"
+            ]
+        );
+        assert_eq!(defs[0].output_type().to_string(), "tensor<2x4x8x16xbf16>");
+        match g.op(defs[0].output) {
+            crate::graph::Op::Attention {
+                scale,
+                mask,
+                positions,
+                causal,
+                ..
+            } => {
+                assert_eq!(*scale, Scale::Constant(0.25));
+                assert_eq!(*mask, Some(g.inputs()[3]));
+                assert_eq!(*positions, None);
+                assert!(*causal);
+            }
+            other => panic!("{other:?}"),
+        }
+        let ir = defs[0].to_transformer_ir("gqa");
+        assert!(ir.contains("causal = true"), "{ir}");
+        assert!(ir.contains("array<i32: 1, 1, 1, 1, 1, 0>"), "{ir}");
+        assert!(ir.contains("memref<2x4x8x16xbf16>"), "{ir}");
+        assert!(
+            ir.contains("tensor<f32>"),
+            "bf16 computes (and scales) in f32: {ir}"
+        );
+
+        let ir = defs[1].to_transformer_ir("wide");
+        assert!(ir.contains("dense<5.0e-1> : tensor<f64>"), "{ir}");
+        assert!(ir.contains("causal = false"), "{ir}");
+        assert_eq!(defs[1].output_type().to_string(), "tensor<3x5x4xf64>");
+
+        assert_eq!(defs[2].output_type().to_string(), "tensor<6x8xf16>");
+
+        let ir = defs[3].to_transformer_ir("probs");
+        assert!(
+            ir.contains(
+                "(tensor<4x8xf64>, tensor<6x8xf64>, tensor<6x8xf64>, tensor<f64>, tensor<4x6xf32>)"
+            ),
+            "{ir}"
+        );
+        assert!(ir.contains("causal = true"), "{ir}");
     }
 
     #[test]

@@ -70,6 +70,26 @@ fn every_stage_prints_its_ir_after_the_c_abi() {
 }
 
 #[test]
+fn c_abi_spells_element_types() {
+    let spec = "#[attn(causal, kv_heads = 2, dtype = bf16)]\n\
+                fn gqa(q: [1, 4, 8, 16], k: [1, 2, 8, 16], v: [1, 2, 8, 16], mask: [8, 8]) -> [1, 4, 8, 16];";
+    let (abi, _) = ok(&[spec, "--emit", "abi"]);
+    assert!(abi.contains("struct attn_memref_bf16_r4 {"), "{abi}");
+    assert!(abi.contains("uint16_t *aligned;"), "{abi}");
+    assert!(abi.contains("struct attn_memref_f32_r2 {"), "{abi}");
+    assert!(
+        abi.contains("const struct attn_memref_f32_r2 *mask /* [8, 8] */,\n    struct attn_memref_bf16_r4 *out /* [1, 4, 8, 16] */);"),
+        "{abi}"
+    );
+    let (abi, _) = ok(&[
+        "#[attn(dtype = f64)] fn s(x: [3]) -> [3] { softmax(x) }",
+        "--emit",
+        "abi",
+    ]);
+    assert!(abi.contains("double  *allocated;"), "{abi}");
+}
+
+#[test]
 fn c_abi_has_one_descriptor_per_argument() {
     let spec = "fn scores(q: [6, 5], k: [7, 5]) -> [6, 7] { softmax(scale(matmul(q, transpose(k)), 0.5)) }\n\
                 fn norm(x: [2, 3, 4]) -> [2, 3, 4] { softmax(x) }";

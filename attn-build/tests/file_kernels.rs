@@ -2,6 +2,7 @@
 //! lists them, and a rebuild of unchanged kernels compiles nothing.
 
 use attn_build::Build;
+use attn_runtime::DType;
 use attn_runtime::syntax::{Invocation, MANIFEST_EXTENSION, Manifest};
 use std::{fs, path::PathBuf};
 
@@ -83,6 +84,94 @@ fn file_kernels_compile_with_macro_symbols() {
     )
     .unwrap();
     assert!(build().kernels.iter().all(|k| k.cached));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+const OPTIONS_SRC: &str = r#"
+attn::attention! {
+    #[attn(causal, kv_heads = 2, dtype = bf16)]
+    pub fn gqa(q: [1, 4, 8, 16], k: [1, 2, 8, 16], v: [1, 2, 8, 16], mask: [1, 1, 8, 8]) -> [1, 4, 8, 16];
+    #[attn(dtype = f64)]
+    pub fn wide(q: [4, 8], k: [6, 8], bias: [4, 6]) -> [4, 8] {
+        attention(q, k, k, mask = bias, causal = true)
+    }
+    #[attn(dtype = f16)]
+    pub fn plain(q: [3, 8], k: [5, 8], v: [5, 8]) -> [3, 8];
+    #[attn(dtype = f16, causal)]
+    pub fn plain_causal(q: [3, 8], k: [5, 8], v: [5, 8]) -> [3, 8];
+}
+"#;
+
+#[test]
+fn option_kernels_compile_with_their_dtypes() {
+    let dir = scratch("options");
+    let src = dir.join("lib.rs");
+    fs::write(&src, OPTIONS_SRC).unwrap();
+    let out = dir.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let report = Build::new()
+        .file(&src)
+        .out_dir(&out)
+        .cargo_metadata(false)
+        .compile("optionkernels")
+        .unwrap();
+    let names: Vec<&str> = report.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["gqa", "wide", "plain", "plain_causal"]);
+    let types: Vec<String> = report.kernels[0]
+        .args
+        .iter()
+        .map(|(n, t)| format!("{n}: {t}"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "q: tensor<1x4x8x16xbf16>",
+            "k: tensor<1x2x8x16xbf16>",
+            "v: tensor<1x2x8x16xbf16>",
+            "mask: tensor<1x1x8x8xf32>",
+            "out: tensor<1x4x8x16xbf16>"
+        ]
+    );
+    assert_eq!(report.kernels[1].args[2].1.to_string(), "tensor<4x6xf32>");
+    assert_eq!(report.kernels[1].args[3].1.to_string(), "tensor<4x8xf64>");
+
+    let kernels = syn::parse_str::<Invocation>(
+        OPTIONS_SRC
+            .trim()
+            .strip_prefix("attn::attention! {")
+            .unwrap()
+            .strip_suffix('}')
+            .unwrap(),
+    )
+    .unwrap()
+    .check()
+    .unwrap();
+    let m = Manifest::read_dir(&out).unwrap().unwrap();
+    for ((r, k), mk) in report.kernels.iter().zip(&kernels).zip(&m.kernels) {
+        // The macro's symbols, and the manifest says which element types each argument has.
+        assert_eq!(r.symbol, k.symbol());
+        assert_eq!(mk.symbol, k.symbol());
+        assert_eq!(mk.canonical, k.canonical());
+        let want: Vec<DType> = k
+            .inputs
+            .iter()
+            .map(|i| i.dtype)
+            .chain([k.output_dtype()])
+            .collect();
+        assert_eq!(mk.dtypes, want);
+    }
+    assert_eq!(
+        m.kernels[0].dtypes,
+        [
+            DType::BF16,
+            DType::BF16,
+            DType::BF16,
+            DType::F32,
+            DType::BF16
+        ]
+    );
+    // Options are part of the symbol: the causal twin is another kernel.
+    assert_ne!(report.kernels[2].symbol, report.kernels[3].symbol);
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -46,6 +46,15 @@ const TOKENS: &[&str] = &[
     "#[attn(scale = 0.5)]",
     "#[attn(dtype = f32)]",
     "#[attn(bogus)]",
+    "#[attn(kv_heads = 2)]",
+    "#[attn(dtype = bf16)]",
+    "#[attn(dtype = f16)]",
+    "#[attn(causal, kv_heads = 1, dtype = f64)]",
+    "mask",
+    "causal",
+    "true",
+    "kv_heads",
+    "bf16",
     "///",
     "0",
     "1",
@@ -90,7 +99,7 @@ fn shape() -> impl Strategy<Value = Vec<usize>> {
 }
 
 fn expr(depth: u32) -> BoxedStrategy<String> {
-    let leaf = prop::sample::select(vec!["a", "b", "c", "zz"]).prop_map(String::from);
+    let leaf = prop::sample::select(vec!["a", "b", "c", "d", "zz"]).prop_map(String::from);
     leaf.prop_recursive(depth, 24, 3, |inner| {
         prop_oneof![
             (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("matmul({x}, {y})")),
@@ -105,6 +114,23 @@ fn expr(depth: u32) -> BoxedStrategy<String> {
             (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("mul({x}, {y})")),
             (inner.clone(), inner.clone(), inner.clone())
                 .prop_map(|(x, y, z)| format!("attention({x}, {y}, {z})")),
+            (
+                inner.clone(),
+                inner.clone(),
+                inner.clone(),
+                inner.clone(),
+                prop::sample::select(vec![
+                    "",
+                    ", causal = true",
+                    ", causal = false",
+                    ", scale = 0.5",
+                    ", causal = maybe",
+                    ", mask = d",
+                ]),
+            )
+                .prop_map(|(x, y, z, m, extra)| format!(
+                    "attention({x}, {y}, {z}, mask = {m}{extra})"
+                )),
             (inner.clone(), inner).prop_map(|(x, y)| format!("unknown({x}, {y})")),
         ]
     })
@@ -121,28 +147,63 @@ fn show(s: &[usize]) -> String {
     )
 }
 
+fn options() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "",
+        "#[attn(causal)]",
+        "#[attn(kv_heads = 1)]",
+        "#[attn(kv_heads = 2)]",
+        "#[attn(dtype = f64)]",
+        "#[attn(dtype = bf16)]",
+        "#[attn(dtype = f16, causal)]",
+        "#[attn(causal, kv_heads = 2, dtype = bf16, scale = 0.125)]",
+        "#[attn(dtype = f8)]",
+    ])
+}
+
 fn structured() -> impl Strategy<Value = String> {
-    (shape(), shape(), shape(), shape(), expr(3), any::<bool>()).prop_map(
-        |(a, b, c, out, body, decl)| {
-            if decl {
-                format!(
-                    "pub fn k(a: {}, b: {}, c: {}) -> {};",
-                    show(&a),
-                    show(&b),
-                    show(&c),
-                    show(&out)
-                )
-            } else {
-                format!(
-                    "pub fn k(a: {}, b: {}, c: {}) -> {} {{ {body} }}",
-                    show(&a),
-                    show(&b),
-                    show(&c),
-                    show(&out)
-                )
-            }
-        },
+    (
+        (shape(), shape(), shape(), shape(), shape()),
+        expr(3),
+        0..3u8,
+        options(),
     )
+        .prop_map(|((a, b, c, d, out), body, form, options)| {
+            let (a, b, c, d, out) = (show(&a), show(&b), show(&c), show(&d), show(&out));
+            match form {
+                0 => format!("{options} pub fn k(a: {a}, b: {b}, c: {c}) -> {out};"),
+                1 => format!("{options} pub fn k(a: {a}, b: {b}, c: {c}, mask: {d}) -> {out};"),
+                _ => format!(
+                    "{options} pub fn k(a: {a}, b: {b}, c: {c}, d: {d}) -> {out} {{ {body} }}"
+                ),
+            }
+        })
+}
+
+/// 4-D grouped-query shapes with masks, where most specs are valid: the graph API agrees.
+fn attention_specs() -> impl Strategy<Value = String> {
+    (
+        1usize..=2,
+        1usize..=3,
+        1usize..=3,
+        1usize..=4,
+        1usize..=5,
+        1usize..=4,
+        0..4u8,
+        options(),
+    )
+        .prop_map(|(b, hkv, group, sq, sk, d, mask, options)| {
+            let hq = hkv * group;
+            let m = match mask {
+                0 => String::new(),
+                1 => format!(", mask: [{sq}, {sk}]"),
+                2 => format!(", mask: [{b}, 1, {sq}, {sk}]"),
+                _ => format!(", mask: [1, {hq}, {sq}, {sk}]"),
+            };
+            format!(
+                "{options} fn g(q: [{b}, {hq}, {sq}, {d}], k: [{b}, {hkv}, {sk}, {d}], v: [{b}, {hkv}, {sk}, {d}]{m}) -> [{b}, {hq}, {sq}, {d}];"
+            )
+        })
 }
 
 /// Parses and checks `src`; panics inside are caught and reported as test failures.
@@ -156,10 +217,19 @@ fn parse_and_check(src: &str) {
                 assert_eq!(k.canonical(), k.canonical());
                 assert!(k.symbol().starts_with("attn_"));
                 assert!(!k.output_shape().is_empty() && k.output_shape().iter().all(|&d| d > 0));
+                assert_eq!(k.output_dtype(), k.dtype);
+                // The build script's graph accepts every kernel the grammar accepts, with the
+                // same shapes and element types.
+                if let Err(e) = attn_build::scan::kernel_def(&k) {
+                    panic!("the graph rejects {}: {e}", k.canonical());
+                }
             }
         }
     }));
-    assert!(outcome.is_ok(), "the grammar panicked on: {src}");
+    assert!(
+        outcome.is_ok(),
+        "the grammar panicked (or disagreed with the graph) on: {src}"
+    );
 }
 
 proptest! {
@@ -172,6 +242,11 @@ proptest! {
 
     #[test]
     fn random_specs_never_panic(src in structured()) {
+        parse_and_check(&src);
+    }
+
+    #[test]
+    fn attention_specs_agree_with_the_graph(src in attention_specs()) {
         parse_and_check(&src);
     }
 }

@@ -8,6 +8,14 @@
 //! }
 //! // pub fn window(q: &[[f32; 64]; 128], k: .., v: ..) -> Box<[[f32; 64]; 128]>
 //! // pub fn window_into(q: &[[f32; 64]; 128], k: .., v: .., out: &mut [[f32; 64]; 128])
+//!
+//! attn::attention! {
+//!     /// Causal grouped-query attention in bf16, with an additive f32 mask.
+//!     #[attn(causal, kv_heads = 2, dtype = bf16)]
+//!     pub fn gqa(q: [1, 8, 16, 64], k: [1, 2, 16, 64], v: [1, 2, 16, 64], mask: [16, 16]) -> [1, 8, 16, 64];
+//! }
+//! // pub fn gqa(q: &[[[[attn::half::bf16; 64]; 16]; 8]; 1], .., mask: &[[f32; 16]; 16])
+//! //     -> Box<[[[[attn::half::bf16; 64]; 16]; 8]; 1]>
 //! ```
 //!
 //! The grammar, shape inference and symbol names come from `attn_runtime::syntax`, the module the
@@ -15,6 +23,7 @@
 //! leaves a manifest of what it compiled in `OUT_DIR`, which this macro reads to report a kernel
 //! that was not compiled. This crate links no LLVM.
 
+use attn_runtime::DType;
 use attn_runtime::syntax::{Invocation, Kernel, KernelItem, Manifest};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -167,9 +176,31 @@ fn built(ctx: &Context, manifest: Option<&Manifest>, kernel: &Kernel) -> Result<
     ))
 }
 
-/// `[[f32; 64]; 128]` for `[128, 64]`.
-fn array_type(shape: &[usize]) -> TokenStream {
-    let mut t = quote!(f32);
+/// The Rust element type of `dtype`: `f32`, `f64`, or `half`'s types through `attn`'s re-export
+/// (users need no dependency on `half`).
+fn element_type(dtype: DType) -> TokenStream {
+    match dtype {
+        DType::F64 => quote!(f64),
+        DType::BF16 => quote!(::attn::half::bf16),
+        DType::F16 => quote!(::attn::half::f16),
+        _ => quote!(f32),
+    }
+}
+
+/// `attn_runtime::DType::<variant>` for `dtype`.
+fn dtype_variant(dtype: DType) -> proc_macro2::Ident {
+    let name = match dtype {
+        DType::F64 => "F64",
+        DType::BF16 => "BF16",
+        DType::F16 => "F16",
+        _ => "F32",
+    };
+    proc_macro2::Ident::new(name, Span::call_site())
+}
+
+/// `[[f32; 64]; 128]` for `[128, 64]` of f32.
+fn array_type(dtype: DType, shape: &[usize]) -> TokenStream {
+    let mut t = element_type(dtype);
     for d in shape.iter().rev() {
         t = quote!([#t; #d]);
     }
@@ -198,10 +229,26 @@ fn generate(item: &KernelItem, kernel: &Kernel) -> TokenStream {
         let ins = kernel
             .inputs
             .iter()
-            .map(|i| format!("{}: {:?}", i.name, i.shape))
+            .map(|i| format!("{}: {}{:?}", i.name, i.dtype, i.shape))
             .collect::<Vec<_>>()
             .join(", ");
-        format!("`({ins}) -> {:?}`", kernel.output_shape())
+        let mut options = Vec::new();
+        if item.options.causal.is_some() {
+            options.push("causal".to_string());
+        }
+        if let Some((n, _)) = item.options.kv_heads {
+            options.push(format!("{n} key/value heads"));
+        }
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", options.join(", "))
+        };
+        format!(
+            "`({ins}) -> {}{:?}`{options}",
+            kernel.output_dtype(),
+            kernel.output_shape()
+        )
     };
     let doc_main = if has_docs {
         quote!(#[doc = ""] #[doc = concat!("Kernel ", #sig, ", compiled ahead of time by the build script.")])
@@ -219,8 +266,18 @@ fn generate(item: &KernelItem, kernel: &Kernel) -> TokenStream {
     };
 
     let params: Vec<&syn::Ident> = item.params.iter().map(|p| &p.name).collect();
-    let types: Vec<TokenStream> = kernel.inputs.iter().map(|i| array_type(&i.shape)).collect();
-    let out_ty = array_type(kernel.output_shape());
+    let types: Vec<TokenStream> = kernel
+        .inputs
+        .iter()
+        .map(|i| array_type(i.dtype, &i.shape))
+        .collect();
+    let out_ty = array_type(kernel.output_dtype(), kernel.output_shape());
+    let in_dtypes: Vec<proc_macro2::Ident> = kernel
+        .inputs
+        .iter()
+        .map(|i| dtype_variant(i.dtype))
+        .collect();
+    let out_dtype = dtype_variant(kernel.output_dtype());
     let shapes: Vec<TokenStream> = kernel
         .inputs
         .iter()
@@ -271,14 +328,15 @@ fn generate(item: &KernelItem, kernel: &Kernel) -> TokenStream {
                 fn __attn_entry(#(#abi_params: *mut ::core::ffi::c_void),*);
             }
             static __ATTN_ARGS: [#rt::ffi::ArgSpec; #n_args] = [
-                #(#rt::ffi::ArgSpec::input(#in_names, #rt::DType::F32, #ranks),)*
-                #rt::ffi::ArgSpec::output("out", #rt::DType::F32, #out_rank),
+                #(#rt::ffi::ArgSpec::input(#in_names, #rt::DType::#in_dtypes, #ranks),)*
+                #rt::ffi::ArgSpec::output("out", #rt::DType::#out_dtype, #out_rank),
             ];
             // SAFETY: `__attn_entry` is the C interface of the MLIR function that attn-build
-            // compiled for this very kernel: the symbol hashes the canonical spec (names, static
-            // shapes, computation) and the attn-runtime version, so a build that compiled anything
+            // compiled for this very kernel: the symbol hashes the canonical spec (names, element
+            // types, static shapes, computation and its options) and the attn-runtime version, so a build that compiled anything
             // else does not link. It takes one pointer to a memref descriptor per argument, the
-            // inputs and then the output, f32 with the ranks listed in `__ATTN_ARGS`; it reads only
+            // inputs and then the output, with the element types and ranks listed in
+            // `__ATTN_ARGS` (the element types of the argument types above); it reads only
             // the inputs, writes only the elements of the output, and keeps no state.
             static __ATTN_KERNEL: #rt::ffi::Kernel = unsafe {
                 #rt::ffi::Kernel::new(

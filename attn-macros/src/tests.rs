@@ -73,6 +73,7 @@ fn manifest_decides() {
         symbol: "attn_f_0000".into(),
         location: "src/other.rs:3".into(),
         canonical: "f(..)".into(),
+        dtypes: Vec::new(),
     });
     let e = built(&ctx(Some(&dir)), Some(&m), &k).unwrap_err();
     assert!(e.contains("different definition"), "{e}");
@@ -88,4 +89,84 @@ fn grammar_errors_become_compile_errors() {
     assert!(text.contains("compile_error"), "{text}");
     assert!(text.contains("differs from the inferred shape"), "{text}");
     assert!(!text.contains("fn f"), "{text}");
+}
+
+#[test]
+fn element_types_and_masks_reach_the_signatures() {
+    let tokens = quote! {
+        #[attn(causal, kv_heads = 2, dtype = bf16)]
+        pub fn gqa(q: [1, 4, 3, 8], k: [1, 2, 5, 8], v: [1, 2, 5, 8], mask: [3, 5]) -> [1, 4, 3, 8];
+    };
+    let text = expand(
+        tokens.clone(),
+        &Context {
+            docs_rs: true,
+            ..ctx(None)
+        },
+    )
+    .to_string();
+    let bf = "[[[[:: attn :: half :: bf16 ; 8usize] ; 3usize] ; 4usize] ; 1usize]";
+    let kv = "[[[[:: attn :: half :: bf16 ; 8usize] ; 5usize] ; 2usize] ; 1usize]";
+    for want in [
+        format!(
+            "pub fn gqa (q : & {bf} , k : & {kv} , v : & {kv} , mask : & [[f32 ; 5usize] ; 3usize]) -> :: std :: boxed :: Box < {bf} >"
+        ),
+        format!(
+            "pub fn gqa_into (q : & {bf} , k : & {kv} , v : & {kv} , mask : & [[f32 ; 5usize] ; 3usize] , out : & mut {bf})"
+        ),
+        "ArgSpec :: input (\"q\" , :: attn :: __private :: DType :: BF16 , 4usize)".into(),
+        "ArgSpec :: input (\"mask\" , :: attn :: __private :: DType :: F32 , 2usize)".into(),
+        "ArgSpec :: output (\"out\" , :: attn :: __private :: DType :: BF16 , 4usize)".into(),
+        "KernelFn :: A5 (__attn_entry)".into(),
+        "mask: f32[3, 5]) -> bf16[1, 4, 3, 8]` (causal, 2 key/value heads)".into(),
+    ] {
+        assert!(text.contains(&want), "missing `{want}` in {text}");
+    }
+    assert!(!text.contains("compile_error"), "{text}");
+    let k = kernel(tokens);
+    assert!(text.contains(&format!("_mlir_ciface_{}", k.symbol())));
+
+    let text = expand(
+        quote! { #[attn(dtype = f64)] fn s(x: [2, 3]) -> [2, 3] { softmax(x) } },
+        &Context {
+            docs_rs: true,
+            ..ctx(None)
+        },
+    )
+    .to_string();
+    assert!(
+        text.contains("fn s (x : & [[f64 ; 3usize] ; 2usize]) -> :: std :: boxed :: Box < [[f64 ; 3usize] ; 2usize] >"),
+        "{text}"
+    );
+    assert!(text.contains("DType :: F64"), "{text}");
+    let text = expand(
+        quote! { #[attn(dtype = f16)] fn h(q: [2, 4], k: [2, 4], v: [2, 4]) -> [2, 4]; },
+        &Context {
+            docs_rs: true,
+            ..ctx(None)
+        },
+    )
+    .to_string();
+    assert!(text.contains(":: attn :: half :: f16 ; 4usize"), "{text}");
+    assert!(text.contains("DType :: F16"), "{text}");
+}
+
+#[test]
+fn a_build_of_other_options_is_a_different_definition() {
+    let plain = kernel(quote!(fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8];));
+    let causal = kernel(quote!(#[attn(causal)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8];));
+    let dir = std::env::temp_dir().join(format!("attn-macros-test-opt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut m = Manifest::default();
+    m.kernels.push(attn_runtime::syntax::ManifestKernel::new(
+        &plain,
+        "src/lib.rs:3",
+    ));
+    let e = built(&ctx(Some(&dir)), Some(&m), &causal).unwrap_err();
+    assert!(
+        e.contains("different definition") && e.contains(",causal)"),
+        "{e}"
+    );
+    assert!(built(&ctx(Some(&dir)), Some(&m), &plain).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
 }

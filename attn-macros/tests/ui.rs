@@ -27,12 +27,7 @@ fn scan(items: &[syn::Item], file: &str, out: &mut Manifest) {
                 };
                 let Ok(kernels) = inv.check() else { continue };
                 for k in kernels {
-                    out.kernels.push(ManifestKernel {
-                        name: k.name.clone(),
-                        symbol: k.symbol(),
-                        location: file.to_string(),
-                        canonical: k.canonical(),
-                    });
+                    out.kernels.push(ManifestKernel::new(&k, file));
                 }
             }
             syn::Item::Mod(m) => {

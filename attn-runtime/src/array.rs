@@ -13,16 +13,19 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
+    impl Sealed for half::bf16 {}
+    impl Sealed for half::f16 {}
     impl<A: Sealed, const N: usize> Sealed for [A; N] {}
 }
 
-/// An element type (`f32`, `f64`) or a nested fixed-size array of one.
+/// An element type (`f32`, `f64`, [`half::bf16`], [`half::f16`]) or a nested fixed-size array of
+/// one.
 ///
 /// # Safety
 ///
 /// Implementors are laid out as `LEN` contiguous elements of type `Elem`, without padding, and the
-/// all-zero bit pattern is a valid value. The trait is sealed: it is implemented for `f32`, `f64`
-/// and `[A; N]` where `A: FixedArray` only.
+/// all-zero bit pattern is a valid value. The trait is sealed: it is implemented for `f32`, `f64`,
+/// `bf16`, `f16` and `[A; N]` where `A: FixedArray` only.
 pub unsafe trait FixedArray: Sized + sealed::Sealed + 'static {
     /// The scalar element type.
     type Elem: crate::Element;
@@ -42,6 +45,20 @@ unsafe impl FixedArray for f32 {
 // SAFETY: as for f32.
 unsafe impl FixedArray for f64 {
     type Elem = f64;
+    const LEN: usize = 1;
+    const RANK: usize = 0;
+}
+
+// SAFETY: `bf16` is a `repr(transparent)` `u16`: one element of itself; all zero bits are +0.0.
+unsafe impl FixedArray for half::bf16 {
+    type Elem = half::bf16;
+    const LEN: usize = 1;
+    const RANK: usize = 0;
+}
+
+// SAFETY: as for bf16 (`f16` is a `repr(transparent)` `u16` too).
+unsafe impl FixedArray for half::f16 {
+    type Elem = half::f16;
     const LEN: usize = 1;
     const RANK: usize = 0;
 }
@@ -102,6 +119,13 @@ mod tests {
         assert_eq!(flat(&*b), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let big = zeroed_box::<[[f64; 1024]; 4096]>();
         assert!(flat(&*big).iter().all(|&x| x == 0.0));
+        let mut h = zeroed_box::<[[half::bf16; 3]; 2]>();
+        assert!(flat(&*h).iter().all(|x| x.to_f32() == 0.0));
+        flat_mut(&mut *h)[4] = half::bf16::from_f32(1.5);
+        assert_eq!(h[1][1].to_f32(), 1.5);
+        let f = zeroed_box::<[[[[half::f16; 2]; 3]; 4]; 5]>();
+        assert_eq!(<[[[[half::f16; 2]; 3]; 4]; 5] as FixedArray>::RANK, 4);
+        assert_eq!(flat(&*f).len(), 120);
         let empty = zeroed_box::<[[f32; 0]; 3]>();
         assert!(flat(&*empty).is_empty());
     }

@@ -4,6 +4,7 @@ fn main() {
     let result = attn_build::Build::new()
         .file("src/lib.rs")
         .file("src/heads.rs")
+        .file("src/options.rs")
         .compile("downstream_kernels");
     if let Err(e) = result {
         for line in e.to_string().lines() {

@@ -15,6 +15,7 @@ use attn_build::{
     scan::kernel_def,
     target::{OutputKind, TargetSpec},
 };
+use attn_runtime::DType;
 use attn_runtime::syntax::{Invocation, Kernel};
 use std::{
     fmt::Write as _,
@@ -206,17 +207,33 @@ fn pointer_bytes(target: &TargetSpec) -> usize {
 
 /// The C declarations of the kernel's entry point: one memref descriptor struct per rank used,
 /// then the `_mlir_ciface_` prototype.
+/// The C type of one element, and how its name reads in the descriptor's comment.
+fn c_element(d: DType) -> (&'static str, &'static str) {
+    match d {
+        DType::F64 => ("double", "f64"),
+        DType::BF16 => ("uint16_t", "attn::half::bf16 (bit pattern)"),
+        DType::F16 => ("uint16_t", "attn::half::f16 (bit pattern)"),
+        _ => ("float", "f32"),
+    }
+}
+
 fn c_abi(kernel: &Kernel, def: &KernelDef, symbol: &str, target: &TargetSpec) -> String {
     let ptr = pointer_bytes(target);
-    let mut args: Vec<(String, Vec<usize>, &str)> = kernel
+    let mut args: Vec<(String, Vec<usize>, DType, &str)> = kernel
         .inputs
         .iter()
-        .map(|i| (i.name.clone(), i.shape.clone(), "const "))
+        .map(|i| (i.name.clone(), i.shape.clone(), i.dtype, "const "))
         .collect();
-    args.push(("out".into(), kernel.output_shape().to_vec(), ""));
-    let mut ranks: Vec<usize> = args.iter().map(|a| a.1.len()).collect();
-    ranks.sort_unstable();
-    ranks.dedup();
+    args.push((
+        "out".into(),
+        kernel.output_shape().to_vec(),
+        kernel.output_dtype(),
+        "",
+    ));
+    let mut types: Vec<(&str, usize, DType)> =
+        args.iter().map(|a| (a.2.name(), a.1.len(), a.2)).collect();
+    types.sort_unstable_by_key(|t| (t.0, t.1));
+    types.dedup_by_key(|t| (t.0, t.1));
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -229,15 +246,22 @@ fn c_abi(kernel: &Kernel, def: &KernelDef, symbol: &str, target: &TargetSpec) ->
         }
     );
     let _ = writeln!(s, "#include <stdint.h>");
-    for r in &ranks {
+    for (name, r, dtype) in &types {
+        let (cty, shown) = c_element(*dtype);
         let (sizes, strides) = (2 * ptr + 8, 2 * ptr + 8 + 8 * r);
         let _ = writeln!(
             s,
-            "/* MLIR's ranked memref descriptor, rank {r}: attn::MemRefDescriptor<f32, {r}> */"
+            "/* MLIR's ranked memref descriptor, rank {r}, elements {shown}: attn::MemRefDescriptor<{}, {r}> */",
+            match dtype {
+                DType::BF16 => "attn::half::bf16",
+                DType::F16 => "attn::half::f16",
+                _ => name,
+            }
         );
-        let _ = writeln!(s, "struct attn_memref_f32_r{r} {{");
-        let _ = writeln!(s, "    float   *allocated;   /* offset 0 */");
-        let _ = writeln!(s, "    float   *aligned;     /* offset {ptr} */");
+        let _ = writeln!(s, "struct attn_memref_{name}_r{r} {{");
+        let pad = " ".repeat(8usize.saturating_sub(cty.len()).max(1));
+        let _ = writeln!(s, "    {cty}{pad}*allocated;   /* offset 0 */");
+        let _ = writeln!(s, "    {cty}{pad}*aligned;     /* offset {ptr} */");
         let _ = writeln!(
             s,
             "    int64_t  offset;      /* offset {}, in elements */",
@@ -254,9 +278,10 @@ fn c_abi(kernel: &Kernel, def: &KernelDef, symbol: &str, target: &TargetSpec) ->
     }
     let params: Vec<String> = args
         .iter()
-        .map(|(name, shape, c)| {
+        .map(|(name, shape, dtype, c)| {
             format!(
-                "{c}struct attn_memref_f32_r{} *{name} /* {shape:?} */",
+                "{c}struct attn_memref_{}_r{} *{name} /* {shape:?} */",
+                dtype.name(),
                 shape.len()
             )
         })

@@ -16,6 +16,27 @@ mod kernels {
         pub(crate) fn heads(q: [2, 3, 5, 8], k: [2, 3, 7, 8], v: [2, 3, 7, 4]) -> [2, 3, 5, 4];
 
         fn vector(x: [10]) -> [10] { softmax(x) }
+
+        /// Causal grouped-query attention in bf16: 8 query heads over 2 key/value heads.
+        #[attn(causal, kv_heads = 2, dtype = bf16)]
+        pub fn gqa(q: [1, 8, 16, 64], k: [1, 2, 16, 64], v: [1, 2, 16, 64]) -> [1, 8, 16, 64];
+
+        /// f16 with an f32 mask broadcast over the batch.
+        #[attn(dtype = f16, scale = 0.125)]
+        pub fn masked_half(q: [2, 4, 8], k: [2, 4, 8], v: [2, 4, 8], mask: [1, 4, 4]) -> [2, 4, 8];
+
+        /// f64 works with every primitive.
+        #[attn(dtype = f64)]
+        pub fn wide(q: [4, 8], k: [6, 8]) -> [4, 6] {
+            softmax(scale(matmul(q, transpose(k)), 0.5))
+        }
+
+        /// A body with named attention arguments; the mask is f32 in an f64 kernel.
+        #[attn(dtype = f64, causal)]
+        pub fn chained(q: [4, 8], k: [6, 8], v: [6, 8], m: [4, 6]) -> [4, 8] {
+            let a = attention(q, k, v, mask = m, causal = false);
+            attention(a, k, v, scale = 0.5, mask = m)
+        }
     }
 
     #[allow(dead_code)]
@@ -33,6 +54,29 @@ fn typed() {
     let _: fn(&[[f32; 32]; 64], &[[f32; 32]; 64]) -> Box<[[f32; 64]; 64]> = kernels::scores;
     let _: fn(&[[[[f32; 8]; 5]; 3]; 2], &[[[[f32; 8]; 7]; 3]; 2], &[[[[f32; 4]; 7]; 3]; 2]) -> Box<[[[[f32; 4]; 5]; 3]; 2]> =
         kernels::heads;
+}
+
+type Bf = attn::half::bf16;
+type H = attn::half::f16;
+
+#[allow(dead_code)]
+fn typed_options() {
+    let _: fn(
+        &[[[[Bf; 64]; 16]; 8]; 1],
+        &[[[[Bf; 64]; 16]; 2]; 1],
+        &[[[[Bf; 64]; 16]; 2]; 1],
+    ) -> Box<[[[[Bf; 64]; 16]; 8]; 1]> = kernels::gqa;
+    let _: fn(
+        &[[[[Bf; 64]; 16]; 8]; 1],
+        &[[[[Bf; 64]; 16]; 2]; 1],
+        &[[[[Bf; 64]; 16]; 2]; 1],
+        &mut [[[[Bf; 64]; 16]; 8]; 1],
+    ) = kernels::gqa_into;
+    let _: fn(&[[[H; 8]; 4]; 2], &[[[H; 8]; 4]; 2], &[[[H; 8]; 4]; 2], &[[[f32; 4]; 4]; 1]) -> Box<[[[H; 8]; 4]; 2]> =
+        kernels::masked_half;
+    let _: fn(&[[f64; 8]; 4], &[[f64; 8]; 6]) -> Box<[[f64; 6]; 4]> = kernels::wide;
+    let _: fn(&[[f64; 8]; 4], &[[f64; 8]; 6], &[[f64; 8]; 6], &[[f32; 6]; 4], &mut [[f64; 8]; 4]) =
+        kernels::chained_into;
 }
 
 fn main() {}

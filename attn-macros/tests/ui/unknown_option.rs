@@ -1,5 +1,5 @@
 attn::attention! {
-    #[attn(kv_heads = 2)]
+    #[attn(window = 128)]
     pub fn f(q: [8, 4], k: [8, 4], v: [8, 4]) -> [8, 4];
 }
 

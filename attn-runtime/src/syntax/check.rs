@@ -1,17 +1,21 @@
-//! Shape inference and canonical specs.
+//! Shape and element-type inference, and canonical specs.
 
 use super::parse::{Body, Invocation, KernelItem, ShapeLit, float_literal};
 use super::{ABI_VERSION, MAX_DIM, MAX_ELEMENTS, MAX_INPUTS, PRIMITIVES, RANKS, float_repr, fnv1a};
+use crate::DType;
 use proc_macro2::Span;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use syn::{Expr, Ident, ext::IdentExt};
+use syn::{Expr, Ident, ext::IdentExt, spanned::Spanned};
 
-/// A checked kernel: static shapes inferred for every value.
+/// A checked kernel: static shapes and element types inferred for every value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
     /// Its name.
     pub name: String,
+    /// The declared element type (`#[attn(dtype = ..)]`, default f32): that of every input,
+    /// computed value and the output, except attention masks, which are f32.
+    pub dtype: DType,
     /// Its inputs, in signature order.
     pub inputs: Vec<Input>,
     /// The computed values, in evaluation order (operands come first).
@@ -27,6 +31,8 @@ pub struct Input {
     pub name: String,
     /// Its shape.
     pub shape: Vec<usize>,
+    /// Its element type: the kernel's, or f32 for an attention mask.
+    pub dtype: DType,
 }
 
 /// A value of a kernel: an input or a computed node.
@@ -45,6 +51,8 @@ pub struct Node {
     pub op: Op,
     /// Its inferred shape.
     pub shape: Vec<usize>,
+    /// Its element type.
+    pub dtype: DType,
 }
 
 /// The primitives.
@@ -63,16 +71,20 @@ pub enum Op {
     Add(Value, Value),
     /// Elementwise product of same-shaped operands.
     Mul(Value, Value),
-    /// `softmax(q k^T * scale) v`.
+    /// `softmax(q k^T * scale + mask) v`, causal or not.
     Attention {
-        /// Queries `[.., Sq, D]`.
+        /// Queries `[.., Hq, Sq, D]`.
         q: Value,
-        /// Keys `[.., Sk, D]`.
+        /// Keys `[.., Hkv, Sk, D]` (`Hq % Hkv == 0`: grouped-query attention).
         k: Value,
-        /// Values `[.., Sk, Dv]`.
+        /// Values `[.., Hkv, Sk, Dv]`.
         v: Value,
         /// The scale of the scores.
         scale: f32,
+        /// An additive f32 mask: `[Sq, Sk]`, or of q's rank with each leading dim 1 or q's.
+        mask: Option<Value>,
+        /// Bottom-right aligned causal masking: query `i` sees the keys `j <= i + Sk - Sq`.
+        causal: bool,
     },
 }
 
@@ -85,9 +97,22 @@ impl Kernel {
         }
     }
 
+    /// The element type of `v`.
+    pub fn dtype_of(&self, v: Value) -> DType {
+        match v {
+            Value::Input(i) => self.inputs[i].dtype,
+            Value::Node(i) => self.nodes[i].dtype,
+        }
+    }
+
     /// The output shape.
     pub fn output_shape(&self) -> &[usize] {
         self.shape(self.output)
+    }
+
+    /// The output's element type (always the kernel's [`dtype`](Kernel::dtype)).
+    pub fn output_dtype(&self) -> DType {
+        self.dtype_of(self.output)
     }
 
     fn value_name(&self, v: Value) -> String {
@@ -97,9 +122,12 @@ impl Kernel {
         }
     }
 
-    /// The canonical spec: every input, the output and every node with its operands and
-    /// constants, independent of formatting, comments, docs, visibility and `let` names.
-    /// Example: `scores(q:f32[64,32],k:f32[64,32])->f32[64,64]{%2=transpose(%1);%3=matmul(%0,%2);return %3}`.
+    /// The canonical spec: every input and the output with its element type and shape, and every
+    /// node with its operands and constants (attention: the scale, the mask operand, `causal`),
+    /// independent of formatting, comments, docs, visibility and `let` names. `kv_heads` is an
+    /// assertion about k's shape, which the spec already holds.
+    /// Example: `scores(q:f32[64,32],k:f32[64,32])->f32[64,64]{%2=transpose(%1);%3=matmul(%0,%2);return %3}`,
+    /// `gqa(q:bf16[1,4,8,16],k:bf16[1,2,8,16],v:bf16[1,2,8,16],mask:f32[8,8])->bf16[1,4,8,16]{%4=attention(%0,%1,%2,scale=2.5e-1,mask=%3,causal);return %4}`.
     pub fn canonical(&self) -> String {
         let dims = |s: &[usize]| s.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
         let mut s = format!("{}(", self.name);
@@ -107,9 +135,20 @@ impl Kernel {
             if i > 0 {
                 s.push(',');
             }
-            let _ = write!(s, "{}:f32[{}]", input.name, dims(&input.shape));
+            let _ = write!(
+                s,
+                "{}:{}[{}]",
+                input.name,
+                input.dtype.name(),
+                dims(&input.shape)
+            );
         }
-        let _ = write!(s, ")->f32[{}]{{", dims(self.output_shape()));
+        let _ = write!(
+            s,
+            ")->{}[{}]{{",
+            self.output_dtype().name(),
+            dims(self.output_shape())
+        );
         for (i, node) in self.nodes.iter().enumerate() {
             let n = |v: Value| self.value_name(v);
             let op = match &node.op {
@@ -119,13 +158,30 @@ impl Kernel {
                 Op::Scale(a, f) => format!("scale({},{})", n(*a), float_repr(*f)),
                 Op::Add(a, b) => format!("add({},{})", n(*a), n(*b)),
                 Op::Mul(a, b) => format!("mul({},{})", n(*a), n(*b)),
-                Op::Attention { q, k, v, scale } => format!(
-                    "attention({},{},{},scale={})",
-                    n(*q),
-                    n(*k),
-                    n(*v),
-                    float_repr(*scale)
-                ),
+                Op::Attention {
+                    q,
+                    k,
+                    v,
+                    scale,
+                    mask,
+                    causal,
+                } => {
+                    let mut a = format!(
+                        "attention({},{},{},scale={}",
+                        n(*q),
+                        n(*k),
+                        n(*v),
+                        float_repr(*scale)
+                    );
+                    if let Some(m) = mask {
+                        let _ = write!(a, ",mask={}", n(*m));
+                    }
+                    if *causal {
+                        a.push_str(",causal");
+                    }
+                    a.push(')');
+                    a
+                }
             };
             let _ = write!(s, "{}={op};", self.value_name(Value::Node(i)));
         }
@@ -157,6 +213,10 @@ fn elements(shape: &[usize]) -> Option<u64> {
     shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+}
+
+fn is_half(d: DType) -> bool {
+    matches!(d, DType::BF16 | DType::F16)
 }
 
 /// Checks a written shape: rank, dims, element count.
@@ -202,10 +262,40 @@ fn check_shape(what: &str, s: &ShapeLit) -> syn::Result<Vec<usize>> {
     Ok(out)
 }
 
+/// Tokens an error points at (first to last token).
+type At = proc_macro2::TokenStream;
+
+/// One token with `span`, for errors at a span (a shape's brackets, an option's keyword).
+fn at_span(span: Span) -> At {
+    quote::ToTokens::to_token_stream(&Ident::new("here", span))
+}
+
+/// One `attention` to check: its operands with the tokens errors about them point at, and its
+/// own options.
+struct AttentionCall {
+    q: (Value, At),
+    k: (Value, At),
+    v: (Value, At),
+    /// The mask operand.
+    mask: Option<(Value, At)>,
+    /// An explicit scale (else the kernel's, else `1/sqrt(D)`).
+    scale: Option<f32>,
+    /// An explicit `causal = ..` (else the kernel's).
+    causal: Option<bool>,
+    /// The whole call (or the kernel's name, for the declaration form).
+    at: At,
+}
+
 struct Builder {
     kernel: Kernel,
     env: HashMap<String, Value>,
+    /// The element type each input is used with so far (`None`: not used yet).
+    input_uses: Vec<Option<DType>>,
     default_scale: Option<f32>,
+    default_causal: bool,
+    kv_heads: Option<(usize, Span)>,
+    /// How many `attention`s the kernel computes.
+    attentions: usize,
 }
 
 impl Builder {
@@ -219,12 +309,59 @@ impl Builder {
                 ),
             ));
         }
-        self.kernel.nodes.push(Node { op, shape });
+        let dtype = self.kernel.dtype;
+        self.kernel.nodes.push(Node { op, shape, dtype });
         Ok(Value::Node(self.kernel.nodes.len() - 1))
     }
 
     fn shape(&self, v: Value) -> Vec<usize> {
         self.kernel.shape(v).to_vec()
+    }
+
+    /// Records that `v` is used as a tensor of element type `want` (the kernel's dtype for every
+    /// operand, f32 for masks): an input takes the type of its uses, which must agree.
+    fn use_as(
+        &mut self,
+        v: Value,
+        want: DType,
+        mask: bool,
+        at: &dyn quote::ToTokens,
+    ) -> syn::Result<()> {
+        let kernel = self.kernel.dtype;
+        match v {
+            Value::Input(i) => match self.input_uses[i] {
+                None => {
+                    self.input_uses[i] = Some(want);
+                    Ok(())
+                }
+                Some(d) if d == want => Ok(()),
+                Some(_) => {
+                    let name = &self.kernel.inputs[i].name;
+                    Err(syn::Error::new_spanned(
+                        at,
+                        format!(
+                            "input `{name}` is used both as an attention mask (always f32) and as a \
+                             {kernel} tensor of this `dtype = {kernel}` kernel: declare two inputs"
+                        ),
+                    ))
+                }
+            },
+            Value::Node(i) if self.kernel.nodes[i].dtype == want => Ok(()),
+            Value::Node(_) if mask => Err(syn::Error::new_spanned(
+                at,
+                format!(
+                    "an attention mask is f32: in a `dtype = {kernel}` kernel it must be an input \
+                     of the kernel, not a computed ({kernel}) value"
+                ),
+            )),
+            Value::Node(i) => Err(syn::Error::new_spanned(
+                at,
+                format!(
+                    "expected a {want} tensor, got a {}",
+                    self.kernel.nodes[i].dtype
+                ),
+            )),
+        }
     }
 
     fn eval(&mut self, e: &Expr) -> syn::Result<Value> {
@@ -270,12 +407,22 @@ impl Builder {
                 format!("unknown primitive `{prim}`; the primitives are {known}"),
             ));
         };
+        let dtype = self.kernel.dtype;
+        if prim != "attention" && is_half(dtype) {
+            return Err(syn::Error::new(
+                name.span(),
+                format!(
+                    "`{prim}` has no {dtype} lowering: `dtype = bf16` and `dtype = f16` are \
+                     storage formats for `attention` only (computed in f32); use `dtype = f32` \
+                     or `dtype = f64` for the other primitives"
+                ),
+            ));
+        }
         let args: Vec<&Expr> = call.args.iter().collect();
-        let arity_ok = match prim.as_str() {
-            "attention" => args.len() == 3 || args.len() == 4,
-            _ => arity.parse::<usize>().ok() == Some(args.len()),
-        };
-        if !arity_ok {
+        if prim == "attention" {
+            return self.attention_call(call, &args);
+        }
+        if arity.parse::<usize>().ok() != Some(args.len()) {
             return Err(syn::Error::new_spanned(
                 call,
                 format!(
@@ -285,15 +432,13 @@ impl Builder {
                 ),
             ));
         }
-        // The non-tensor argument of `scale` and `attention` is a literal.
-        let tensor_args = match prim.as_str() {
-            "scale" => 1,
-            "attention" => 3,
-            _ => args.len(),
-        };
+        // The non-tensor argument of `scale` is a literal.
+        let tensor_args = if prim == "scale" { 1 } else { args.len() };
         let mut vals = Vec::new();
         for a in &args[..tensor_args] {
-            vals.push(self.eval(a)?);
+            let v = self.eval(a)?;
+            self.use_as(v, dtype, false, a)?;
+            vals.push(v);
         }
         let s: Vec<Vec<usize>> = vals.iter().map(|v| self.shape(*v)).collect();
         let err = |msg: String| Err(syn::Error::new_spanned(call, format!("`{prim}`: {msg}")));
@@ -361,65 +506,273 @@ impl Builder {
                 };
                 self.push(op, s[0].clone(), call)
             }
-            "attention" => {
-                let scale = match args.get(3) {
-                    Some(a) => Some(float_literal(a, "the attention scale")?),
-                    None => None,
-                };
-                self.attention(vals[0], vals[1], vals[2], scale, call)
-            }
             _ => unreachable!("every primitive is handled"),
         }
     }
 
-    fn attention(
-        &mut self,
-        q: Value,
-        k: Value,
-        v: Value,
-        scale: Option<f32>,
-        at: &dyn quote::ToTokens,
-    ) -> syn::Result<Value> {
+    /// `attention(q, k, v)`, then optionally a scale literal, then named arguments
+    /// `scale = <f32 literal>`, `mask = <tensor>`, `causal = <bool literal>`.
+    fn attention_call(&mut self, call: &syn::ExprCall, args: &[&Expr]) -> syn::Result<Value> {
+        const USAGE: &str = "`attention(q, k, v)`, optionally followed by a scale literal and the \
+             named arguments `scale = <f32 literal>`, `mask = <f32 input>`, `causal = true | false`";
+        if args.len() < 3 {
+            return Err(syn::Error::new_spanned(
+                call,
+                format!(
+                    "`attention` takes q, k and v, got {} argument{}: {USAGE}",
+                    args.len(),
+                    if args.len() == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        let mut tensors = Vec::new();
+        for a in &args[..3] {
+            tensors.push((self.eval(a)?, quote::ToTokens::to_token_stream(a)));
+        }
+        let mut scale: Option<(f32, Span)> = None;
+        let mut mask: Option<(Value, At)> = None;
+        let mut causal: Option<(bool, Span)> = None;
+        for (i, a) in args[3..].iter().enumerate() {
+            let Expr::Assign(assign) = a else {
+                if i == 0 {
+                    scale = Some((float_literal(a, "the attention scale")?, a.span()));
+                    continue;
+                }
+                return Err(syn::Error::new_spanned(
+                    a,
+                    format!("expected a named argument: {USAGE}"),
+                ));
+            };
+            let key = match &*assign.left {
+                Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(Ident::unraw),
+                _ => None,
+            };
+            let key_span = assign.left.span();
+            let key = key.map(|k| k.to_string()).unwrap_or_default();
+            let twice = || {
+                Err(syn::Error::new(
+                    key_span,
+                    format!("`{key}` is given twice in this `attention`"),
+                ))
+            };
+            match key.as_str() {
+                "scale" => {
+                    if scale.is_some() {
+                        return twice();
+                    }
+                    let f = float_literal(&assign.right, "the attention scale")?;
+                    scale = Some((f, assign.right.span()));
+                }
+                "mask" => {
+                    if mask.is_some() {
+                        return twice();
+                    }
+                    let m = self.eval(&assign.right)?;
+                    mask = Some((m, quote::ToTokens::to_token_stream(&assign.right)));
+                }
+                "causal" => {
+                    if causal.is_some() {
+                        return twice();
+                    }
+                    let b = match &*assign.right {
+                        Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Bool(b),
+                            ..
+                        }) => b.value,
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                other,
+                                "`causal` is `true` or `false`: kernels are compiled ahead of time",
+                            ));
+                        }
+                    };
+                    causal = Some((b, assign.right.span()));
+                }
+                _ => {
+                    return Err(syn::Error::new(
+                        key_span,
+                        format!("unknown argument of `attention`: {USAGE}"),
+                    ));
+                }
+            }
+        }
+        self.attention(AttentionCall {
+            mask,
+            v: tensors.pop().unwrap_or_else(|| unreachable!()),
+            k: tensors.pop().unwrap_or_else(|| unreachable!()),
+            q: tensors.pop().unwrap_or_else(|| unreachable!()),
+            scale: scale.map(|s| s.0),
+            causal: causal.map(|c| c.0),
+            at: quote::ToTokens::to_token_stream(call),
+        })
+    }
+
+    fn attention(&mut self, c: AttentionCall) -> syn::Result<Value> {
+        let dtype = self.kernel.dtype;
+        for (v, at) in [&c.q, &c.k, &c.v] {
+            self.use_as(*v, dtype, false, at)?;
+        }
+        let (q, k, v) = (c.q.0, c.k.0, c.v.0);
         let (sq, sk, sv) = (self.shape(q), self.shape(k), self.shape(v));
-        let err = |msg: String| Err(syn::Error::new_spanned(at, format!("`attention`: {msg}")));
+        let at = |tokens: &At, msg: String| {
+            Err(syn::Error::new_spanned(
+                tokens,
+                format!("`attention`: {msg}"),
+            ))
+        };
         let r = sq.len();
         if !(2..=4).contains(&r) || sk.len() != r || sv.len() != r {
-            return err(format!(
-                "q, k and v must have the same rank, 2 to 4; got {}, {} and {}",
-                show(&sq),
-                show(&sk),
-                show(&sv)
-            ));
+            return at(
+                &c.at,
+                format!(
+                    "q, k and v must have the same rank, 2 to 4; got {}, {} and {}",
+                    show(&sq),
+                    show(&sk),
+                    show(&sv)
+                ),
+            );
         }
-        if sq[..r - 2] != sk[..r - 2] || sq[..r - 2] != sv[..r - 2] {
-            return err(format!(
-                "leading (batch, head) dims differ: q {}, k {}, v {}",
-                show(&sq),
-                show(&sk),
-                show(&sv)
-            ));
+        // [B, H, S, D]: batch dims (all but the head dim) equal; k and v share their head count,
+        // which divides q's (grouped-query attention).
+        let batch = r.saturating_sub(3);
+        if sq[..batch] != sk[..batch] || sq[..batch] != sv[..batch] {
+            return at(
+                &c.at,
+                format!(
+                    "batch dims (dim 0) differ: q {}, k {}, v {}",
+                    show(&sq),
+                    show(&sk),
+                    show(&sv)
+                ),
+            );
+        }
+        if r >= 3 {
+            let h = r - 3;
+            if sk[h] != sv[h] {
+                return at(
+                    &c.v.1,
+                    format!(
+                        "k and v must have the same number of heads (dim {h}): k {}, v {}",
+                        show(&sk),
+                        show(&sv)
+                    ),
+                );
+            }
+            if sq[h] % sk[h] != 0 {
+                return at(
+                    &c.k.1,
+                    format!(
+                        "the key/value heads must divide the query heads (grouped-query \
+                         attention, dim {h}): q {} has {} heads, k {} has {}",
+                        show(&sq),
+                        sq[h],
+                        show(&sk),
+                        sk[h]
+                    ),
+                );
+            }
+        }
+        if let Some((n, span)) = self.kv_heads {
+            if r < 3 {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "`kv_heads = {n}` needs heads: q, k and v of rank 3 ([H, S, D]) or 4 \
+                         ([B, H, S, D]); got q {}, k {}",
+                        show(&sq),
+                        show(&sk)
+                    ),
+                ));
+            }
+            let h = r - 3;
+            if sk[h] != n {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "`kv_heads = {n}`, but k {} and v {} have {} key/value heads (dim {h}; \
+                         q {} has {} query heads)",
+                        show(&sk),
+                        show(&sv),
+                        sk[h],
+                        show(&sq),
+                        sq[h]
+                    ),
+                ));
+            }
         }
         if sq[r - 1] != sk[r - 1] {
-            return err(format!(
-                "q and k must have the same head dim (last dim): q {}, k {}",
-                show(&sq),
-                show(&sk)
-            ));
+            return at(
+                &c.at,
+                format!(
+                    "q and k must have the same head dim (last dim): q {}, k {}",
+                    show(&sq),
+                    show(&sk)
+                ),
+            );
         }
         if sk[r - 2] != sv[r - 2] {
-            return err(format!(
-                "k and v must have the same number of keys (dim {}): k {}, v {}",
-                r - 2,
-                show(&sk),
-                show(&sv)
-            ));
+            return at(
+                &c.at,
+                format!(
+                    "k and v must have the same number of keys (dim {}): k {}, v {}",
+                    r - 2,
+                    show(&sk),
+                    show(&sv)
+                ),
+            );
         }
-        let scale = scale
+        if let Some((m, tokens)) = &c.mask {
+            let m = *m;
+            self.use_as(m, DType::F32, true, tokens)?;
+            let sm = self.shape(m);
+            let rm = sm.len();
+            let (nq, nk) = (sq[r - 2], sk[r - 2]);
+            let ok = (rm == 2 || rm == r)
+                && (0..rm - 2).all(|i| sm[i] == 1 || sm[i] == sq[i])
+                && sm[rm - 2] == nq
+                && sm[rm - 1] == nk;
+            if !ok {
+                let lead: Vec<String> = sq[..r - 2]
+                    .iter()
+                    .map(|&d| if d == 1 { "1".into() } else { format!("1|{d}") })
+                    .collect();
+                let full = if r > 2 {
+                    format!(
+                        ", or [{}, {nq}, {nk}] (q's rank, each leading dim 1 or q's)",
+                        lead.join(", ")
+                    )
+                } else {
+                    String::new()
+                };
+                return at(
+                    tokens,
+                    format!(
+                        "the mask must be f32 [Sq, Sk] = [{nq}, {nk}]{full} for q {} and k {}; \
+                         got {}",
+                        show(&sq),
+                        show(&sk),
+                        show(&sm)
+                    ),
+                );
+            }
+        }
+        let scale = c
+            .scale
             .or(self.default_scale)
             .unwrap_or_else(|| (1.0 / (sq[r - 1] as f64).sqrt()) as f32);
+        let causal = c.causal.unwrap_or(self.default_causal);
         let mut shape = sq[..r - 1].to_vec();
         shape.push(sv[r - 1]);
-        self.push(Op::Attention { q, k, v, scale }, shape, at)
+        self.attentions += 1;
+        let op = Op::Attention {
+            q,
+            k,
+            v,
+            scale,
+            mask: c.mask.as_ref().map(|m| m.0),
+            causal,
+        };
+        self.push(op, shape, &c.at)
     }
 }
 
@@ -429,23 +782,10 @@ impl KernelItem {
         self.name.unraw().to_string()
     }
 
-    /// Infers every shape and checks the declaration.
+    /// Infers every shape and element type, and checks the declaration.
     pub fn check(&self) -> syn::Result<Kernel> {
         let name = self.name_string();
-        if let Some(span) = self.options.causal {
-            return Err(syn::Error::new(
-                span,
-                "`causal` is not supported yet: masked attention is not implemented by the attn pipeline",
-            ));
-        }
-        if let Some((ty, span)) = &self.options.dtype
-            && ty != "f32"
-        {
-            return Err(syn::Error::new(
-                *span,
-                format!("unsupported dtype `{ty}`: kernels compute in `f32` for now"),
-            ));
-        }
+        let dtype = self.options.dtype.map_or(DType::F32, |d| d.0);
         if self.params.len() > MAX_INPUTS {
             return Err(syn::Error::new(
                 self.params[MAX_INPUTS].name.span(),
@@ -454,6 +794,7 @@ impl KernelItem {
         }
         let mut kernel = Kernel {
             name,
+            dtype,
             inputs: Vec::new(),
             nodes: Vec::new(),
             output: Value::Input(0),
@@ -485,7 +826,11 @@ impl KernelItem {
                     format!("input `{pname}` is declared twice"),
                 ));
             }
-            kernel.inputs.push(Input { name: pname, shape });
+            kernel.inputs.push(Input {
+                name: pname,
+                shape,
+                dtype,
+            });
         }
         let declared = check_shape("the output", &self.output);
         if let Err(e) = &declared {
@@ -495,24 +840,46 @@ impl KernelItem {
             return Err(e);
         }
         let declared = declared?;
+        let n_inputs = kernel.inputs.len();
         let mut b = Builder {
             kernel,
             env,
+            input_uses: vec![None; n_inputs],
             default_scale: self.options.scale.map(|(s, _)| s),
+            default_causal: self.options.causal.is_some(),
+            kv_heads: self.options.kv_heads,
+            attentions: 0,
         };
         let out = match &self.body {
             None => {
-                if self.params.len() != 3 {
+                let n = self.params.len();
+                if !(n == 3 || n == 4) {
                     return Err(syn::Error::new(
                         self.name.span(),
                         format!(
-                            "a kernel without a body computes `attention(q, k, v)` and takes exactly 3 inputs, not {}; write a body `{{ ... }}` for other computations",
-                            self.params.len()
+                            "a kernel without a body computes `attention(q, k, v)` and takes exactly 3 inputs (4 with a `mask`), not {n}; write a body `{{ ... }}` for other computations"
                         ),
                     ));
                 }
-                let at = &self.name;
-                b.attention(Value::Input(0), Value::Input(1), Value::Input(2), None, at)?
+                if n == 4 && self.params[3].name.unraw() != "mask" {
+                    return Err(syn::Error::new(
+                        self.params[3].name.span(),
+                        format!(
+                            "the fourth input of a kernel without a body is its attention mask and must be named `mask`, not `{}`",
+                            self.params[3].name.unraw()
+                        ),
+                    ));
+                }
+                let shape = |i: usize| at_span(self.params[i].shape.span);
+                b.attention(AttentionCall {
+                    q: (Value::Input(0), shape(0)),
+                    k: (Value::Input(1), shape(1)),
+                    v: (Value::Input(2), shape(2)),
+                    mask: (n == 4).then(|| (Value::Input(3), shape(3))),
+                    scale: None,
+                    causal: None,
+                    at: quote::ToTokens::to_token_stream(&self.name),
+                })?
             }
             Some(Body { lets, result }) => {
                 for (name, e) in lets {
@@ -522,7 +889,26 @@ impl KernelItem {
                 b.eval(result)?
             }
         };
+        if b.attentions == 0 {
+            for (option, span) in [
+                ("causal", self.options.causal),
+                ("kv_heads", self.options.kv_heads.map(|k| k.1)),
+            ] {
+                if let Some(span) = span {
+                    return Err(syn::Error::new(
+                        span,
+                        format!(
+                            "`{option}` is an option of `attention`, which this kernel does not compute"
+                        ),
+                    ));
+                }
+            }
+        }
+        b.use_as(out, dtype, false, &at_span(self.output.span))?;
         b.kernel.output = out;
+        for (input, used) in b.kernel.inputs.iter_mut().zip(&b.input_uses) {
+            input.dtype = used.unwrap_or(dtype);
+        }
         let inferred = b.kernel.output_shape().to_vec();
         if inferred != declared {
             return Err(syn::Error::new(

@@ -1,6 +1,8 @@
 //! The manifest a build script leaves in `OUT_DIR`: which files it scanned and which kernels it
 //! compiled. `attention!` reads it to tell a user which file to add to the build script.
 
+use super::{DTYPES, Kernel};
+use crate::DType;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::{fs, io};
@@ -8,7 +10,7 @@ use std::{fs, io};
 /// Manifests are `OUT_DIR/<library>.attn-manifest`.
 pub const MANIFEST_EXTENSION: &str = "attn-manifest";
 
-const HEADER: &str = "# attn kernel manifest v1";
+const HEADER: &str = "# attn kernel manifest v2";
 
 /// What one or more `attn_build::Build::compile` calls of a build script saw and compiled.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,6 +43,30 @@ pub struct ManifestKernel {
     pub location: String,
     /// Its canonical spec.
     pub canonical: String,
+    /// The element type of each argument: the inputs in order, then the output (empty in
+    /// manifests written before element types existed).
+    pub dtypes: Vec<DType>,
+}
+
+impl ManifestKernel {
+    /// The record of a checked kernel defined at `location` (`file:line`).
+    pub fn new(kernel: &Kernel, location: &str) -> Self {
+        let mut dtypes: Vec<DType> = kernel.inputs.iter().map(|i| i.dtype).collect();
+        dtypes.push(kernel.output_dtype());
+        ManifestKernel {
+            name: kernel.name.clone(),
+            symbol: kernel.symbol(),
+            location: location.to_string(),
+            canonical: kernel.canonical(),
+            dtypes,
+        }
+    }
+}
+
+fn parse_dtypes(s: &str) -> Vec<DType> {
+    s.split(',')
+        .filter_map(|d| DTYPES.iter().find(|(n, _)| *n == d).map(|(_, t)| *t))
+        .collect()
 }
 
 /// A name defined more than once.
@@ -64,13 +90,15 @@ impl Manifest {
             let _ = writeln!(s, "file\t{}\t{}", clean(&f.path), clean(&f.display));
         }
         for k in &self.kernels {
+            let dtypes: Vec<&str> = k.dtypes.iter().map(|d| d.name()).collect();
             let _ = writeln!(
                 s,
-                "kernel\t{}\t{}\t{}\t{}",
+                "kernel\t{}\t{}\t{}\t{}\t{}",
                 clean(&k.name),
                 clean(&k.symbol),
                 clean(&k.location),
-                clean(&k.canonical)
+                clean(&k.canonical),
+                dtypes.join(",")
             );
         }
         for d in &self.duplicates {
@@ -93,12 +121,15 @@ impl Manifest {
                     path: path.to_string(),
                     display: display.to_string(),
                 }),
-                ["kernel", name, symbol, location, canonical] => m.kernels.push(ManifestKernel {
-                    name: name.to_string(),
-                    symbol: symbol.to_string(),
-                    location: location.to_string(),
-                    canonical: canonical.to_string(),
-                }),
+                ["kernel", name, symbol, location, canonical, rest @ ..] => {
+                    m.kernels.push(ManifestKernel {
+                        name: name.to_string(),
+                        symbol: symbol.to_string(),
+                        location: location.to_string(),
+                        canonical: canonical.to_string(),
+                        dtypes: rest.first().map(|d| parse_dtypes(d)).unwrap_or_default(),
+                    })
+                }
                 ["duplicate", name, locations @ ..] => m.duplicates.push(ManifestDuplicate {
                     name: name.to_string(),
                     locations: locations.iter().map(|l| l.to_string()).collect(),

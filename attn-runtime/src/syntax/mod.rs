@@ -8,24 +8,72 @@
 //!     #[attn(scale = 0.125)]
 //!     pub fn window(q: [128, 64], k: [128, 64], v: [128, 64]) -> [128, 64];
 //!
+//!     /// Grouped-query causal attention: 8 query heads over 2 key/value heads, in bf16.
+//!     #[attn(causal, kv_heads = 2, dtype = bf16)]
+//!     pub fn gqa(q: [1, 8, 16, 64], k: [1, 2, 16, 64], v: [1, 2, 16, 64]) -> [1, 8, 16, 64];
+//!
+//!     /// An additive f32 mask: the fourth input, named `mask`.
+//!     pub fn masked(q: [16, 32], k: [24, 32], v: [24, 32], mask: [16, 24]) -> [16, 32];
+//!
 //!     pub fn scores(q: [64, 32], k: [64, 32]) -> [64, 64] {
 //!         let s = matmul(q, transpose(k));
 //!         softmax(scale(s, 0.125))
 //!     }
+//!
+//!     pub fn twice(q: [8, 16], k: [8, 16], v: [8, 16], m: [8, 8]) -> [8, 16] {
+//!         let a = attention(q, k, v, mask = m, causal = true);
+//!         attention(a, k, v, scale = 0.5)
+//!     }
 //! }
 //! ```
 //!
-//! A kernel without a body computes `attention(q, k, v)` of its three arguments. Bodies are
-//! expressions over the primitives `matmul`, `transpose`, `softmax`, `scale(x, <f32 literal>)`,
-//! `add`, `mul` and `attention(q, k, v)` (optionally `attention(q, k, v, <f32 literal>)`), with
-//! `let` bindings. Options go in `#[attn(..)]`: `scale = <f32 literal>` (the attention scale,
-//! default `1/sqrt(head dim)`), `dtype = f32`; `causal` is recognised and rejected as not supported
-//! yet. Shapes are static, ranks 1 to 4, every dim between 1 and [`MAX_DIM`].
+//! # Kernels
+//!
+//! A kernel without a body computes `attention(q, k, v)` of its three arguments, or
+//! `attention(q, k, v, mask = mask)` when it takes a fourth one, which must be named `mask`.
+//! Bodies are expressions over the primitives `matmul`, `transpose`, `softmax`,
+//! `scale(x, <f32 literal>)`, `add`, `mul` and `attention`, with `let` bindings. `attention` takes
+//! q, k and v, then optionally a scale literal (`attention(q, k, v, 0.125)`), then named
+//! arguments: `scale = <f32 literal>`, `mask = <input>`, `causal = true | false`.
+//!
+//! Shapes are static, ranks 1 to 4, every dim between 1 and [`MAX_DIM`]. Attention takes q
+//! `[Sq, D]`, `[Hq, Sq, D]` or `[B, Hq, Sq, D]`, k `[.., Hkv, Sk, D]` and v `[.., Hkv, Sk, Dv]`
+//! of the same rank, with equal batch dims and `Hq % Hkv == 0` (grouped-query attention: query
+//! head `h` reads key/value head `h / (Hq / Hkv)`), and gives `[.., Hq, Sq, Dv]`.
+//!
+//! # Options
+//!
+//! `#[attn(..)]` takes options separated by commas, in one or several attributes, each at most
+//! once: `#[attn(causal, kv_heads = 2, dtype = f16, scale = 0.125)]`. They are the defaults of every
+//! `attention` of the kernel (a call's named arguments override `scale` and `causal`):
+//!
+//! - `scale = <f32 literal>`: the scale of the scores (default `1/sqrt(D)`). The scale is an
+//!   f32 constant in every dtype: in f64 kernels too, `1/sqrt(D)` is rounded to f32 (exact when
+//!   `D` is a power of 4, else within 2^-24 relative).
+//! - `causal`: bottom-right aligned causal masking, query `i` sees the keys `j <= i + Sk - Sq`
+//!   (the lower triangle when `Sq == Sk`; a query that sees no key gives zeros).
+//! - `kv_heads = N`: asserts that k and v have `N` heads (so `q`'s head count is a multiple of
+//!   `N`); a mismatch is an error naming the shapes. It changes nothing else.
+//! - `dtype = f32 | f64 | bf16 | f16`: the element type of the inputs, the output and every
+//!   computed value (default f32). Masks stay f32. bf16 and f16 are storage formats (attention
+//!   computes in f32 and rounds once) and support `attention` only: the other primitives have no
+//!   16-bit lowering. f64 works with every primitive.
+//!
+//! # Masks
+//!
+//! A mask is an additive f32 tensor (`-inf` removes a key), `[Sq, Sk]` (shared by every batch
+//! and head) or of q's rank with each leading dim 1 (broadcast) or equal to q's:
+//! `[1, 1, Sq, Sk]`, `[B, 1, Sq, Sk]`, `[B, Hq, Sq, Sk]`. In a kernel of another dtype than f32, a
+//! mask must be an input of the kernel (that input is then f32); an input cannot be both a mask
+//! and a tensor of another type.
+//!
+//! # Checking, specs and symbols
 //!
 //! [`Invocation`] parses the body of one `attention!`; [`Invocation::check`] infers every shape
-//! and returns checked [`Kernel`]s, or a [`syn::Error`] spanning the offending tokens. Each kernel
-//! has a [canonical spec](Kernel::canonical) and a [C symbol](Kernel::symbol) derived from it and
-//! from this crate's version. The build script lists what it compiled in a [`Manifest`].
+//! and element type and returns checked [`Kernel`]s, or a [`syn::Error`] spanning the offending
+//! tokens. Each kernel has a [canonical spec](Kernel::canonical) (every dtype and option
+//! included) and a [C symbol](Kernel::symbol) derived from it, from [`ABI_VERSION`] and from this
+//! crate's version. The build script lists what it compiled in a [`Manifest`].
 
 mod check;
 mod manifest;
@@ -33,7 +81,7 @@ mod parse;
 
 pub use check::{Input, Kernel, Node, Op, Value};
 pub use manifest::{MANIFEST_EXTENSION, Manifest, ManifestDuplicate, ManifestFile, ManifestKernel};
-pub use parse::{Body, DimLit, Invocation, KernelItem, Options, Param, ShapeLit};
+pub use parse::{Body, DTYPES, DimLit, Invocation, KernelItem, Options, Param, ShapeLit};
 
 /// The largest accepted dimension.
 pub const MAX_DIM: u64 = 1 << 24;
@@ -44,8 +92,10 @@ pub const MAX_ELEMENTS: u64 = 1 << 30;
 pub const RANKS: core::ops::RangeInclusive<usize> = 1..=4;
 /// The most inputs a kernel may take (the output is one more argument of the entry point).
 pub const MAX_INPUTS: usize = 5;
-/// Version of the kernel ABI and of the canonical spec format; part of every symbol.
-pub const ABI_VERSION: &str = "attn-abi-1";
+/// Version of the kernel ABI and of the canonical spec format; part of every symbol. Version 2:
+/// element types (f32, f64, bf16, f16) per argument, attention masks, causal attention and
+/// grouped-query heads.
+pub const ABI_VERSION: &str = "attn-abi-2";
 
 /// The primitives a body may call, with their arities.
 pub const PRIMITIVES: &[(&str, &str)] = &[
@@ -55,7 +105,7 @@ pub const PRIMITIVES: &[(&str, &str)] = &[
     ("scale", "2"),
     ("add", "2"),
     ("mul", "2"),
-    ("attention", "3 or 4"),
+    ("attention", "3 (q, k, v) and options"),
 ];
 
 /// 64-bit FNV-1a over the parts (each followed by a separator byte): stable across runs, hosts

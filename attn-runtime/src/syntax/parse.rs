@@ -1,5 +1,7 @@
 //! Parsing of `attention!` bodies (no semantic checks: see `check`).
 
+use super::MAX_DIM;
+use crate::DType;
 use proc_macro2::Span;
 use syn::{
     Attribute, Expr, Ident, Token, Visibility, braced, bracketed,
@@ -33,7 +35,8 @@ pub struct KernelItem {
     pub params: Vec<Param>,
     /// The declared output shape.
     pub output: ShapeLit,
-    /// The computation; `None` means `attention` of the three inputs.
+    /// The computation; `None` means `attention` of the inputs `q, k, v`, with a fourth input
+    /// `mask` as its mask.
     pub body: Option<Body>,
 }
 
@@ -73,21 +76,36 @@ pub struct Body {
     pub result: Expr,
 }
 
-/// The `#[attn(..)]` options of a kernel. Options are `key` or `key = value` pairs, so new ones
-/// (kv heads, masks, dtypes) fit without changing the grammar.
+/// The `#[attn(..)]` options of a kernel. Options are `key` or `key = value` pairs, several per
+/// attribute or spread over several attributes; each may be given once.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Options {
-    /// `scale = <f32 literal>`: the attention scale (default `1/sqrt(head dim)`).
+    /// `scale = <f32 literal>`: the attention scale (default `1/sqrt(head dim)`), the default of
+    /// every `attention` of the kernel.
     pub scale: Option<(f32, Span)>,
-    /// `causal`: recognised so that it can be rejected with a clear message (not supported yet).
+    /// `causal`: bottom-right aligned causal masking (query `i` sees keys `j <= i + Sk - Sq`) for
+    /// every `attention` of the kernel; the span is the keyword's.
     pub causal: Option<Span>,
-    /// `dtype = f32`: the element type (only f32 for now).
-    pub dtype: Option<(Ident, Span)>,
+    /// `kv_heads = N`: asserts that k and v of every `attention` of the kernel have `N` heads
+    /// (grouped-query attention); the span is the `kv_heads` keyword's.
+    pub kv_heads: Option<(usize, Span)>,
+    /// `dtype = f32 | f64 | bf16 | f16`: the element type of the kernel's tensors (masks stay
+    /// f32); the span is the type's.
+    pub dtype: Option<(DType, Span)>,
 }
 
 /// The options `#[attn(..)]` knows, for messages.
-pub const KNOWN_OPTIONS: &str = "`scale = <f32 literal>`, `dtype = f32`, `causal`";
+pub const KNOWN_OPTIONS: &str =
+    "`scale = <f32 literal>`, `causal`, `kv_heads = <integer>`, `dtype = f32 | f64 | bf16 | f16`";
+
+/// The element types a kernel may declare, as written in `dtype = ..`.
+pub const DTYPES: &[(&str, DType)] = &[
+    ("f32", DType::F32),
+    ("f64", DType::F64),
+    ("bf16", DType::BF16),
+    ("f16", DType::F16),
+];
 
 impl Parse for Invocation {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -232,10 +250,25 @@ impl Options {
                 .map(Ident::to_string)
                 .unwrap_or_default();
             let span = meta.path.span();
+            let given = match key.as_str() {
+                "causal" => self.causal.is_some(),
+                "scale" => self.scale.is_some(),
+                "kv_heads" => self.kv_heads.is_some(),
+                "dtype" => self.dtype.is_some(),
+                _ => false,
+            };
+            if given {
+                return Err(syn::Error::new(
+                    span,
+                    format!("option `{key}` is given twice"),
+                ));
+            }
             match key.as_str() {
                 "causal" => {
                     if meta.input.peek(Token![=]) {
-                        return Err(meta.error("`causal` takes no value"));
+                        return Err(meta.error(
+                            "`causal` takes no value: write `#[attn(causal)]` (non-causal is the default)",
+                        ));
                     }
                     self.causal = Some(span);
                 }
@@ -244,10 +277,56 @@ impl Options {
                     let value = float_literal(&expr, "the attention scale")?;
                     self.scale = Some((value, expr.span()));
                 }
+                "kv_heads" => {
+                    let expr: Expr = meta.value()?.parse()?;
+                    let n = match &expr {
+                        Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Int(i),
+                            ..
+                        }) if matches!(i.suffix(), "" | "usize") => i.base10_parse::<usize>().ok(),
+                        _ => None,
+                    };
+                    match n {
+                        Some(n) if n >= 1 && n as u64 <= MAX_DIM => {
+                            self.kv_heads = Some((n, span));
+                        }
+                        _ => {
+                            return Err(syn::Error::new_spanned(
+                                &expr,
+                                "`kv_heads` is the number of key/value heads: an integer literal \
+                                 between 1 and the number of query heads, like `kv_heads = 2`",
+                            ));
+                        }
+                    }
+                }
                 "dtype" => {
-                    let ty: Ident = meta.value()?.parse()?;
-                    let span = ty.span();
-                    self.dtype = Some((ty, span));
+                    let expr: Expr = meta.value()?.parse()?;
+                    let name = match &expr {
+                        Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(Ident::unraw),
+                        _ => None,
+                    };
+                    let known = || {
+                        DTYPES
+                            .iter()
+                            .map(|(n, _)| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let Some(dtype) = name
+                        .as_ref()
+                        .and_then(|n| DTYPES.iter().find(|(d, _)| n == d))
+                        .map(|(_, d)| *d)
+                    else {
+                        return Err(syn::Error::new_spanned(
+                            &expr,
+                            format!(
+                                "unknown dtype `{}`: the element types are {}",
+                                quote::ToTokens::to_token_stream(&expr),
+                                known()
+                            ),
+                        ));
+                    };
+                    self.dtype = Some((dtype, expr.span()));
                 }
                 _ => {
                     return Err(syn::Error::new_spanned(

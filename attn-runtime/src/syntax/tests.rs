@@ -1,4 +1,5 @@
 use super::*;
+use crate::DType;
 use quote::quote;
 
 fn kernels(tokens: proc_macro2::TokenStream) -> syn::Result<Vec<Kernel>> {
@@ -111,10 +112,6 @@ fn errors() {
             "unknown option `flash`",
         ),
         (
-            quote! { #[attn(causal)] fn f(q: [2, 2], k: [2, 2], v: [2, 2]) -> [2, 2]; },
-            "not supported yet",
-        ),
-        (
             quote! { fn f(q: [2, 2], k: [2, 2]) -> [2, 2]; },
             "exactly 3 inputs",
         ),
@@ -129,8 +126,8 @@ fn errors() {
             "more than",
         ),
         (
-            quote! { #[attn(dtype = f64)] fn f(a: [2]) -> [2] { a } },
-            "unsupported dtype",
+            quote! { #[attn(dtype = f8)] fn f(a: [2]) -> [2] { a } },
+            "unknown dtype `f8`",
         ),
         (
             quote! { fn f(a: [2], a: [2]) -> [2] { a } },
@@ -160,6 +157,7 @@ fn manifest_round_trip() {
             symbol: "attn_f_0".into(),
             location: "src/lib.rs:3".into(),
             canonical: "f(x:f32[2])->f32[2]{return %0}".into(),
+            dtypes: vec![DType::BF16, DType::F32, DType::BF16],
         }],
         duplicates: vec![ManifestDuplicate {
             name: "g".into(),
@@ -167,4 +165,318 @@ fn manifest_round_trip() {
         }],
     };
     assert_eq!(Manifest::parse(&m.render()), m);
+}
+
+#[test]
+fn manifests_without_dtypes_still_parse() {
+    let m =
+        Manifest::parse("# attn kernel manifest v1\nkernel\tf\tattn_f_0\tsrc/lib.rs:3\tf(..)\n");
+    assert_eq!(m.kernels.len(), 1);
+    assert!(m.kernels[0].dtypes.is_empty());
+    let k = &kernels(quote! {
+        #[attn(dtype = f16)]
+        fn g(q: [4, 8], k: [4, 8], v: [4, 8], mask: [4, 4]) -> [4, 8];
+    })
+    .unwrap()[0];
+    let r = ManifestKernel::new(k, "src/lib.rs:1");
+    assert_eq!(
+        r.dtypes,
+        [DType::F16, DType::F16, DType::F16, DType::F32, DType::F16]
+    );
+    assert_eq!(r.symbol, k.symbol());
+    let m = Manifest {
+        kernels: vec![r],
+        ..Manifest::default()
+    };
+    assert_eq!(Manifest::parse(&m.render()), m);
+}
+
+/// The one kernel of `tokens`.
+fn kernel(tokens: proc_macro2::TokenStream) -> Kernel {
+    kernels(tokens).unwrap().remove(0)
+}
+
+#[test]
+fn options_parse_in_one_or_several_attributes() {
+    let a = kernel(quote! {
+        #[attn(causal, kv_heads = 2, dtype = f16, scale = 0.125)]
+        fn f(q: [1, 4, 8, 16], k: [1, 2, 8, 16], v: [1, 2, 8, 16]) -> [1, 4, 8, 16];
+    });
+    let b = kernel(quote! {
+        #[attn(dtype = f16)]
+        #[attn(scale = 0.125, causal)]
+        #[attn(kv_heads = 2)]
+        fn f(q: [1, 4, 8, 16], k: [1, 2, 8, 16], v: [1, 2, 8, 16]) -> [1, 4, 8, 16];
+    });
+    assert_eq!(a, b);
+    assert_eq!(a.dtype, DType::F16);
+    assert_eq!(
+        a.canonical(),
+        "f(q:f16[1,4,8,16],k:f16[1,2,8,16],v:f16[1,2,8,16])->f16[1,4,8,16]{%3=attention(%0,%1,%2,scale=1.25e-1,causal);return %3}"
+    );
+    let item = syn::parse2::<Invocation>(quote! {
+        #[attn(causal, kv_heads = 2, dtype = bf16)]
+        fn f(q: [4, 8, 16], k: [2, 8, 16], v: [2, 8, 16]) -> [4, 8, 16];
+    })
+    .unwrap()
+    .kernels
+    .remove(0);
+    assert!(item.options.causal.is_some());
+    assert_eq!(item.options.kv_heads.map(|k| k.0), Some(2));
+    assert_eq!(item.options.dtype.map(|d| d.0), Some(DType::BF16));
+    assert!(item.attrs.is_empty());
+}
+
+#[test]
+fn causal_kernels_are_accepted_and_distinct() {
+    let plain = kernel(quote! { fn f(q: [8, 4], k: [8, 4], v: [8, 4]) -> [8, 4]; });
+    let causal =
+        kernel(quote! { #[attn(causal)] fn f(q: [8, 4], k: [8, 4], v: [8, 4]) -> [8, 4]; });
+    assert!(matches!(
+        causal.nodes[0].op,
+        Op::Attention {
+            causal: true,
+            mask: None,
+            ..
+        }
+    ));
+    assert!(
+        causal
+            .canonical()
+            .ends_with("scale=5e-1,causal);return %3}")
+    );
+    assert_ne!(plain.symbol(), causal.symbol());
+    // The pre-option spec is unchanged for kernels without options.
+    assert_eq!(
+        plain.canonical(),
+        "f(q:f32[8,4],k:f32[8,4],v:f32[8,4])->f32[8,4]{%3=attention(%0,%1,%2,scale=5e-1);return %3}"
+    );
+    // Sq != Sk (bottom-right aligned) at ranks 2 to 4.
+    kernel(quote! { #[attn(causal)] fn f(q: [3, 4], k: [8, 4], v: [8, 2]) -> [3, 2]; });
+    kernel(quote! { #[attn(causal)] fn f(q: [2, 3, 4], k: [2, 8, 4], v: [2, 8, 2]) -> [2, 3, 2]; });
+    kernel(
+        quote! { #[attn(causal)] fn f(q: [2, 2, 9, 4], k: [2, 2, 8, 4], v: [2, 2, 8, 2]) -> [2, 2, 9, 2]; },
+    );
+}
+
+#[test]
+fn grouped_query_heads() {
+    let k = kernel(quote! {
+        #[attn(kv_heads = 2)]
+        fn gqa(q: [3, 6, 5, 8], k: [3, 2, 7, 8], v: [3, 2, 7, 4]) -> [3, 6, 5, 4];
+    });
+    assert_eq!(k.output_shape(), &[3, 6, 5, 4]);
+    // kv_heads is an assertion: the spec (and symbol) is that of the same shapes without it.
+    let without = kernel(quote! {
+        fn gqa(q: [3, 6, 5, 8], k: [3, 2, 7, 8], v: [3, 2, 7, 4]) -> [3, 6, 5, 4];
+    });
+    assert_eq!(k.symbol(), without.symbol());
+    // Multi-query (one KV head) at rank 3.
+    kernel(
+        quote! { #[attn(kv_heads = 1)] fn mqa(q: [4, 5, 8], k: [1, 7, 8], v: [1, 7, 8]) -> [4, 5, 8]; },
+    );
+}
+
+#[test]
+fn masks_in_declarations_and_bodies() {
+    let k = kernel(quote! {
+        fn m(q: [2, 4, 5, 8], k: [2, 2, 7, 8], v: [2, 2, 7, 8], mask: [5, 7]) -> [2, 4, 5, 8];
+    });
+    assert_eq!(k.inputs[3].dtype, DType::F32);
+    assert!(
+        k.canonical()
+            .contains("attention(%0,%1,%2,scale=3.5355338e-1,mask=%3)"),
+        "{}",
+        k.canonical()
+    );
+    for mask in [
+        quote!([5, 7]),
+        quote!([1, 1, 5, 7]),
+        quote!([2, 1, 5, 7]),
+        quote!([1, 4, 5, 7]),
+        quote!([2, 4, 5, 7]),
+    ] {
+        kernel(quote! {
+            #[attn(dtype = bf16)]
+            fn m(q: [2, 4, 5, 8], k: [2, 2, 7, 8], v: [2, 2, 7, 8], mask: #mask) -> [2, 4, 5, 8];
+        });
+    }
+    // In a body: named arguments, after an optional positional scale.
+    let k = kernel(quote! {
+        #[attn(dtype = f64, causal)]
+        fn b(q: [4, 8], k: [6, 8], v: [6, 8], bias: [4, 6]) -> [4, 8] {
+            let a = attention(q, k, v, mask = bias, causal = false);
+            attention(a, k, v, 0.5, mask = bias)
+        }
+    });
+    assert_eq!(k.dtype, DType::F64);
+    let dtypes: Vec<DType> = k.inputs.iter().map(|i| i.dtype).collect();
+    assert_eq!(dtypes, [DType::F64, DType::F64, DType::F64, DType::F32]);
+    assert_eq!(k.output_dtype(), DType::F64);
+    assert_eq!(
+        k.canonical(),
+        "b(q:f64[4,8],k:f64[6,8],v:f64[6,8],bias:f32[4,6])->f64[4,8]{%4=attention(%0,%1,%2,scale=3.5355338e-1,mask=%3);%5=attention(%4,%1,%2,scale=5e-1,mask=%3,causal);return %5}"
+    );
+    // f32 kernels may compute their masks.
+    kernel(quote! {
+        fn c(q: [4, 8], k: [6, 8], v: [6, 8], a: [4, 6], b: [4, 6]) -> [4, 8] {
+            attention(q, k, v, scale = 0.25, mask = add(a, b))
+        }
+    });
+}
+
+#[test]
+fn dtypes_reach_every_value() {
+    let k = kernel(quote! {
+        #[attn(dtype = f64)]
+        fn p(q: [4, 8], k: [6, 8]) -> [4, 6] { softmax(scale(matmul(q, transpose(k)), 0.5)) }
+    });
+    assert!(k.nodes.iter().all(|n| n.dtype == DType::F64));
+    assert!(
+        k.canonical()
+            .starts_with("p(q:f64[4,8],k:f64[6,8])->f64[4,6]{")
+    );
+    let f32 = kernel(quote! {
+        fn p(q: [4, 8], k: [6, 8]) -> [4, 6] { softmax(scale(matmul(q, transpose(k)), 0.5)) }
+    });
+    assert_ne!(k.symbol(), f32.symbol());
+    let explicit = kernel(quote! {
+        #[attn(dtype = f32)]
+        fn p(q: [4, 8], k: [6, 8]) -> [4, 6] { softmax(scale(matmul(q, transpose(k)), 0.5)) }
+    });
+    assert_eq!(explicit.symbol(), f32.symbol());
+    let symbols: std::collections::HashSet<String> = ["f32", "f64", "bf16", "f16"]
+        .iter()
+        .map(|d| {
+            let d = syn::Ident::new(d, proc_macro2::Span::call_site());
+            kernel(quote! { #[attn(dtype = #d)] fn a(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; })
+                .symbol()
+        })
+        .collect();
+    assert_eq!(symbols.len(), 4);
+    // A copy is no primitive: fine in bf16.
+    let c = kernel(quote! { #[attn(dtype = bf16)] fn c(x: [2, 3]) -> [2, 3] { x } });
+    assert_eq!(c.canonical(), "c(x:bf16[2,3])->bf16[2,3]{return %0}");
+}
+
+#[test]
+fn option_errors() {
+    let cases = [
+        (
+            quote! { #[attn(kv_heads = 3)] fn f(q: [1, 6, 4, 8], k: [1, 2, 4, 8], v: [1, 2, 4, 8]) -> [1, 6, 4, 8]; },
+            "`kv_heads = 3`, but k [1, 2, 4, 8] and v [1, 2, 4, 8] have 2 key/value heads",
+        ),
+        (
+            quote! { #[attn(kv_heads = 2)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "needs heads",
+        ),
+        (
+            quote! { #[attn(kv_heads = 0)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "integer literal",
+        ),
+        (
+            quote! { #[attn(kv_heads = two)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "integer literal",
+        ),
+        (
+            quote! { fn f(q: [1, 6, 4, 8], k: [1, 4, 4, 8], v: [1, 4, 4, 8]) -> [1, 6, 4, 8]; },
+            "q [1, 6, 4, 8] has 6 heads, k [1, 4, 4, 8] has 4",
+        ),
+        (
+            quote! { fn f(q: [6, 4, 8], k: [2, 4, 8], v: [3, 4, 8]) -> [6, 4, 8]; },
+            "k and v must have the same number of heads",
+        ),
+        (
+            quote! { fn f(q: [2, 6, 4, 8], k: [1, 2, 4, 8], v: [1, 2, 4, 8]) -> [2, 6, 4, 8]; },
+            "batch dims",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [5, 8], v: [5, 8], mask: [5, 4]) -> [4, 8]; },
+            "the mask must be f32 [Sq, Sk] = [4, 5]",
+        ),
+        (
+            quote! { fn f(q: [2, 3, 4, 8], k: [2, 3, 5, 8], v: [2, 3, 5, 8], mask: [3, 3, 4, 5]) -> [2, 3, 4, 8]; },
+            "or [1|2, 1|3, 4, 5]",
+        ),
+        (
+            quote! { fn f(q: [2, 3, 4, 8], k: [2, 3, 5, 8], v: [2, 3, 5, 8], mask: [3, 4, 5]) -> [2, 3, 4, 8]; },
+            "got [3, 4, 5]",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [5, 8], v: [5, 8], bias: [4, 5]) -> [4, 8]; },
+            "must be named `mask`, not `bias`",
+        ),
+        (
+            quote! { #[attn(dtype = bf16)] fn f(a: [2, 2], b: [2, 2]) -> [2, 2] { matmul(a, b) } },
+            "`matmul` has no bf16 lowering",
+        ),
+        (
+            quote! { #[attn(dtype = f16)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 4] { softmax(attention(q, k, v)) } },
+            "`softmax` has no f16 lowering",
+        ),
+        (
+            quote! { #[attn(dtype = half::bf16)] fn f(a: [2]) -> [2] { a } },
+            "unknown dtype `half :: bf16`",
+        ),
+        (
+            quote! { #[attn(causal = true)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "`causal` takes no value",
+        ),
+        (
+            quote! { #[attn(causal, causal)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "option `causal` is given twice",
+        ),
+        (
+            quote! { #[attn(scale = 0.5)] #[attn(scale = 0.5)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "option `scale` is given twice",
+        ),
+        (
+            quote! { #[attn(causal)] fn f(x: [4, 8]) -> [4, 8] { softmax(x) } },
+            "`causal` is an option of `attention`, which this kernel does not compute",
+        ),
+        (
+            quote! { #[attn(kv_heads = 1)] fn f(x: [4, 8]) -> [4, 8] { softmax(x) } },
+            "`kv_heads` is an option of `attention`",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, bias = q) } },
+            "unknown argument of `attention`",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, 0.5, scale = 0.5) } },
+            "`scale` is given twice",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, causal = yes) } },
+            "`causal` is `true` or `false`",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, q) } },
+            "must be an f32 literal",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, 0.5, q) } },
+            "expected a named argument",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8]) -> [4, 8] { attention(q, k) } },
+            "`attention` takes q, k and v, got 2 arguments",
+        ),
+        (
+            quote! { #[attn(dtype = bf16)] fn f(q: [4, 4], k: [4, 4], v: [4, 4]) -> [4, 4] { attention(q, k, v, mask = q) } },
+            "used both as an attention mask (always f32) and as a bf16 tensor",
+        ),
+        (
+            quote! { #[attn(dtype = f64)] fn f(q: [4, 4], k: [4, 4], v: [4, 4], a: [4, 4]) -> [4, 4] { attention(q, k, v, mask = softmax(a)) } },
+            "it must be an input of the kernel, not a computed (f64) value",
+        ),
+        (
+            quote! { #[attn(dtype = bf16)] fn f(q: [4, 4], k: [4, 4], v: [4, 4], m: [4, 4]) -> [4, 4] { let o = attention(q, k, v, mask = m); m } },
+            "used both as an attention mask",
+        ),
+    ];
+    for (tokens, want) in cases {
+        let got = error(tokens.clone());
+        assert!(got.contains(want), "{tokens}: got `{got}`, want `{want}`");
+    }
 }

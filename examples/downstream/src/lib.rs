@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod heads;
+pub mod options;
 
 attn::attention! {
     /// Single-head attention: 37 queries of dim 80 against 53 keys, value dim 24.

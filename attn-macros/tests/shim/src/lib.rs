@@ -1,5 +1,6 @@
 //! The part of `attn`'s root crate that `attention!` expansions use.
 pub use attn_macros::attention;
+pub use attn_runtime::half;
 
 #[doc(hidden)]
 pub mod __private {

@@ -1,5 +1,6 @@
 attn::attention! {
-    #[attn(causal)]
+    #[attn(causal, dtype = f32)]
+    #[attn(dtype = f64)]
     pub fn f(q: [8, 4], k: [8, 4], v: [8, 4]) -> [8, 4];
 }
 

@@ -1,5 +1,5 @@
 attn::attention! {
-    #[attn(dtype = f64)]
+    #[attn(causal = true)]
     pub fn f(q: [8, 4], k: [8, 4], v: [8, 4]) -> [8, 4];
 }
 
