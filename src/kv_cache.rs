@@ -19,7 +19,7 @@ use attn_runtime::{AsTensorView, Error, Tensor, TensorView};
 ///
 /// A bf16 cache: `KvCache::<attn::half::bf16>::new(..)`, with bf16 keys, values and queries.
 #[derive(Clone, Debug)]
-pub struct KvCache<T = f32> {
+pub struct KvCache<T: AttentionElement = f32> {
     k: Tensor<T>,
     v: Tensor<T>,
     len: usize,

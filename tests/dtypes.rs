@@ -197,7 +197,7 @@ fn bf16_kv_cache_decodes_like_the_reference() {
     let q: Tensor<bf16> = convert(&rng.tensor(&[1, hq, total, d]));
     let k: Tensor<bf16> = convert(&rng.tensor(&[1, hkv, total, d]));
     let v: Tensor<bf16> = convert(&rng.tensor(&[1, hkv, total, d]));
-    let rows = |t: &Tensor<bf16>, from: usize, n: usize| {
+    fn rows(t: &Tensor<bf16>, from: usize, n: usize) -> TensorView<'_, bf16> {
         let s = t.shape();
         TensorView::from_strided(
             t.as_slice(),
@@ -206,7 +206,7 @@ fn bf16_kv_cache_decodes_like_the_reference() {
             from * s[3],
         )
         .unwrap()
-    };
+    }
     let mut cache = attn::KvCache::<bf16>::new(1, hkv, total, d, d).unwrap();
     let causal = Attention::new().causal(true);
     cache.append(&rows(&k, 0, 30), &rows(&v, 0, 30)).unwrap();
