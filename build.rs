@@ -84,10 +84,7 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
             let q = g.input("q", ty(2));
             let k = g.input("k", ty(2));
             let v = g.input("v", ty(2));
-            let s = g.input(
-                "scale",
-                TensorType::new(element.compute(), &[]),
-            );
+            let s = g.input("scale", TensorType::new(element.compute(), &[]));
             let mask = mask.then(|| g.input("mask", dynamic(2)));
             let positions = causal.then(|| g.input("positions", dynamic(1)));
             let o = g.attention_with(

@@ -78,7 +78,10 @@ fn parse() -> Result<Args, String> {
             "--dtype" => {
                 a.dtype = it.next().ok_or("--dtype needs a value")?;
                 if !["f32", "f64", "bf16", "f16"].contains(&a.dtype.as_str()) {
-                    return Err(format!("--dtype: expected f32, f64, bf16 or f16, got {}", a.dtype));
+                    return Err(format!(
+                        "--dtype: expected f32, f64, bf16 or f16, got {}",
+                        a.dtype
+                    ));
                 }
             }
             "-h" | "--help" => {

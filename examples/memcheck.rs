@@ -16,6 +16,56 @@ fn check(name: &str, actual: &Tensor, expected: &Tensor<f64>, failures: &mut Vec
     }
 }
 
+/// The dense, causal and masked kernels of element type `T` (q, k, v rounded to `T`), with the
+/// packed path (5 rows) and the streaming path (1 row).
+fn dtype_variants<T: attn::AttentionElement>(
+    name: &str,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    rtol: f64,
+    failures: &mut Vec<String>,
+) -> Result<(), attn::Error> {
+    let to = |t: &Tensor| t.map(|x| T::from_f64(f64::from(x)));
+    let (qt, kt, vt) = (to(q), to(k), to(v));
+    let wide = |t: &Tensor<T>| t.to_f64();
+    for rows in [5, 1] {
+        let qs: Tensor<T> = Tensor::from_vec(
+            &[1, 4, rows, 8],
+            (0..4)
+                .flat_map(|h| qt.as_slice()[h * 40..h * 40 + rows * 8].iter().copied())
+                .collect(),
+        )?;
+        let m = mask.map(|x| x);
+        let m = attn::TensorView::from_strided(m.as_slice(), &[rows, 7], &[7, 1], 0)?.to_tensor();
+        for (variant, causal, with_mask) in [
+            ("", false, false),
+            (" causal", true, false),
+            (" mask", false, true),
+        ] {
+            let mut att = attn::Attention::new().causal(causal);
+            if with_mask {
+                att = att.mask(&m);
+            }
+            let m64 = m.to_f64();
+            let options = reference::AttentionOptions {
+                causal,
+                mask: with_mask.then(|| m64.view()),
+                ..Default::default()
+            };
+            let expected = reference::attention_with(&wide(&qs), &wide(&kt), &wide(&vt), &options)?;
+            let label = format!("attention {name}{variant} rows={rows}");
+            match reference::compare(&att.run(&qs, &kt, &vt)?, &expected, rtol, 1e-5) {
+                Ok(c) if c.ok => println!("ok   {label:<28} max abs err {:.2e}", c.max_abs_err),
+                Ok(c) => failures.push(format!("{label}: max abs err {:e}", c.max_abs_err)),
+                Err(e) => failures.push(format!("{label}: {e}")),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), attn::Error> {
     let mut failures = Vec::new();
     let shapes: [&[usize]; 4] = [&[7], &[5, 6], &[2, 3, 4], &[2, 2, 3, 5]];
@@ -166,6 +216,11 @@ fn main() -> Result<(), attn::Error> {
         &reference::attention_with(&q1, &k, &v, &options)?,
         &mut failures,
     );
+
+    // The other element types' kernels (dense, causal, masked; the decode path with one row).
+    dtype_variants::<f64>("f64", &q, &k, &v, &mask, 1e-12, &mut failures)?;
+    dtype_variants::<attn::half::bf16>("bf16", &q, &k, &v, &mask, 2.0f64.powi(-8), &mut failures)?;
+    dtype_variants::<attn::half::f16>("f16", &q, &k, &v, &mask, 2.0f64.powi(-10), &mut failures)?;
 
     if failures.is_empty() {
         println!("all kernels match the reference");

@@ -247,9 +247,7 @@ impl<'a> Attention<'a> {
                     .into(),
             });
         }
-        let scale = self
-            .scale
-            .map_or(1.0 / (dims.d as f64).sqrt(), f64::from);
+        let scale = self.scale.map_or(1.0 / (dims.d as f64).sqrt(), f64::from);
         if !scale.is_finite() {
             return Err(Error::Unsupported {
                 op: "attention",

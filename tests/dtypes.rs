@@ -137,7 +137,15 @@ fn masks_and_key_padding_in_every_dtype() {
     for causal in [false, true] {
         every_dtype("mask", &q, &k, &v, causal, Some(&mask), None);
         every_dtype("padding", &q, &k, &v, causal, None, Some(&padding));
-        every_dtype("mask+padding", &q, &k, &v, causal, Some(&mask), Some(&padding));
+        every_dtype(
+            "mask+padding",
+            &q,
+            &k,
+            &v,
+            causal,
+            Some(&mask),
+            Some(&padding),
+        );
     }
     // Decode-sized (streaming path) with a mask.
     let q1 = rng.tensor(&[b, hq, 3, d]);

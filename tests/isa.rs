@@ -3,9 +3,9 @@
 
 mod common;
 
+use attn::half::{bf16, f16};
 use attn::isa::{self, Isa};
 use attn::reference;
-use attn::half::{bf16, f16};
 use common::{Rng, assert_close, assert_close_tol};
 
 #[test]
@@ -40,12 +40,20 @@ fn every_supported_variant_matches_the_reference() {
         );
         // The other dtypes' kernels (bf16's tail loads differ from the others'; f16 conversions
         // are instructions on v3/v4 and library calls on the baseline).
-        let (qb, kb, vb) = (q.map(bf16::from_f32), k.map(bf16::from_f32), v.map(bf16::from_f32));
+        let (qb, kb, vb) = (
+            q.map(bf16::from_f32),
+            k.map(bf16::from_f32),
+            v.map(bf16::from_f32),
+        );
         let wide = |t: &attn::Tensor<bf16>| t.map(f32::from);
         let expected_b = reference::attention(&wide(&qb), &wide(&kb), &wide(&vb), None).unwrap();
         let got = attn::attention(&qb, &kb, &vb).unwrap().map(f32::from);
         assert_close_tol(&got, &expected_b, 2.0f64.powi(-8), 1e-5);
-        let (qh, kh, vh) = (q.map(f16::from_f32), k.map(f16::from_f32), v.map(f16::from_f32));
+        let (qh, kh, vh) = (
+            q.map(f16::from_f32),
+            k.map(f16::from_f32),
+            v.map(f16::from_f32),
+        );
         let wide = |t: &attn::Tensor<f16>| t.map(f32::from);
         let expected_h = reference::attention(&wide(&qh), &wide(&kh), &wide(&vh), None).unwrap();
         let got = attn::attention(&qh, &kh, &vh).unwrap().map(f32::from);

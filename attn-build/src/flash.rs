@@ -160,13 +160,25 @@ pub struct Dtype {
 
 impl Dtype {
     /// f32 in memory and in registers.
-    pub const F32: Dtype = Dtype { st: "f32", ct: "f32" };
+    pub const F32: Dtype = Dtype {
+        st: "f32",
+        ct: "f32",
+    };
     /// f64 in memory and in registers.
-    pub const F64: Dtype = Dtype { st: "f64", ct: "f64" };
+    pub const F64: Dtype = Dtype {
+        st: "f64",
+        ct: "f64",
+    };
     /// bf16 in memory, f32 in registers.
-    pub const BF16: Dtype = Dtype { st: "bf16", ct: "f32" };
+    pub const BF16: Dtype = Dtype {
+        st: "bf16",
+        ct: "f32",
+    };
     /// f16 in memory, f32 in registers.
-    pub const F16: Dtype = Dtype { st: "f16", ct: "f32" };
+    pub const F16: Dtype = Dtype {
+        st: "f16",
+        ct: "f32",
+    };
 
     /// The fused kernel's types for tensors of element type `elem` (MLIR spelling), if any.
     pub fn of(elem: &str) -> Option<Dtype> {
@@ -522,7 +534,13 @@ impl E {
         // f32: Cephes expf (|error| ~1e-7 relative); f64: ln 2 split in two parts and a
         // degree-12 Taylor polynomial on |r| <= ln(2)/2 (truncation below 2e-16 relative).
         let (lo_x, c1v, c2v, bias_v, shift) = if wide {
-            (-708.39, -6.931_457_519_531_25e-1, -1.428_606_820_309_417_2e-6, 1023, 52)
+            (
+                -708.39,
+                -6.931_457_519_531_25e-1,
+                -1.428_606_820_309_417_2e-6,
+                1023,
+                52,
+            )
         } else {
             (-87.336_54, -0.693_359_375, 2.121_944_4e-4, 127, 23)
         };
@@ -1192,13 +1210,7 @@ fn wrapper(spec: &Spec, t: &Tiling) -> String {
         None
     };
 
-    fn nest(
-        e: &mut E,
-        level: usize,
-        ivs: &mut Vec<String>,
-        out: String,
-        x: &Nest,
-    ) -> String {
+    fn nest(e: &mut E, level: usize, ivs: &mut Vec<String>, out: String, x: &Nest) -> String {
         if level == x.lead {
             let ones = vec!["1"; x.lead].join(", ");
             let strides = vec!["1"; x.lead + 2].join(", ");

@@ -227,8 +227,9 @@ pub struct AttentionOptions {
 /// Where the attention scale comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Scale {
-    /// A constant compiled into the kernel.
-    Constant(f32),
+    /// A constant compiled into the kernel, rounded to the kernel's compute type (f64 keeps
+    /// every digit for f64 kernels).
+    Constant(f64),
     /// A rank-0 graph input, given at run time.
     Input(Value),
 }
@@ -765,7 +766,7 @@ impl KernelDef {
                         Scale::Constant(c) => (
                             format!(
                                 "    %s{i} = arith.constant dense<{}> : tensor<{elem}>\n",
-                                float_literal(*c)
+                                float_literal_f64(*c)
                             ),
                             format!("%s{i}"),
                         ),
@@ -830,7 +831,15 @@ impl KernelDef {
 
 /// An f32 written so that MLIR parses it back to the same value.
 pub fn float_literal(x: f32) -> String {
-    let s = format!("{x:e}");
+    float_literal_f64_repr(format!("{x:e}"))
+}
+
+/// [`float_literal`] of an f64 (every digit of it).
+pub fn float_literal_f64(x: f64) -> String {
+    float_literal_f64_repr(format!("{x:e}"))
+}
+
+fn float_literal_f64_repr(s: String) -> String {
     // `{:e}` is the shortest round-tripping form, e.g. `1.25e-1` or `1e0`; MLIR needs a dot.
     match s.split_once('e') {
         Some((m, e)) if !m.contains('.') => format!("{m}.0e{e}"),

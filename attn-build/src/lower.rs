@@ -647,7 +647,11 @@ impl<'c, 'a> Builder<'c, 'a> {
         if self.fused {
             return self.flash_attention(q, k, v, scale, &spec, &tq, &tv, mask, positions);
         }
-        if mask.is_some() || positions.is_some() || causal || !matches!(tq.elem.as_str(), "f32" | "f64") {
+        if mask.is_some()
+            || positions.is_some()
+            || causal
+            || !matches!(tq.elem.as_str(), "f32" | "f64")
+        {
             return Err(format!(
                 "the loop pipeline (the baseline) composes plain f32/f64 attention only, got {} with options",
                 tq.show()

@@ -154,7 +154,7 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                 val(*q, &nodes),
                 val(*k, &nodes),
                 val(*v, &nodes),
-                Scale::Constant(*scale),
+                Scale::Constant(exact_scale(*scale, g.ty(val(*q, &nodes)))),
                 AttentionOptions {
                     mask: mask.map(|m| val(m, &nodes)),
                     positions: None,
@@ -181,6 +181,21 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
     }
     let out = val(k.output, &nodes);
     Ok(KernelDef::new(&k.name, g, out).with_layout(Layout::Contiguous))
+}
+
+/// The attention scale as the graph takes it: the spec's f32, except that the default
+/// `1/sqrt(D)` of an f64 kernel is recomputed in f64 (the spec holds it rounded to f32).
+fn exact_scale(scale: f32, q: &crate::graph::TensorType) -> f64 {
+    use crate::graph::{Dim, ElementType};
+    if q.element == ElementType::F64
+        && let Some(Dim::Static(d)) = q.dims.last()
+    {
+        let exact = 1.0 / (*d as f64).sqrt();
+        if exact as f32 == scale {
+            return exact;
+        }
+    }
+    f64::from(scale)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ fn attention(name: &str, ty: TensorType, scale: Option<f32>, layout: Layout) -> 
     let k = g.input("k", ty.clone());
     let v = g.input("v", ty.clone());
     let s = match scale {
-        Some(c) => Scale::Constant(c),
+        Some(c) => Scale::Constant(f64::from(c)),
         None => Scale::Input(g.input("scale", TensorType::f32_dynamic(0))),
     };
     let o = g.attention(q, k, v, s).unwrap();

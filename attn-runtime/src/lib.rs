@@ -28,9 +28,9 @@ mod tensor;
 
 pub use descriptor::{DynMemRef, MemRefDescriptor};
 pub use element::{DType, Element};
+pub use error::Error;
 /// The `half` crate, whose [`half::bf16`] and [`half::f16`] are element types of tensors and kernels.
 pub use half;
-pub use error::Error;
 /// The `ndarray` crate this one interoperates with (feature `ndarray`).
 #[cfg(feature = "ndarray")]
 pub use ndarray;

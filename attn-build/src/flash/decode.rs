@@ -438,7 +438,9 @@ pub(super) fn emit(
                 let kv = e.v(&format!("arith.addi {k0v}, {iota} : {vit}"));
                 let ok = e.v(&format!("arith.cmpi slt, {kv}, {limv} : {vit}"));
                 let sc = e.v(&format!("arith.select {ok}, {sc}, {vninf} : {vmt}, {vt}"));
-                e.line(&format!("vector.store {sc}, {sb}[{r}, {jw}] : {sb_ty}, {vt}"));
+                e.line(&format!(
+                    "vector.store {sc}, {sb}[{r}, {jw}] : {sb_ty}, {vt}"
+                ));
             });
             // Online softmax over the block: m' = max(m, rowmax S), alpha = exp(m - m'),
             // P = exp(S - m') (in place of S), l' = alpha l + rowsum P.
@@ -463,7 +465,9 @@ pub(super) fn emit(
                 let y = e.v(&format!("arith.subf {x}, {mb} : {vt}"));
                 let p = e.exp_flush(&y, &vt, &vet);
                 let col = e.idx(j * w);
-                e.line(&format!("vector.store {p}, {sb}[{r}, {col}] : {sb_ty}, {vt}"));
+                e.line(&format!(
+                    "vector.store {p}, {sb}[{r}, {col}] : {sb_ty}, {vt}"
+                ));
                 sum = Some(match sum {
                     None => p,
                     Some(a) => e.v(&format!("arith.addf {a}, {p} : {vt}")),
