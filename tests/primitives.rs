@@ -240,6 +240,29 @@ fn softmax_row_lengths_strides_and_special_values() {
     assert!(y[9..].iter().all(|v| v.is_finite()));
 }
 
+/// Views whose rows are contiguous but not adjacent (padded leading strides, an offset, a
+/// broadcast row), read in place by the kernel, and rows with a stride of 2, copied.
+#[test]
+fn softmax_strided_views() {
+    let mut rng = Rng::new(29);
+    let buf = rng.tensor(&[4000]);
+    let data = buf.as_slice();
+    for n in [5usize, 16, 37, 64] {
+        for (shape, strides, offset) in [
+            (vec![3, n], vec![n + 7, 1], 3),
+            (vec![2, 3, n], vec![4 * (n + 5), n + 5, 1], 11),
+            (vec![2, 2, 3, n], vec![0, 3 * n + 2, n, 1], 1),
+            (vec![3, n], vec![2 * n + 1, 2], 0),
+        ] {
+            let v = attn::TensorView::from_strided(data, &shape, &strides, offset).unwrap();
+            assert_close(
+                &attn::softmax(&v).unwrap(),
+                &reference::softmax(&v).unwrap(),
+            );
+        }
+    }
+}
+
 /// Huge finite logits (where `m * log2(e)` is not exact in f32) still give the reference,
 /// for rows shorter and longer than a vector step, in rows next to ordinary ones.
 #[test]

@@ -20,16 +20,18 @@
 //! NaN or infinities (a NaN or infinite input propagates exactly as in the naive loops).
 //!
 //! # Softmax over the last dim (rank 1 and up)
-//! Each row is copied to a contiguous scratch padded with `-inf` to a multiple of `U` vectors
-//! (a plain copy loop, which LLVM vectorizes behind a run-time unit-stride check). Then, over
-//! the scratch, in explicit vector loops:
+//! When the last dim has unit stride (checked at run time on the input's buffer, taken with
+//! `bufferization.to_buffer .. read_only`), a row is read in place up to its last whole step of
+//! `U` vectors, and only its rest is copied to a contiguous scratch padded with `-inf` to a
+//! multiple of the step; a strided row is copied whole (plain copy loops, which LLVM
+//! vectorizes behind a run-time unit-stride check). Then, in explicit vector loops:
 //! - the row max, `U` accumulators of `a < b ? b : a` (one `maxps`; a NaN entry is skipped here
 //!   and reaches the whole row through its exponential and the sum instead);
 //! - `exp(x - max)` as `2^t`, `t = x log2e - max log2e` (the subtraction fused into one FMA;
 //!   rows with `|max| >= 2^23` take `t = (x - max) log2e`, see the kernel), by
-//!   [`exp2_nonpositive`] with the `U` vectors' evaluations interleaved, written back to the
-//!   scratch and summed into one vector accumulator (a tree of the step's vectors), reduced
-//!   with `vector.reduction` and `fastmath<reassoc>`;
+//!   [`exp2_nonpositive`] with the `U` vectors' evaluations interleaved, written to the
+//!   scratch (which holds the whole row from then on) and summed into one vector accumulator
+//!   (a tree of the step's vectors), reduced with `vector.reduction` and `fastmath<reassoc>`;
 //! - and the row scaled by `1 / sum` on the copy out (again a plain loop).
 //!
 //! A NaN in a row makes the row NaN, a `+inf` gives `inf - inf = NaN`, as in the naive
@@ -445,23 +447,60 @@ fn softmax(rank: usize, t: &Tiling) -> String {
         "memref.alloc({np}) {{alignment = 64 : i64}} : {rb_ty}"
     ));
     let offs: Vec<String> = (0..U).map(|u| e.idx(u * w)).collect();
-    // The U vectors of the scratch at `c`.
-    let load_step = |e: &mut E, c: &str| -> (Vec<String>, Vec<String>) {
+    // The input as a strided buffer (read only), its strides, and whether rows are contiguous.
+    let sty = format!(
+        "memref<{}f32, strided<[{}], offset: ?>>",
+        "?x".repeat(rank),
+        vec!["?"; rank].join(", ")
+    );
+    let uty = "memref<?xf32, strided<[1], offset: ?>>".to_string();
+    let xb = e.v(&format!(
+        "bufferization.to_buffer %x read_only : {tn} to {sty}"
+    ));
+    let xm = e.fresh();
+    e.line(&format!(
+        "{xm}:{} = memref.extract_strided_metadata {xb} : {sty} -> memref<f32>, index{}",
+        2 + 2 * rank,
+        ", index".repeat(2 * rank)
+    ));
+    let stride = |d: usize| format!("{xm}#{}", 2 + rank + d);
+    let unit = e.v(&format!(
+        "arith.cmpi eq, {}, {c1} : index",
+        stride(rank - 1)
+    ));
+    // Contiguous rows are read in place up to `nmain` (whole steps); the scratch holds the rest
+    // of the row (all of it for strided rows), padded with -inf, and every exponential.
+    let nq = e.v(&format!("arith.divui {n}, {cstep} : index"));
+    let nfull = e.v(&format!("arith.muli {nq}, {cstep} : index"));
+    let nmain = e.v(&format!("arith.select {unit}, {nfull}, {c0} : index"));
+    let rbu = e.v(&format!("memref.cast {rb} : {rb_ty} to {uty}"));
+    // The U vectors of `src` (of type `ty`) at `c`.
+    let load_step = |e: &mut E, src: &str, ty: &str, c: &str| -> (Vec<String>, Vec<String>) {
         let is: Vec<String> = offs
             .iter()
             .map(|o| e.v(&format!("arith.addi {c}, {o} : index")))
             .collect();
         let xs = is
             .iter()
-            .map(|i| e.v(&format!("vector.load {rb}[{i}] : {rb_ty}, {vt}")))
+            .map(|i| e.v(&format!("vector.load {src}[{i}] : {ty}, {vt}")))
             .collect();
         (is, xs)
     };
 
     let mut body = |e: &mut E, p: &[String], out: String| -> String {
-        // The row, padded with -inf: a plain copy loop, which LLVM vectorizes (behind a
-        // unit-stride check).
-        e.for_each(&c0, &n, &c1, |e, c| {
+        // The row in place (a unit-stride view; the scratch when the row is strided).
+        let mut off = format!("{xm}#1");
+        for (d, i) in p.iter().enumerate() {
+            let o = e.v(&format!("arith.muli {i}, {} : index", stride(d)));
+            off = e.v(&format!("arith.addi {off}, {o} : index"));
+        }
+        let xrow = e.v(&format!(
+            "memref.reinterpret_cast {xm}#0 to offset: [{off}], sizes: [{n}], strides: [1] : memref<f32> to {uty}"
+        ));
+        let src = e.v(&format!("arith.select {unit}, {xrow}, {rbu} : {uty}"));
+        // The rest of the row into the scratch, padded with -inf: a plain copy loop, which LLVM
+        // vectorizes (behind a unit-stride check).
+        e.for_each(&nmain, &n, &c1, |e, c| {
             let x = e.v(&format!("tensor.extract %x[{}] : {tn}", at(p, &[c])));
             e.line(&format!("memref.store {x}, {rb}[{c}] : {rb_ty}"));
         });
@@ -471,8 +510,13 @@ fn softmax(rank: usize, t: &Tiling) -> String {
         // The row max over vectors (`a < b ? b : a`, one `maxps`): a NaN entry is skipped
         // here and reaches the whole row through its exponential and the sum instead.
         let inits: Vec<(String, String)> = (0..U).map(|_| (vninf.clone(), vt.clone())).collect();
-        let vmax = e.for_loop(&c0, &np, &cstep, &inits, |e, c, a| {
-            let (_, xs) = load_step(e, c);
+        let vmax = e.for_loop(&c0, &nmain, &cstep, &inits, |e, c, a| {
+            let (_, xs) = load_step(e, &src, &uty, c);
+            a.iter().zip(&xs).map(|(m, x)| e.max(m, x, &vt)).collect()
+        });
+        let inits: Vec<(String, String)> = vmax.iter().map(|m| (m.clone(), vt.clone())).collect();
+        let vmax = e.for_loop(&nmain, &np, &cstep, &inits, |e, c, a| {
+            let (_, xs) = load_step(e, &rb, &rb_ty, c);
             a.iter().zip(&xs).map(|(m, x)| e.max(m, x, &vt)).collect()
         });
         let mut m = vmax[0].clone();
@@ -493,10 +537,17 @@ fn softmax(rank: usize, t: &Tiling) -> String {
         let vm = e.v(&format!("vector.broadcast {mx} : f32 to {vt}"));
         // One sum accumulator fed by a tree of the step's vectors: few live registers (no
         // spilled accumulator on the loop-carried chain) and one add of latency per step.
-        let exp_pass = |e: &mut E, fused: bool| -> String {
-            let inits = [(vzero.clone(), vt.clone())];
-            let vsum = e.for_loop(&c0, &np, &cstep, &inits, |e, c, a| {
-                let (is, xs) = load_step(e, c);
+        let exp_loop = |e: &mut E,
+                        fused: bool,
+                        lo: &str,
+                        hi: &str,
+                        from: &str,
+                        ty: &str,
+                        acc: &str|
+         -> String {
+            let inits = [(acc.to_string(), vt.clone())];
+            let vsum = e.for_loop(lo, hi, &cstep, &inits, |e, c, a| {
+                let (is, xs) = load_step(e, from, ty, c);
                 let ts: Vec<String> = xs
                     .iter()
                     .map(|x| {
@@ -526,6 +577,13 @@ fn softmax(rank: usize, t: &Tiling) -> String {
                 vec![e.v(&format!("arith.addf {}, {} : {vt}", a[0], level[0]))]
             });
             vsum[0].clone()
+        };
+        let exp_pass = |e: &mut E, fused: bool| -> String {
+            let mut acc = vzero.clone();
+            for (lo, hi, from, ty) in [(&c0, &nmain, &src, &uty), (&nmain, &np, &rb, &rb_ty)] {
+                acc = exp_loop(e, fused, lo, hi, from, ty, &acc);
+            }
+            acc
         };
         let vsum = e.fresh();
         e.line(&format!("{vsum} = scf.if {small} -> ({vt}) {{"));
