@@ -28,6 +28,10 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
         let mut g = Graph::new();
         let x = g.input("x", dynamic(rank));
         let y = g.softmax(x)?;
+        if rank == 2 {
+            // The loop pipeline's softmax: the baseline of `attn::baseline::softmax`.
+            out.push(KernelDef::new("softmax_loops_r2", g.clone(), y).with_codegen(Codegen::Loops));
+        }
         out.push(KernelDef::new(&format!("softmax_r{rank}"), g, y));
 
         for (name, op) in [

@@ -1,5 +1,6 @@
 //! Criterion: the AOT primitives (`matmul`, `softmax`) at 512x512 against the naive f64
-//! reference of `attn::reference`.
+//! reference of `attn::reference`, and softmax also against the loop pipeline
+//! (`attn::baseline::softmax`) at 128, 512 and 2048.
 //!
 //! `cargo bench --bench primitives`
 
@@ -30,11 +31,14 @@ fn matmul(c: &mut Criterion) {
 
 fn softmax(c: &mut Criterion) {
     let mut group = c.benchmark_group("softmax");
-    for n in [512usize] {
+    for n in [128usize, 512, 2048] {
         let x = random(&[n, n], 3);
         group.throughput(Throughput::Elements((n * n) as u64));
         group.bench_with_input(BenchmarkId::new("aot", n), &n, |bch, _| {
             bch.iter(|| black_box(attn::softmax(&x).expect("valid shape")))
+        });
+        group.bench_with_input(BenchmarkId::new("loops", n), &n, |bch, _| {
+            bch.iter(|| black_box(attn::baseline::softmax(&x).expect("valid shape")))
         });
         group.bench_with_input(BenchmarkId::new("naive_reference", n), &n, |bch, _| {
             bch.iter(|| black_box(reference::softmax(&x).expect("valid shape")))

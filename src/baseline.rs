@@ -1,6 +1,7 @@
-//! The baseline every speed claim is measured against: attention compiled through the MLIR
-//! tutorial's route only (transformer -> linalg named/generic ops -> bufferization -> plain
-//! loops -> LLVM), without the fused, register-tiled kernels that [`crate::attention()`] uses.
+//! The baseline every speed claim is measured against: attention (and the softmax primitive)
+//! compiled through the MLIR tutorial's route only (transformer -> linalg named/generic ops ->
+//! bufferization -> plain loops -> LLVM), without the fused, register-tiled kernels that
+//! [`crate::attention()`] and [`crate::softmax()`] use.
 //!
 //! ```
 //! let q = attn::Tensor::full(&[4, 8], 0.5)?;
@@ -48,5 +49,36 @@ pub fn attention(
         DynMemRef::input(&s)?,
         DynMemRef::output(&mut o)?,
     ])?;
+    Ok(out)
+}
+
+/// Softmax over the last dim of a rank-2 `x` through the loop pipeline (a max reduction,
+/// `exp(x - max)`, a sum reduction and a division, each a plain loop nest). Same result as
+/// [`crate::softmax()`] up to rounding.
+///
+/// ```
+/// let x = attn::Tensor::random(&[3, 5], 7)?;
+/// let fast = attn::softmax(&x)?;
+/// let slow = attn::baseline::softmax(&x)?;
+/// assert!(attn::reference::compare(&slow, &fast.to_f64(), 1e-5, 1e-6)?.ok);
+/// # Ok::<(), attn::Error>(())
+/// ```
+pub fn softmax(x: &impl AsTensorView<f32>) -> Result<Tensor, Error> {
+    let x = x.try_as_tensor_view()?;
+    let out_shape = shape::softmax(x.shape())?;
+    if x.rank() != 2 {
+        return Err(Error::InvalidRank {
+            op: "baseline::softmax",
+            arg: "x",
+            shape: x.shape().to_vec(),
+            expected: "rank 2".into(),
+        });
+    }
+    let mut out = Tensor::zeros(&out_shape)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let mut o = out.view_mut();
+    kernels::SOFTMAX_LOOPS_R2.launch(&mut [DynMemRef::input(&x)?, DynMemRef::output(&mut o)?])?;
     Ok(out)
 }

@@ -239,3 +239,48 @@ fn softmax_row_lengths_strides_and_special_values() {
     assert_eq!(&y[6..9], &[0.0, 1.0, 0.0]);
     assert!(y[9..].iter().all(|v| v.is_finite()));
 }
+
+/// Views whose rows are contiguous but not adjacent (padded leading strides, an offset, a
+/// broadcast row), read in place by the kernel, and rows with a stride of 2, copied.
+#[test]
+fn softmax_strided_views() {
+    let mut rng = Rng::new(29);
+    let buf = rng.tensor(&[4000]);
+    let data = buf.as_slice();
+    for n in [5usize, 16, 37, 64] {
+        for (shape, strides, offset) in [
+            (vec![3, n], vec![n + 7, 1], 3),
+            (vec![2, 3, n], vec![4 * (n + 5), n + 5, 1], 11),
+            (vec![2, 2, 3, n], vec![0, 3 * n + 2, n, 1], 1),
+            (vec![3, n], vec![2 * n + 1, 2], 0),
+        ] {
+            let v = attn::TensorView::from_strided(data, &shape, &strides, offset).unwrap();
+            assert_close(
+                &attn::softmax(&v).unwrap(),
+                &reference::softmax(&v).unwrap(),
+            );
+        }
+    }
+}
+
+/// Huge finite logits (where `m * log2(e)` is not exact in f32) still give the reference,
+/// for rows shorter and longer than a vector step, in rows next to ordinary ones.
+#[test]
+fn softmax_huge_logits() {
+    for n in [3usize, 40] {
+        for big in [4.0e6f32, 1.0e7, 1.0e10, 1.0e30, -1.0e30, f32::MAX] {
+            let mut rng = Rng::new(28);
+            let mut x = rng.tensor(&[3, n]);
+            let v = x.as_mut_slice();
+            v[n] = big;
+            v[n + 1] = big * 0.5;
+            v[n + 2] = big - big.abs() * 1e-6;
+            assert_close(
+                &attn::softmax(&x).unwrap(),
+                &reference::softmax(&x).unwrap(),
+            );
+        }
+    }
+    let x = Tensor::from_vec(&[1, 3], vec![1.0e30, 0.0, -1.0e30]).unwrap();
+    assert_eq!(attn::softmax(&x).unwrap().as_slice(), &[1.0, 0.0, 0.0]);
+}

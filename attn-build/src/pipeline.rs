@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::{cell::RefCell, path::Path, rc::Rc, sync::Once};
 
 /// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
-pub const PIPELINE_VERSION: &str = "attn-pipeline-9";
+pub const PIPELINE_VERSION: &str = "attn-pipeline-10";
 
 /// A stage of the pipeline; the IR after each can be dumped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

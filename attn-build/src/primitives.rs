@@ -20,14 +20,26 @@
 //! NaN or infinities (a NaN or infinite input propagates exactly as in the naive loops).
 //!
 //! # Softmax over the last dim (rank 1 and up)
-//! Each row is copied to a contiguous scratch, its max taken on the way (`maximumf`: a NaN
-//! gives a NaN max), padded with `-inf` to a multiple of two vectors: a plain scalar loop, which
-//! LLVM vectorizes behind a run-time unit-stride check. Then `exp(x - max)` computed as
-//! `2^(x log2e - max log2e)` (the subtraction fused into one FMA; see [`exp2_nonpositive`]) is
-//! written back to the scratch with two vector sums (`vector.reduction` with
-//! `fastmath<reassoc>`), and the row is scaled by `1 / sum` on the copy out (again a plain loop).
+//! When the last dim has unit stride (checked at run time on the input's buffer, taken with
+//! `bufferization.to_buffer .. read_only`), a row is read in place up to its last whole step of
+//! `U` vectors, and only its rest is copied to a contiguous scratch padded with `-inf` to a
+//! multiple of the step; a strided row is copied whole (plain copy loops, which LLVM
+//! vectorizes behind a run-time unit-stride check). Then, in explicit vector loops:
+//! - the row max, `U` accumulators of `a < b ? b : a` (one `maxps`; a NaN entry is skipped here
+//!   and reaches the whole row through its exponential and the sum instead);
+//! - `exp(x - max)` as `2^t`, `t = x log2e - max log2e` (the subtraction fused into one FMA;
+//!   rows with `|max| >= 2^23` take `t = (x - max) log2e`, see the kernel), by
+//!   [`exp2_nonpositive`] with the `U` vectors' evaluations interleaved, written to the
+//!   scratch (which holds the whole row from then on) and summed into one vector accumulator
+//!   (a tree of the step's vectors), reduced with `vector.reduction` and `fastmath<reassoc>`;
+//! - and the row scaled by `1 / sum` on the copy out (again a plain loop).
+//!
 //! A NaN in a row makes the row NaN, a `+inf` gives `inf - inf = NaN`, as in the naive
-//! composition; `-inf` entries get exactly 0.
+//! composition (and a row of only `-inf` is NaN too); `-inf` entries get exactly 0.
+//!
+//! On AVX2 the exponential loop is bound by the FMA pipes (eight FMA/multiply operations per
+//! vector); the copies overlap with it: the kernel runs within about 5% of that time with its
+//! input and output rows resident in L1 instead of streamed from L3.
 
 use crate::flash::{E, Tiling};
 use melior::{
@@ -313,44 +325,92 @@ fn matmul(rank: usize, t: &Tiling) -> String {
     s
 }
 
-/// `2^t` for `t <= ~0` of type `ty` (a vector of f32), exactly 0 below about -126.5 (the clamp
-/// to -127 makes the exponent field 0, so `-inf` gives 0): the
-/// fraction by a degree-5 polynomial on [-0.5, 0.5] (coefficients fitted for this kernel,
-/// relative error about 3e-7), the integer part rounded with the 1.5 * 2^23 trick and applied
-/// as a multiplication by `2^n` built from its bits. A NaN `t` gives NaN (it reaches the
-/// product); no `fptosi`, so no poison.
-fn exp2_nonpositive(e: &mut E, t: &str, ty: &str, ity: &str) -> String {
-    let lo = e.splat(-127.0, ty);
-    // 1.5 * 2^23 + 127: adding it rounds to an integer and leaves n + 127 in the low bits.
-    let magic = e.splat(12_583_039.0, ty);
-    let c = [
-        1.305_630_1e-3,
-        9.678_750_1e-3,
-        5.551_638_9e-2,
-        2.402_209_2e-1,
-        6.931_460_5e-1,
-        1.0,
-    ];
-    let cs: Vec<String> = c.iter().map(|&x| e.splat(x, ty)).collect();
-    let sh = e.v(&format!("arith.constant dense<23> : {ity}"));
-    let tc = e.max(t, &lo, ty);
-    let k = e.v(&format!("arith.addf {tc}, {magic} : {ty}"));
-    let fx = e.v(&format!("arith.subf {k}, {magic} : {ty}"));
-    let r = e.v(&format!("arith.subf {tc}, {fx} : {ty}"));
-    let mut y = cs[0].clone();
-    for ci in &cs[1..] {
-        y = e.v(&format!("math.fma {y}, {r}, {ci} : {ty}"));
+/// The constants of [`exp2_nonpositive`] for vectors of type `ty` / `ity`, emitted once
+/// (outside the loops).
+struct Exp2Consts {
+    lo: String,
+    magic: String,
+    cs: Vec<String>,
+    sh: String,
+}
+
+impl Exp2Consts {
+    fn new(e: &mut E, ty: &str, ity: &str) -> Self {
+        let lo = e.splat(-127.0, ty);
+        // 1.5 * 2^23 + 127: added to an integer n (|n| < 2^22), it leaves n + 127 in the low bits.
+        let magic = e.splat(12_583_039.0, ty);
+        let c = [
+            1.305_630_1e-3,
+            9.678_750_1e-3,
+            5.551_638_9e-2,
+            2.402_209_2e-1,
+            6.931_460_5e-1,
+            1.0,
+        ];
+        let cs = c.iter().map(|&x| e.splat(x, ty)).collect();
+        let sh = e.v(&format!("arith.constant dense<23> : {ity}"));
+        Exp2Consts { lo, magic, cs, sh }
     }
-    let kb = e.v(&format!("arith.bitcast {k} : {ty} to {ity}"));
-    let nb = e.v(&format!("arith.shli {kb}, {sh} : {ity}"));
-    let scale = e.v(&format!("arith.bitcast {nb} : {ity} to {ty}"));
-    e.v(&format!("arith.mulf {y}, {scale} : {ty}"))
+}
+
+/// `2^t` for every `t` of `ts` (`t <= ~0`, of type `ty`, a vector of f32), exactly 0 below
+/// about -126.5 (the clamp to -127 makes the exponent field 0, so `-inf` gives 0): `n` =
+/// `roundeven(t)` (`roundps`), the fraction `r = t - n` by a degree-5 polynomial on
+/// [-0.5, 0.5] (coefficients fitted for this kernel, relative error about 3e-7) in Estrin's
+/// scheme (depth 3: shorter chains than Horner's for one more multiplication), and `2^n` built
+/// from the bits of `n + 1.5 * 2^23 + 127` and applied as a multiplication. A NaN `t` gives NaN
+/// (it reaches the product); no `fptosi`, so no poison. The independent evaluations are
+/// emitted step by step, interleaved.
+fn exp2_nonpositive(e: &mut E, k: &Exp2Consts, ts: &[String], ty: &str, ity: &str) -> Vec<String> {
+    let each = |e: &mut E, xs: &[String], f: &dyn Fn(&str) -> String| -> Vec<String> {
+        xs.iter().map(|x| e.v(&f(x))).collect()
+    };
+    let tc: Vec<String> = ts.iter().map(|t| e.max(t, &k.lo, ty)).collect();
+    // n = round(t) (`roundps`), r = t - n in [-0.5, 0.5]; the bits of n + magic hold n + 127
+    // (off the critical path).
+    let fx = each(e, &tc, &|t| format!("math.roundeven {t} : {ty}"));
+    let r: Vec<String> = tc
+        .iter()
+        .zip(&fx)
+        .map(|(t, f)| e.v(&format!("arith.subf {t}, {f} : {ty}")))
+        .collect();
+    let kk = each(e, &fx, &|x| format!("arith.addf {x}, {} : {ty}", k.magic));
+    // Estrin's scheme (depth 3 instead of Horner's 5):
+    // ((c0 r + c1) r^2 + (c2 r + c3)) r^2 + (c4 r + c5).
+    let c = &k.cs;
+    let r2 = each(e, &r, &|r| format!("arith.mulf {r}, {r} : {ty}"));
+    let lin = |e: &mut E, hi: &str, lo: &str| -> Vec<String> {
+        r.iter()
+            .map(|r| e.v(&format!("math.fma {hi}, {r}, {lo} : {ty}")))
+            .collect()
+    };
+    let p01 = lin(e, &c[0], &c[1]);
+    let p23 = lin(e, &c[2], &c[3]);
+    let p45 = lin(e, &c[4], &c[5]);
+    let q: Vec<String> = (0..ts.len())
+        .map(|i| {
+            e.v(&format!(
+                "math.fma {}, {}, {} : {ty}",
+                p01[i], r2[i], p23[i]
+            ))
+        })
+        .collect();
+    let y: Vec<String> = (0..ts.len())
+        .map(|i| e.v(&format!("math.fma {}, {}, {} : {ty}", q[i], r2[i], p45[i])))
+        .collect();
+    let kb = each(e, &kk, &|x| format!("arith.bitcast {x} : {ty} to {ity}"));
+    let nb = each(e, &kb, &|x| format!("arith.shli {x}, {} : {ity}", k.sh));
+    let scale = each(e, &nb, &|x| format!("arith.bitcast {x} : {ity} to {ty}"));
+    y.iter()
+        .zip(&scale)
+        .map(|(y, s)| e.v(&format!("arith.mulf {y}, {s} : {ty}")))
+        .collect()
 }
 
 /// `@{softmax_symbol(rank)}`.
 fn softmax(rank: usize, t: &Tiling) -> String {
     let w = t.w;
-    // Vectors per step of the max and exp loops (independent accumulators).
+    // Vectors per step of the max and exp loops (independent accumulators and exp chains).
     const U: usize = 2;
     let lead = rank - 1;
     let tn = tensor_ty(rank);
@@ -363,10 +423,14 @@ fn softmax(rank: usize, t: &Tiling) -> String {
     let c1 = e.idx(1);
     let cstep = e.idx(U * w);
     let ninf = e.v("arith.constant 0xFF800000 : f32");
+    let vninf = e.v(&format!("vector.broadcast {ninf} : f32 to {vt}"));
     let vzero = e.splat(0.0, &vt);
     let one = e.f32c(1.0);
     let log2e = e.f32c(std::f64::consts::LOG2_E);
     let vlog2e = e.splat(std::f64::consts::LOG2_E, &vt);
+    // 2^23: below it, |m log2e| < 2^24 and the rounding of `m log2e` is at most 0.5.
+    let big = e.f32c(8_388_608.0);
+    let kexp = Exp2Consts::new(&mut e, &vt, &vit);
     let bounds: Vec<String> = (0..lead)
         .map(|i| {
             let ci = e.idx(i);
@@ -383,44 +447,157 @@ fn softmax(rank: usize, t: &Tiling) -> String {
         "memref.alloc({np}) {{alignment = 64 : i64}} : {rb_ty}"
     ));
     let offs: Vec<String> = (0..U).map(|u| e.idx(u * w)).collect();
+    // The input as a strided buffer (read only), its strides, and whether rows are contiguous.
+    let sty = format!(
+        "memref<{}f32, strided<[{}], offset: ?>>",
+        "?x".repeat(rank),
+        vec!["?"; rank].join(", ")
+    );
+    let uty = "memref<?xf32, strided<[1], offset: ?>>".to_string();
+    let xb = e.v(&format!(
+        "bufferization.to_buffer %x read_only : {tn} to {sty}"
+    ));
+    let xm = e.fresh();
+    e.line(&format!(
+        "{xm}:{} = memref.extract_strided_metadata {xb} : {sty} -> memref<f32>, index{}",
+        2 + 2 * rank,
+        ", index".repeat(2 * rank)
+    ));
+    let stride = |d: usize| format!("{xm}#{}", 2 + rank + d);
+    let unit = e.v(&format!(
+        "arith.cmpi eq, {}, {c1} : index",
+        stride(rank - 1)
+    ));
+    // Contiguous rows are read in place up to `nmain` (whole steps); the scratch holds the rest
+    // of the row (all of it for strided rows), padded with -inf, and every exponential.
+    let nq = e.v(&format!("arith.divui {n}, {cstep} : index"));
+    let nfull = e.v(&format!("arith.muli {nq}, {cstep} : index"));
+    let nmain = e.v(&format!("arith.select {unit}, {nfull}, {c0} : index"));
+    let rbu = e.v(&format!("memref.cast {rb} : {rb_ty} to {uty}"));
+    // The U vectors of `src` (of type `ty`) at `c`.
+    let load_step = |e: &mut E, src: &str, ty: &str, c: &str| -> (Vec<String>, Vec<String>) {
+        let is: Vec<String> = offs
+            .iter()
+            .map(|o| e.v(&format!("arith.addi {c}, {o} : index")))
+            .collect();
+        let xs = is
+            .iter()
+            .map(|i| e.v(&format!("vector.load {src}[{i}] : {ty}, {vt}")))
+            .collect();
+        (is, xs)
+    };
 
     let mut body = |e: &mut E, p: &[String], out: String| -> String {
-        // The row, padded with -inf, and its max (`maximumf`: a NaN gives a NaN max): a plain
-        // loop, which LLVM vectorizes (behind a unit-stride check) with a max reduction.
-        let mx = e.for_loop(&c0, &n, &c1, &[(ninf.clone(), "f32".into())], |e, c, a| {
+        // The row in place (a unit-stride view; the scratch when the row is strided).
+        let mut off = format!("{xm}#1");
+        for (d, i) in p.iter().enumerate() {
+            let o = e.v(&format!("arith.muli {i}, {} : index", stride(d)));
+            off = e.v(&format!("arith.addi {off}, {o} : index"));
+        }
+        let xrow = e.v(&format!(
+            "memref.reinterpret_cast {xm}#0 to offset: [{off}], sizes: [{n}], strides: [1] : memref<f32> to {uty}"
+        ));
+        let src = e.v(&format!("arith.select {unit}, {xrow}, {rbu} : {uty}"));
+        // The rest of the row into the scratch, padded with -inf: a plain copy loop, which LLVM
+        // vectorizes (behind a unit-stride check).
+        e.for_each(&nmain, &n, &c1, |e, c| {
             let x = e.v(&format!("tensor.extract %x[{}] : {tn}", at(p, &[c])));
             e.line(&format!("memref.store {x}, {rb}[{c}] : {rb_ty}"));
-            vec![e.v(&format!("arith.maximumf {}, {x} : f32", a[0]))]
         });
-        let mx = mx[0].clone();
         e.for_each(&n, &np, &c1, |e, c| {
             e.line(&format!("memref.store {ninf}, {rb}[{c}] : {rb_ty}"));
         });
-        // exp(x - m) = 2^(x log2e - m log2e), the subtraction fused into one FMA.
+        // The row max over vectors (`a < b ? b : a`, one `maxps`): a NaN entry is skipped
+        // here and reaches the whole row through its exponential and the sum instead.
+        let inits: Vec<(String, String)> = (0..U).map(|_| (vninf.clone(), vt.clone())).collect();
+        let vmax = e.for_loop(&c0, &nmain, &cstep, &inits, |e, c, a| {
+            let (_, xs) = load_step(e, &src, &uty, c);
+            a.iter().zip(&xs).map(|(m, x)| e.max(m, x, &vt)).collect()
+        });
+        let inits: Vec<(String, String)> = vmax.iter().map(|m| (m.clone(), vt.clone())).collect();
+        let vmax = e.for_loop(&nmain, &np, &cstep, &inits, |e, c, a| {
+            let (_, xs) = load_step(e, &rb, &rb_ty, c);
+            a.iter().zip(&xs).map(|(m, x)| e.max(m, x, &vt)).collect()
+        });
+        let mut m = vmax[0].clone();
+        for v in &vmax[1..] {
+            m = e.max(&m, v, &vt);
+        }
+        let mx = e.hmax(&m, w);
+        // exp(x - m) = 2^t, t = x log2e - m log2e with the subtraction fused into one FMA; the
+        // rounding of `m log2e` shifts every t of the row alike (it cancels in the
+        // normalization) and leaves the largest entry's t within 0.5 of 0 while |m| < 2^23.
+        // Rows with a larger |m| (or an infinite one) take t = (x - m) log2e: one more op per
+        // vector, and that entry's t exactly 0.
+        let am = e.v(&format!("math.absf {mx} : f32"));
+        let small = e.v(&format!("arith.cmpf olt, {am}, {big} : f32"));
         let ml = e.v(&format!("arith.mulf {mx}, {log2e} : f32"));
         let nml = e.v(&format!("arith.negf {ml} : f32"));
         let vnml = e.v(&format!("vector.broadcast {nml} : f32 to {vt}"));
-        let inits: Vec<(String, String)> = (0..U).map(|_| (vzero.clone(), vt.clone())).collect();
-        let vsum = e.for_loop(&c0, &np, &cstep, &inits, |e, c, a| {
-            (0..U)
-                .map(|u| {
-                    let i = e.v(&format!("arith.addi {c}, {} : index", offs[u]));
-                    let x = e.v(&format!("vector.load {rb}[{i}] : {rb_ty}, {vt}"));
-                    let tt = e.v(&format!("math.fma {x}, {vlog2e}, {vnml} : {vt}"));
-                    let y = exp2_nonpositive(e, &tt, &vt, &vit);
+        let vm = e.v(&format!("vector.broadcast {mx} : f32 to {vt}"));
+        // One sum accumulator fed by a tree of the step's vectors: few live registers (no
+        // spilled accumulator on the loop-carried chain) and one add of latency per step.
+        let exp_loop = |e: &mut E,
+                        fused: bool,
+                        lo: &str,
+                        hi: &str,
+                        from: &str,
+                        ty: &str,
+                        acc: &str|
+         -> String {
+            let inits = [(acc.to_string(), vt.clone())];
+            let vsum = e.for_loop(lo, hi, &cstep, &inits, |e, c, a| {
+                let (is, xs) = load_step(e, from, ty, c);
+                let ts: Vec<String> = xs
+                    .iter()
+                    .map(|x| {
+                        if fused {
+                            e.v(&format!("math.fma {x}, {vlog2e}, {vnml} : {vt}"))
+                        } else {
+                            let d = e.v(&format!("arith.subf {x}, {vm} : {vt}"));
+                            e.v(&format!("arith.mulf {d}, {vlog2e} : {vt}"))
+                        }
+                    })
+                    .collect();
+                let ys = exp2_nonpositive(e, &kexp, &ts, &vt, &vit);
+                for (y, i) in ys.iter().zip(&is) {
                     e.line(&format!("vector.store {y}, {rb}[{i}] : {rb_ty}, {vt}"));
-                    e.v(&format!("arith.addf {}, {y} : {vt}", a[u]))
-                })
-                .collect()
-        });
-        let mut sv = vsum[0].clone();
-        for v in &vsum[1..] {
-            sv = e.v(&format!("arith.addf {sv}, {v} : {vt}"));
-        }
+                }
+                let mut level = ys;
+                while level.len() > 1 {
+                    level = level
+                        .chunks(2)
+                        .map(|p| match p {
+                            [a, b] => e.v(&format!("arith.addf {a}, {b} : {vt}")),
+                            [a] => a.clone(),
+                            _ => unreachable!(),
+                        })
+                        .collect();
+                }
+                vec![e.v(&format!("arith.addf {}, {} : {vt}", a[0], level[0]))]
+            });
+            vsum[0].clone()
+        };
+        let exp_pass = |e: &mut E, fused: bool| -> String {
+            let mut acc = vzero.clone();
+            for (lo, hi, from, ty) in [(&c0, &nmain, &src, &uty), (&nmain, &np, &rb, &rb_ty)] {
+                acc = exp_loop(e, fused, lo, hi, from, ty, &acc);
+            }
+            acc
+        };
+        let vsum = e.fresh();
+        e.line(&format!("{vsum} = scf.if {small} -> ({vt}) {{"));
+        let s = exp_pass(e, true);
+        e.line(&format!("scf.yield {s} : {vt}"));
+        e.line("} else {");
+        let s = exp_pass(e, false);
+        e.line(&format!("scf.yield {s} : {vt}"));
+        e.line("}");
         let sum = e.v(&format!(
-            "vector.reduction <add>, {sv} fastmath<reassoc> : {vt} into f32"
+            "vector.reduction <add>, {vsum} fastmath<reassoc> : {vt} into f32"
         ));
         let inv = e.v(&format!("arith.divf {one}, {sum} : f32"));
+        // The row scaled by 1 / sum on the copy out (again a plain loop).
         let res = e.for_loop(&c0, &n, &c1, &[(out, tn.clone())], |e, c, o| {
             let x = e.v(&format!("memref.load {rb}[{c}] : {rb_ty}"));
             let y = e.v(&format!("arith.mulf {x}, {inv} : f32"));
