@@ -432,7 +432,7 @@ impl<'a, T: Element> V4<'a, T> {
 }
 
 /// Below this many flops a call runs on the calling thread only.
-const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+const PARALLEL_MIN_FLOPS: usize = 1 << 23;
 
 /// One piece of work: rows `row0..row0 + rows` of unit `unit` (a head, or a stacked group).
 #[derive(Clone, Copy, Debug)]
@@ -552,6 +552,21 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
             chunks.push((start..end, head));
             rest = tail;
             start = end;
+        }
+        // The calling thread runs the first chunk; the pool's `threads - 1` workers the others.
+        if let Some(pool) = crate::threads::pool(threads - 1) {
+            let mut results: Vec<Result<(), Error>> = (0..chunks.len()).map(|_| Ok(())).collect();
+            let mut jobs = chunks.into_iter().zip(results.iter_mut());
+            let first = jobs.next();
+            pool.in_place_scope(|s| {
+                for ((range, chunk), slot) in jobs {
+                    s.spawn(move |_| *slot = self.run_items(range, blocking, chunk));
+                }
+                if let Some(((range, chunk), slot)) = first {
+                    *slot = self.run_items(range, blocking, chunk);
+                }
+            });
+            return results.into_iter().collect();
         }
         std::thread::scope(|s| {
             let mut handles = Vec::with_capacity(chunks.len());

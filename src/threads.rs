@@ -1,13 +1,32 @@
 //! The thread count used by the kernels' Rust-side work splitting.
 //!
 //! Attention is split over batch x heads x query blocks; each piece runs the same AOT kernel on
-//! sub-views (strided descriptors, no copies) from a scoped thread. No threading runtime (OpenMP,
-//! MLIR async) is linked.
+//! sub-views (strided descriptors, no copies) as a job of a persistent worker pool (rayon; one
+//! pool per thread count in use, created on first use). No threading runtime is linked into the
+//! kernels (no OpenMP, no MLIR async runtime).
 
 use std::sync::{
-    OnceLock,
+    Arc, Mutex, OnceLock,
     atomic::{AtomicUsize, Ordering},
 };
+
+/// The worker pool with `n` threads, created on first use and kept (`None` if the threads
+/// cannot be created: callers then run on scoped threads).
+pub(crate) fn pool(n: usize) -> Option<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(k, _)| *k == n) {
+        return Some(Arc::clone(p));
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("attn-worker-{i}"))
+        .build()
+        .ok()?;
+    let p = Arc::new(p);
+    pools.push((n, Arc::clone(&p)));
+    Some(p)
+}
 
 static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
 

@@ -108,7 +108,7 @@ impl Stage {
             // `arith-expand` with bf16: bf16 <-> f32 conversions as integer ops (LLVM would call
             // `__truncsfbf2`, which older libgcc lacks).
             Stage::Llvm => "builtin.module(arith-expand{include-bf16=true},lower-affine,convert-scf-to-cf,convert-vector-to-llvm,\
-                 expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,\
+                 expand-strided-metadata,lower-affine,finalize-memref-to-llvm{use-generic-functions=true},convert-math-to-llvm,\
                  convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
                  convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,cse)"
                 .to_string(),

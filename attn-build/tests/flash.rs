@@ -176,6 +176,9 @@ const HARNESS: &str = r#"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+/* The kernels' scratch allocation interface (attn-runtime defines these for Rust programs). */
+void *_mlir_memref_to_llvm_alloc(uint64_t n) { return malloc(n); }
+void _mlir_memref_to_llvm_free(void *p) { free(p); }
 typedef struct { float *a, *p; int64_t off, sz[4], st[4]; } Desc;   /* ranks 2..4 */
 typedef struct { float *a, *p; int64_t off; } D0;
 typedef struct { float *a, *p; int64_t off, sz[2], st[2]; } D2;

@@ -291,6 +291,11 @@ fn c_abi(kernel: &Kernel, def: &KernelDef, symbol: &str, target: &TargetSpec) ->
         "/* `out` is written; the kernel reads its inputs only. */\nvoid _mlir_ciface_{symbol}(\n    {});",
         params.join(",\n    ")
     );
+    let _ = writeln!(
+        s,
+        "/* Scratch memory: the kernel calls these (Rust programs get them from attn-runtime;\n   elsewhere define them, e.g. as malloc and free). */\n\
+         void *_mlir_memref_to_llvm_alloc(uint64_t size);\nvoid _mlir_memref_to_llvm_free(void *ptr);"
+    );
     s
 }
 
