@@ -190,23 +190,32 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
         max_abs_err = max_abs_err.max(c.max_abs_err);
     }
 
-    // Warm up, then time samples until at least a second has passed (3 to 30 samples).
-    for _ in 0..2 {
+    // Warm up (at least 2 calls and 0.1 s), then time samples of `inner` back-to-back calls,
+    // `inner` chosen so that a sample lasts at least 10 ms (short calls are not timed one by
+    // one), until about a second has passed (3 to 30 samples); report the median per call.
+    let warm = Instant::now();
+    let mut calls = 0u32;
+    while calls < 2 || warm.elapsed() < Duration::from_millis(100) {
         std::hint::black_box(run(a, &q, &k, &v)?);
+        calls += 1;
     }
+    let per_call = warm.elapsed().as_secs_f64() / f64::from(calls);
+    let inner = ((0.01 / per_call).ceil() as usize).clamp(1, 100_000);
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < 3 || (times.len() < 30 && start.elapsed() < Duration::from_secs(1)) {
         let t = Instant::now();
-        std::hint::black_box(run(a, &q, &k, &v)?);
-        times.push(t.elapsed().as_secs_f64());
+        for _ in 0..inner {
+            std::hint::black_box(run(a, &q, &k, &v)?);
+        }
+        times.push(t.elapsed().as_secs_f64() / inner as f64);
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let flops = 4.0 * (a.batch * a.heads * a.seq * sk * a.dim) as f64;
     let gflops = flops / median / 1e9;
     println!(
-        "attention {} B={} H={} Hkv={hkv} Sq={} Sk={} D={} threads={}{}: median {:.3} ms over {} calls, {:.1} GFLOP/s, max abs err {:.2e}",
+        "attention {} B={} H={} Hkv={hkv} Sq={} Sk={} D={} threads={}{}: median {:.3} ms over {} samples of {inner} calls, {:.1} GFLOP/s, max abs err {:.2e}",
         a.dtype,
         a.batch,
         a.heads,
