@@ -45,4 +45,11 @@ done
 run "GQA 12/2 causal 1x12x1024x128" attn 2 1 --batch 1 --heads 12 --kv-heads 2 --seq 1024 --dim 128
 run "decode Sq=1 Sk=4096 H=12 D=128" attn 1 0 --batch 1 --heads 12 --seq 1 --kv-seq 4096 --dim 128
 run "decode Sq=1 Sk=4096 H=12/2 D=128" attn 1 0 --batch 1 --heads 12 --kv-heads 2 --seq 1 --kv-seq 4096 --dim 128
+# Element types: bf16/f16 storage computed in f32, f64 computed in f64 (max abs err against the
+# f64 reference of the rounded inputs).
+for dt in f64 bf16 f16; do
+  run "$dt 1x12x2048x128" attn 1 0 --batch 1 --heads 12 --seq 2048 --dim 128 --dtype "$dt"
+  run "$dt decode Sq=1 Sk=4096 H=12 D=128" attn 1 0 --batch 1 --heads 12 --seq 1 --kv-seq 4096 --dim 128 --dtype "$dt"
+  run "$dt decode Sq=1 Sk=4096 H=12/2 D=128" attn 1 0 --batch 1 --heads 12 --kv-heads 2 --seq 1 --kv-seq 4096 --dim 128 --dtype "$dt"
+done
 echo "wrote $out"

@@ -278,3 +278,26 @@ fn readme_example() {
     }
     main().unwrap();
 }
+
+#[test]
+fn half_precision_arrays_and_transposed_views() {
+    use attn::half::{bf16, f16};
+    let mut rng = Rng::new(77);
+    let q = array(&mut rng, (9, 16)).mapv(bf16::from_f32);
+    let kt = array(&mut rng, (16, 21)).mapv(bf16::from_f32); // K stored transposed
+    let v = array(&mut rng, (21, 5)).mapv(bf16::from_f32);
+    let k = kt.t();
+    let out = attn::attention(&q, &k, &v).unwrap();
+    let wide = |a: attn::ndarray::ArrayView2<'_, bf16>| a.mapv(|x| f64::from(f32::from(x)));
+    let expected = reference::attention(&wide(q.view()), &wide(k), &wide(v.view()), None).unwrap();
+    let c = reference::compare(&out, &expected, 2.0f64.powi(-8), 1e-5).unwrap();
+    assert!(c.ok, "bf16 ndarray: {c:?}");
+    let qh = q.mapv(|x| f16::from_f32(f32::from(x)));
+    let kh = kt.mapv(|x| f16::from_f32(f32::from(x)));
+    let vh = v.mapv(|x| f16::from_f32(f32::from(x)));
+    let out: Array2<f16> = attn::attention(&qh, &kh.t(), &vh)
+        .unwrap()
+        .into_ndarray_dim::<Ix2>()
+        .unwrap();
+    assert_eq!(out.dim(), (9, 5));
+}
