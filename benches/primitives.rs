@@ -15,7 +15,8 @@ fn random(shape: &[usize], seed: u64) -> Tensor {
 
 fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
-    for n in [512usize] {
+    {
+        let n = 512usize;
         let (a, b) = (random(&[n, n], 1), random(&[n, n], 2));
         // FLOPs: 2 M N K.
         group.throughput(Throughput::Elements((2 * n * n * n) as u64));

@@ -59,8 +59,8 @@ fn tensor<const R: usize, const C: usize>(a: &[[f32; C]; R]) -> Result<Tensor, a
 fn main() -> Result<(), attn::Error> {
     let (q, k, v) = (fill::<128, 64>(1), fill::<128, 64>(2), fill::<128, 64>(3));
     let out = window(&q, &k, &v);
-    let expected = reference::attention(&tensor(&*q)?, &tensor(&*k)?, &tensor(&*v)?, None)?;
-    let c = reference::compare(&tensor(&*out)?, &expected, 1e-4, 1e-6)?;
+    let expected = reference::attention(&tensor(&q)?, &tensor(&k)?, &tensor(&v)?, None)?;
+    let c = reference::compare(&tensor(&out)?, &expected, 1e-4, 1e-6)?;
     println!(
         "window: out[0][..4] = {:?}, max abs err {:.2e}",
         &out[0][..4],
@@ -76,10 +76,10 @@ fn main() -> Result<(), attn::Error> {
     let p = scores(&q, &k);
     let row_sum: f32 = p[0].iter().sum();
     let expected = reference::softmax(&reference::scale(
-        &reference::matmul(&tensor(&*q)?, &tensor(&*k)?.view().t()?)?,
+        &reference::matmul(&tensor(&q)?, &tensor(&k)?.view().t()?)?,
         0.125,
     )?)?;
-    let c = reference::compare(&tensor(&*p)?, &expected, 1e-4, 1e-6)?;
+    let c = reference::compare(&tensor(&p)?, &expected, 1e-4, 1e-6)?;
     println!(
         "scores: row 0 sums to {row_sum:.6}, max abs err {:.2e}",
         c.max_abs_err

@@ -168,7 +168,7 @@ proptest! {
             2 => Some(Tensor::from_vec(&[b, hq, sq, sk], mask_values(&mut rng, b * hq * sq * sk, density)).unwrap()),
             _ => None,
         };
-        let valid: Vec<bool> = (0..b * sk).map(|_| rng.next_u64() % 4 != 0).collect();
+        let valid: Vec<bool> = (0..b * sk).map(|_| !rng.next_u64().is_multiple_of(4)).collect();
         let mut att = attn::Attention::new().causal(causal);
         if let Some(m) = &mask {
             att = att.mask(m);

@@ -146,9 +146,7 @@ fn key_padding_and_fully_masked_rows() {
     let v = rng.tensor(&[b, h, sk, 4]);
     // Batch 0: keys 0..8 valid; batch 1: every key padded; batch 2: all valid.
     let mut valid = vec![true; b * sk];
-    for j in 8..sk {
-        valid[j] = false;
-    }
+    valid[8..sk].fill(false);
     for j in 0..sk {
         valid[sk + j] = false;
     }

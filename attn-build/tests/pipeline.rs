@@ -146,8 +146,7 @@ fn the_verifier_rejects_ill_typed_transformer_ir() {
 }"#;
     let err = c
         .lower("bad_scale", bad, "identity-layout-map", |_, _| {}, false)
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     let msg = err.to_string();
     assert!(
         msg.contains("bad_scale") && msg.contains("transformer"),
@@ -167,8 +166,7 @@ fn the_verifier_rejects_ill_typed_transformer_ir() {
             |_, _| {},
             false,
         )
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     assert!(matches!(err, Error::Mlir { .. }), "{err}");
 }
 
@@ -184,8 +182,7 @@ fn the_lowering_rejects_mismatched_static_shapes() {
 }"#;
     let err = c
         .lower("bad_matmul", bad, "identity-layout-map", |_, _| {}, false)
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     let msg = err.to_string();
     assert!(
         msg.contains("bad_matmul") && msg.contains("linalg") && msg.contains("inner dimensions"),

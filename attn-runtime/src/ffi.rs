@@ -476,7 +476,7 @@ pub mod scratch {
         #[test]
         fn blocks_are_reused_aligned_and_bounded() {
             let a = allocate(100_000);
-            assert!(!a.is_null() && a as usize % 64 == 0);
+            assert!(!a.is_null() && (a as usize).is_multiple_of(64));
             // SAFETY: `a` has at least 100_000 bytes.
             unsafe { a.write_bytes(7, 100_000) };
             // SAFETY: from `allocate`, not used again.
