@@ -915,37 +915,17 @@ fn symbol_name(k: &KernelDef) -> String {
     format!("attn_{}_{:012x}", k.name, h & 0xffff_ffff_ffff)
 }
 
-/// A hash of the code generators' source (the lowering, the kernel emitters, the pass
-/// pipeline and target code), part of every cache key: an edited emitter never reuses objects
-/// built by the previous one, even when `PIPELINE_VERSION` was not bumped.
+/// A hash of every source file of this crate (collected by its build script, so a new file is
+/// included without a list to keep): part of every cache key, so an edited generator never
+/// reuses objects built by the previous one, even when `PIPELINE_VERSION` was not bumped.
 fn codegen_source_hash() -> String {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        let sources = [
-            include_str!("lower.rs"),
-            include_str!("flash.rs"),
-            include_str!("flash/decode.rs"),
-            include_str!("primitives.rs"),
-            include_str!("pipeline.rs"),
-            include_str!("target.rs"),
-            include_str!("dialect.rs"),
-        ];
-        format!("{:016x}", fnv1a(&sources))
-    })
-    .clone()
+    const SOURCES: &str = include_str!(concat!(env!("OUT_DIR"), "/generator_sources.txt"));
+    HASH.get_or_init(|| format!("{:016x}", fnv1a(&[SOURCES])))
+        .clone()
 }
 
-/// 64-bit FNV-1a over the parts (separated), stable across runs and platforms.
-pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0xff)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
+pub(crate) use attn_runtime::hash::fnv1a;
 
 fn host_triple() -> String {
     format!("{}-unknown-linux-gnu", std::env::consts::ARCH)

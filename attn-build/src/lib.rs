@@ -49,7 +49,11 @@ mod build;
 pub mod cache;
 #[cfg(feature = "codegen")]
 pub mod dialect;
+#[cfg(feature = "codegen")]
+pub mod emit;
 mod error;
+#[cfg(feature = "codegen")]
+mod ffi;
 #[cfg(feature = "codegen")]
 pub mod flash;
 pub mod graph;

@@ -238,9 +238,9 @@ impl Compiler {
             let pm = PassManager::new(&self.context);
             match stage.passes(layout_map) {
                 None => {
-                    pm.add_pass(lower::convert_transformer_to_linalg(Tiling::for_target(
-                        &self.target,
-                    )));
+                    let t = &self.target;
+                    let tiling = Tiling::for_target(t.arch(), &t.cpu, &t.features);
+                    pm.add_pass(lower::convert_transformer_to_linalg(tiling));
                     // The fused attention kernels are private functions called by the lowered
                     // ops: inline them (specializing them for static shapes), then drop them.
                     pm.add_pass(melior::pass::transform::create_inliner());

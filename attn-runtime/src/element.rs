@@ -27,6 +27,24 @@ impl DType {
         }
     }
 
+    /// The type arithmetic runs in: f64 for f64, else f32 (16-bit types are storage formats,
+    /// widened on load and rounded once on store). An attention scale given at run time has
+    /// this type.
+    pub const fn compute(self) -> DType {
+        match self {
+            DType::F64 => DType::F64,
+            _ => DType::F32,
+        }
+    }
+
+    /// Whether this is a 16-bit storage type (bf16, f16).
+    pub const fn is_half(self) -> bool {
+        matches!(self, DType::BF16 | DType::F16)
+    }
+
+    /// Every element type.
+    pub const ALL: [DType; 4] = [DType::F32, DType::F64, DType::BF16, DType::F16];
+
     /// The size of one element in bytes.
     pub const fn size_bytes(self) -> usize {
         match self {

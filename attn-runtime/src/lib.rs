@@ -16,6 +16,7 @@ mod element;
 mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod hash;
 pub mod isa;
 #[cfg(feature = "ndarray")]
 #[allow(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod shape;
 #[cfg(feature = "syntax")]
 pub mod syntax;
 mod tensor;
+pub mod tuning;
 
 pub use descriptor::{DynMemRef, MemRefDescriptor};
 pub use element::{DType, Element};

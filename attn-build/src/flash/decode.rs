@@ -5,112 +5,55 @@
 //!
 //! # Algorithm
 //! - Q's rows are copied, pre-scaled, into a scratch zero-padded to `D' = ceil(D / w) * w`.
-//! - For each block of `BK = 2w` keys and each query row, the scores of `w` keys at a time are
-//!   `w` vector accumulators along D (one Q vector times the K vector of each key, straight from
-//!   K; the last partial vector of a row with a masked load), reduced to one vector of `w`
-//!   scores by a transposing tree of shuffles and adds (in-128-bit-lane pair sums first, then
-//!   halving across 128-bit blocks). Keys past Sk read the last key (a clamped index) and, like
-//!   keys past a row's causal position, are set to `-inf`; the mask variant adds the mask first.
-//! - Online softmax per row over the block, as in the packed path (`m`, `l` in scratch); `P` is
-//!   stored next to the scores, `alpha` per row.
-//! - `O = alpha O + P V` in register tiles of up to `BR` rows x `PV` vectors of Dv, V vectors
-//!   read in place (the last partial vector of a row with a masked load) for the block's keys
-//!   only; `O` is a `DECODE_ROWS x Dv'` scratch. Every row count `1..=BR` and every Dv
-//!   remainder has its own tile, so no padded row or column is computed.
-//! - Finally `out = O / l` (zeros for a row whose keys are all masked, in the masked variants).
+//! - For each block of `BK = DECODE_BLOCK_VECS * w` keys in the rows' key span and each query
+//!   row, [`row_scores`]: the scores of `w` keys at a time are `w` vector accumulators along D
+//!   (one Q vector times the K vector of each key, straight from K; the last partial vector of a
+//!   row with a masked load), reduced to one vector of `w` scores by a transposing tree of
+//!   shuffles and adds. Keys past Sk read the last key (a clamped index); the hook
+//!   ([`Mods::apply`]) transforms the scores and removes keys past Sk and those the options
+//!   remove.
+//! - The online softmax update per row over the block (shared with the packed path); `P` is
+//!   stored in place of the scores, `alpha` per row.
+//! - `O = alpha O + P V` with the shared P.V tile, in tiles of up to `BR` rows x `PV` vectors of
+//!   Dv, V vectors read in place (the last partial vector of a row with a masked load); every
+//!   row count `1..=BR` and every Dv remainder has its own tile, so no padded row or column is
+//!   computed.
 //!
 //! The exponentials flush `-inf` to exactly 0 in every variant; NaN and infinite scores
 //! propagate to their rows as in the packed path.
 
-use super::{Dtype, E, Tiling, Variant};
+use super::hook::{Keys, Mods, Rows};
+use super::kernel::Ctx;
+use super::{softmax, tiles};
+use crate::emit::{Cmp, Emitter, Scalar, Ty, Val, math};
+use attn_runtime::tuning::{DECODE_BLOCK_VECS, DECODE_PREFETCH_BLOCKS, DECODE_ROWS};
 
-/// The most query rows a call may have to take the streaming path.
-pub const DECODE_ROWS: usize = 8;
-
-/// Score vectors (of `w` keys each) per key block.
-const BLOCK_VECS: usize = 2;
-
-/// How many key blocks ahead K and V are prefetched.
-const PREFETCH_BLOCKS: usize = 4;
-
-/// The buffer type of K and V (any strides).
-fn strided(dt: Dtype) -> String {
-    format!("memref<?x?x{}, strided<[?, ?], offset: ?>>", dt.st)
-}
-
-/// The buffer type of K and V with unit stride along a row.
-fn unit(dt: Dtype) -> String {
-    format!("memref<?x?x{}, strided<[?, 1], offset: ?>>", dt.st)
-}
-
-/// Values the selection emits before the `scf.if`, shared with the decode branch.
-pub(super) struct Shared {
+/// The buffers of K and V and the condition of the decode path, emitted before the kernel's
+/// loop.
+pub struct Select {
     /// `i1`: take the decode path.
-    pub cond: String,
-    sq: String,
-    sk: String,
-    d: String,
-    dv: String,
-    dvp: String,
-    c0: String,
-    c1: String,
-    cw: String,
-    /// K and V as strided buffers, with their `extract_strided_metadata` results.
-    kbuf: String,
-    kmeta: String,
-    vbuf: String,
-    vmeta: String,
+    pub cond: Val,
+    kbuf: Val,
+    kmeta: crate::emit::Metadata,
+    vbuf: Val,
+    vmeta: crate::emit::Metadata,
 }
 
-impl Shared {
-    /// Emits the buffers of K and V, their strides and the condition of the decode path.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn emit(
-        e: &mut E,
-        dt: Dtype,
-        sq: &str,
-        sk: &str,
-        d: &str,
-        dv: &str,
-        dvp: &str,
-        c0: &str,
-        c1: &str,
-        cw: &str,
-    ) -> Shared {
-        let t2 = dt.tensor(2);
-        let strided = strided(dt);
-        let st = dt.st;
-        let meta = |e: &mut E, buf: &str| {
-            let m = e.fresh();
-            e.line(&format!(
-                "{m}:6 = memref.extract_strided_metadata {buf} : {strided} -> memref<{st}>, index, index, index, index, index"
-            ));
-            m
-        };
-        let kbuf = e.v(&format!(
-            "bufferization.to_buffer %k read_only : {t2} to {strided}"
-        ));
-        let kmeta = meta(e, &kbuf);
-        let vbuf = e.v(&format!(
-            "bufferization.to_buffer %v read_only : {t2} to {strided}"
-        ));
-        let vmeta = meta(e, &vbuf);
-        let rmax = e.idx(DECODE_ROWS);
-        let few = e.v(&format!("arith.cmpi ule, {sq}, {rmax} : index"));
-        let ku = e.v(&format!("arith.cmpi eq, {kmeta}#5, {c1} : index"));
-        let vu = e.v(&format!("arith.cmpi eq, {vmeta}#5, {c1} : index"));
-        let c = e.v(&format!("arith.andi {few}, {ku} : i1"));
-        let cond = e.v(&format!("arith.andi {c}, {vu} : i1"));
-        Shared {
+impl Select {
+    /// Emits the buffers of K and V, their strides and the condition.
+    pub fn emit(e: &mut Emitter, cx: &Ctx) -> Select {
+        let kbuf = e.to_buffer(&cx.k);
+        let kmeta = e.strided_metadata(&kbuf);
+        let vbuf = e.to_buffer(&cx.v);
+        let vmeta = e.strided_metadata(&vbuf);
+        let (c1, rmax) = (e.idx(1), e.idx(DECODE_ROWS));
+        let few = e.cmp(Cmp::Ule, &cx.sq, &rmax);
+        let ku = e.cmp(Cmp::Eq, &kmeta.strides[1], &c1);
+        let vu = e.cmp(Cmp::Eq, &vmeta.strides[1], &c1);
+        let c = e.and(&few, &ku);
+        let cond = e.and(&c, &vu);
+        Select {
             cond,
-            sq: sq.into(),
-            sk: sk.into(),
-            d: d.into(),
-            dv: dv.into(),
-            dvp: dvp.into(),
-            c0: c0.into(),
-            c1: c1.into(),
-            cw: cw.into(),
             kbuf,
             kmeta,
             vbuf,
@@ -119,502 +62,276 @@ impl Shared {
     }
 }
 
-/// The shuffles of [`transpose_sum`]: levels of pair steps; a step combines vectors `2i` and
-/// `2i + 1` of the level into `shuffle(a, b, lo) + shuffle(a, b, hi)` (lane `l < w` of the
-/// concatenation `[a, b]` is `a[l]`, lane `w + l` is `b[l]`).
-type Step = (Vec<usize>, Vec<usize>);
-
-/// The plan for `w` vectors of `w` lanes (`w` a power of two >= 4): two levels of pair sums
-/// inside each 4-lane group (`shufps`-like even/odd shuffles, giving `[a(g), b(g), c(g), d(g)]`
-/// in group `g`, `x(g)` the sum of group `g` of `x`), then halving across the 4-lane groups.
-fn transpose_sum_plan(w: usize) -> Vec<Step> {
-    assert!(w >= 4 && w.is_power_of_two());
-    let groups = w / 4;
-    let mut levels = Vec::new();
-    for _ in 0..2 {
-        let (mut even, mut odd) = (Vec::new(), Vec::new());
-        for g in 0..groups {
-            let b = 4 * g;
-            even.extend([b, b + 2, w + b, w + b + 2]);
-            odd.extend([b + 1, b + 3, w + b + 1, w + b + 3]);
-        }
-        levels.push((even, odd));
-    }
-    // Each vector now holds `nsg` source groups (4 sources each) of `c` 4-lane blocks of partial
-    // sums; a step keeps the first half of every group's blocks in `lo`, the second in `hi`.
-    let (mut c, mut nsg) = (groups, 1);
-    while c > 1 {
-        let (mut lo, mut hi) = (Vec::new(), Vec::new());
-        for side in 0..2 {
-            for s in 0..nsg {
-                for blk in 0..c {
-                    let lanes = (0..4).map(|l| side * w + (s * c + blk) * 4 + l);
-                    if blk < c / 2 {
-                        lo.extend(lanes);
-                    } else {
-                        hi.extend(lanes);
-                    }
-                }
-            }
-        }
-        levels.push((lo, hi));
-        c /= 2;
-        nsg *= 2;
-    }
-    levels
-}
-
-/// `w` vectors `acc[i]` of `w` lanes -> one vector whose lane `i` is the sum of `acc[i]`
-/// (see [`transpose_sum_plan`]).
-fn transpose_sum(e: &mut E, acc: &[String], w: usize, ct: &str) -> String {
-    assert_eq!(acc.len(), w);
-    let vt = format!("vector<{w}x{ct}>");
-    let join = |v: &[usize]| {
-        v.iter()
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut cur = acc.to_vec();
-    for (lo, hi) in transpose_sum_plan(w) {
-        let mut next = Vec::new();
-        for p in cur.chunks(2) {
-            let (a, b) = (&p[0], &p[1]);
-            let x = e.v(&format!(
-                "vector.shuffle {a}, {b} [{}] : {vt}, {vt}",
-                join(&lo)
-            ));
-            let y = e.v(&format!(
-                "vector.shuffle {a}, {b} [{}] : {vt}, {vt}",
-                join(&hi)
-            ));
-            next.push(e.v(&format!("arith.addf {x}, {y} : {vt}")));
-        }
-        cur = next;
-    }
-    assert_eq!(cur.len(), 1);
-    cur.remove(0)
-}
-
-/// Emits the decode branch (inside the `scf.if`): leaves the unnormalized output rows in `ob`
-/// (of type `ob_ty`, at least `DECODE_ROWS x Dv'`) and the row sums in `ls` (of type `ls_ty`);
-/// the caller divides.
+/// The first `tail` elements of `buf[row][col..]` (the rest zero), widened to the compute type:
+/// a masked vector load; for bf16, whose masked vector loads LLVM legalizes through
+/// `__truncsfbf2` calls on x86 without AVX512-BF16, `w` scalar loads at clamped (in-bounds)
+/// columns and a select.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn emit(
-    e: &mut E,
-    t: &Tiling,
-    dt: Dtype,
-    var: Variant,
-    s: &Shared,
-    ob: &str,
-    ob_ty: &str,
-    ls: &str,
-    ls_ty: &str,
-) {
-    let (w, br, pvv) = (t.w, t.br, t.pv_vecs);
-    let rmax = DECODE_ROWS;
-    let bk = BLOCK_VECS * w;
-    let (st, ct) = (dt.st, dt.ct);
-    let vt = format!("vector<{w}x{ct}>");
-    let vst = format!("vector<{w}x{st}>");
-    let vit = format!("vector<{w}xi32>");
-    let vet = format!("vector<{w}x{}>", dt.int());
-    let vmt = format!("vector<{w}xi1>");
-    let t2 = dt.tensor(2);
-    let mt2 = Dtype::F32.tensor(2);
-    let (strided_ty, unit_ty) = (strided(dt), unit(dt));
-    let (strided_ty, unit_ty) = (strided_ty.as_str(), unit_ty.as_str());
-    let rows_ty = format!("memref<{rmax}x?x{ct}>");
-    let st_ty = format!("memref<{rmax}x{ct}>");
-    let lim_ty = format!("memref<{rmax}xi32>");
-    let sb_ty = format!("memref<{rmax}x{bk}x{ct}>");
-    let (sq, sk, d, dv, dvp) = (&s.sq, &s.sk, &s.d, &s.dv, &s.dvp);
-    let (c0, c1, cw) = (&s.c0, &s.c1, &s.cw);
+fn tail_load(
+    e: &mut Emitter,
+    cx: &Ctx,
+    buf: &Val,
+    row: &Val,
+    col: &Val,
+    tail: &Val,
+    cols: &Val,
+    mask: &Val,
+) -> Val {
+    let w = cx.t.w;
+    if cx.st != Scalar::BF16 {
+        let pass = e.float(0.0, &Ty::vector(w, cx.st));
+        let x = e.masked_load(buf, &[row, col], mask, &pass);
+        return e.convert(&x, cx.ct);
+    }
+    let c1 = e.idx(1);
+    let last = e.sub(cols, &c1);
+    let mut v = e.float(0.0, &cx.vt);
+    for l in 0..w {
+        let cl = e.idx(l);
+        let c = e.add(col, &cl);
+        let c = e.min_u(&c, &last);
+        let x = e.load(buf, &[row, &c]);
+        let x = e.convert(&x, cx.ct);
+        v = e.insert_lane(&x, &v, l);
+    }
+    let t = e.index_cast(tail, Scalar::I32);
+    let tv = e.splat(&t, w);
+    let io = super::hook::iota(e, w, 0);
+    let ok = e.cmp(Cmp::Lt, &io, &tv);
+    let vzero = e.float(0.0, &cx.vt);
+    e.select(&ok, &v, &vzero)
+}
 
-    let unit = |e: &mut E, buf: &str, meta: &str, cols: &str| {
-        e.v(&format!(
-            "memref.reinterpret_cast {buf} to offset: [{meta}#1], sizes: [{sk}, {cols}], strides: [{meta}#4, 1] : {strided_ty} to {unit_ty}"
-        ))
+/// The decode branch: leaves the unnormalized output rows in `ob` (at least `DECODE_ROWS x Dv'`)
+/// and the row sums in `ls`; the caller normalizes.
+pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, s: &Select, ob: &Val, ls: &Val) {
+    let (w, br) = (cx.t.w, cx.t.br);
+    let bk = DECODE_BLOCK_VECS * w;
+    let unit_ty = Ty::strided_memref(2, cx.st, true);
+    let unit = |e: &mut Emitter, buf: &Val, meta: &crate::emit::Metadata, cols: &Val| {
+        e.reinterpret(
+            buf,
+            unit_ty.clone(),
+            &meta.offset,
+            &[&cx.sk, cols],
+            &[meta.strides[0].name(), "1"],
+        )
     };
-    let ku = unit(e, &s.kbuf, &s.kmeta, d);
-    let vu = unit(e, &s.vbuf, &s.vmeta, dv);
-    let zero = e.fc(0.0);
-    let vzero = e.splat(0.0, &vt);
-    let vzero_st = e.splat(0.0, &vst);
-    let neg = e.fc(-3.0e38);
-    let ninf = e.v(&format!("arith.constant {} : {ct}", dt.neg_inf_hex()));
-    let vninf = e.v(&format!("vector.broadcast {ninf} : {ct} to {vt}"));
-    let iota = e.v(&format!(
-        "arith.constant dense<[{}]> : {vit}",
-        (0..w).map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
-    ));
-    let cbk = e.idx(bk);
-    let cbr = e.idx(br);
-    let ski = e.v(&format!("arith.index_cast {sk} : index to i32"));
-    let skm1 = e.v(&format!("arith.subi {sk}, {c1} : index"));
+    let ku = unit(e, &s.kbuf, &s.kmeta, &cx.d);
+    let vu = unit(e, &s.vbuf, &s.vmeta, &cx.dv);
+    let (c0, c1, cw) = (e.idx(0), e.idx(1), e.idx(w));
     // D' = ceil(D / w) * w; the full part of D and of Dv, and masks for the rest.
-    let wm1 = e.idx(w - 1);
-    let dr = e.v(&format!("arith.addi {d}, {wm1} : index"));
-    let dq = e.v(&format!("arith.divui {dr}, {cw} : index"));
-    let dp = e.v(&format!("arith.muli {dq}, {cw} : index"));
-    let dfq = e.v(&format!("arith.divui {d}, {cw} : index"));
-    let dfull = e.v(&format!("arith.muli {dfq}, {cw} : index"));
-    let dtail = e.v(&format!("arith.subi {d}, {dfull} : index"));
-    let dmask = e.v(&format!("vector.create_mask {dtail} : {vmt}"));
-    let has_dtail = e.v(&format!("arith.cmpi ne, {dtail}, {c0} : index"));
-    let nfv = e.v(&format!("arith.divui {dv}, {cw} : index"));
-    let dvfull = e.v(&format!("arith.muli {nfv}, {cw} : index"));
-    let dvtail = e.v(&format!("arith.subi {dv}, {dvfull} : index"));
-    let dvmask = e.v(&format!("vector.create_mask {dvtail} : {vmt}"));
-    let has_dvtail = e.v(&format!("arith.cmpi ne, {dvtail}, {c0} : index"));
+    let dp = e.round_up(&cx.d, w);
+    let dfull = e.round_down(&cx.d, w);
+    let dtail = e.sub(&cx.d, &dfull);
+    let dmask = e.create_mask(&dtail, w);
+    let has_dtail = e.cmp(Cmp::Ne, &dtail, &c0);
+    let nfv = e.div(&cx.dv, &cw);
+    let dvfull = e.mul(&nfv, &cw);
+    let dvtail = e.sub(&cx.dv, &dvfull);
+    let dvmask = e.create_mask(&dvtail, w);
+    let has_dvtail = e.cmp(Cmp::Ne, &dvtail, &c0);
 
-    // The first `tail` elements of row `row` from column `col` (the rest zero), widened to the
-    // compute type: a masked vector load; for bf16, whose masked vector loads LLVM legalizes
-    // through `__truncsfbf2` calls on x86 without AVX512-BF16, `w` scalar loads at clamped
-    // (in-bounds) columns and a select.
-    let lanes: Vec<String> = (0..w).map(|l| e.idx(l)).collect();
-    let lane_ids = iota.clone();
-    let tail_load = |e: &mut E,
-                     buf: &str,
-                     row: &str,
-                     col: &str,
-                     tail: &str,
-                     cols: &str,
-                     mask: &str|
-     -> String {
-        if st != "bf16" {
-            let x = e.v(&format!(
-                "vector.maskedload {buf}[{row}, {col}], {mask}, {vzero_st} : {unit_ty}, {vmt}, {vst} into {vst}"
-            ));
-            return e.convert(&x, &vst, &vt);
-        }
-        let last = e.v(&format!("arith.subi {cols}, {c1} : index"));
-        let mut v = vzero.clone();
-        for (l, cl) in lanes.iter().enumerate() {
-            let c = e.v(&format!("arith.addi {col}, {cl} : index"));
-            let c = e.v(&format!("arith.minui {c}, {last} : index"));
-            let x = e.v(&format!("memref.load {buf}[{row}, {c}] : {unit_ty}"));
-            let x = e.convert(&x, st, ct);
-            v = e.v(&format!("vector.insert {x}, {v} [{l}] : {ct} into {vt}"));
-        }
-        let t = e.v(&format!("arith.index_cast {tail} : index to i32"));
-        let tv = e.v(&format!("vector.broadcast {t} : i32 to {vit}"));
-        let ok = e.v(&format!("arith.cmpi slt, {lane_ids}, {tv} : {vit}"));
-        e.v(&format!("arith.select {ok}, {v}, {vzero} : {vmt}, {vt}"))
-    };
-    let alloc = |e: &mut E, ty: &str, dynamic: &str| {
-        e.v(&format!(
-            "memref.alloc({dynamic}) {{alignment = 64 : i64}} : {ty}"
-        ))
-    };
-    let qb = alloc(e, &rows_ty, &dp);
-    let ms = alloc(e, &st_ty, "");
-    let als = alloc(e, &st_ty, "");
-    let sb = alloc(e, &sb_ty, "");
-    let lims = alloc(e, &lim_ty, "");
-
-    // Per row: Q * scale (zero-padded), O = 0, m = -3e38, l = 0, and the end of its keys
-    // (Sk, or min(pos + 1, Sk) clamped at 0 when causal); the end of the call's keys.
-    let c0i = e.v("arith.constant 0 : i32");
-    let kend = e.for_loop(c0, sq, c1, &[(c0i.clone(), "i32".into())], |e, r, a| {
-        e.for_each(c0, d, c1, |e, dd| {
-            let x = e.v(&format!("tensor.extract %q[{r}, {dd}] : {t2}"));
-            let x = e.convert(&x, st, ct);
-            let y = e.v(&format!("arith.mulf {x}, %scale : {ct}"));
-            e.line(&format!("memref.store {y}, {qb}[{r}, {dd}] : {rows_ty}"));
+    let qb = e.alloc(Ty::memref(&[Some(DECODE_ROWS), None], cx.ct), &[&dp]);
+    let ms = e.alloc(Ty::memref(&[Some(DECODE_ROWS)], cx.ct), &[]);
+    let als = e.alloc(Ty::memref(&[Some(DECODE_ROWS)], cx.ct), &[]);
+    let sb = e.alloc(Ty::memref(&[Some(DECODE_ROWS), Some(bk)], cx.ct), &[]);
+    // Q * scale, zero-padded.
+    let zero = e.float(0.0, &cx.ct.into());
+    e.range(&cx.sq, |e, r| {
+        e.range(&cx.d, |e, dd| {
+            let x = e.extract(&cx.q, &[r, dd]);
+            let x = e.convert(&x, cx.ct);
+            let y = e.mul(&x, &cx.scale);
+            e.store(&y, &qb, &[r, dd]);
         });
-        e.for_each(d, &dp, c1, |e, dd| {
-            e.line(&format!("memref.store {zero}, {qb}[{r}, {dd}] : {rows_ty}"));
-        });
-        e.for_each(c0, dvp, cw, |e, c| {
-            e.line(&format!(
-                "vector.store {vzero}, {ob}[{r}, {c}] : {ob_ty}, {vt}"
-            ));
-        });
-        e.line(&format!("memref.store {neg}, {ms}[{r}] : {st_ty}"));
-        e.line(&format!("memref.store {zero}, {ls}[{r}] : {ls_ty}"));
-        let lim = if var.causal {
-            let p = e.v(&format!("tensor.extract %pos[{r}] : tensor<?xf32>"));
-            let pi = e.v(&format!("arith.fptosi {p} : f32 to i32"));
-            let one = e.v("arith.constant 1 : i32");
-            let p1 = e.v(&format!("arith.addi {pi}, {one} : i32"));
-            let l = e.v(&format!("arith.minsi {p1}, {ski} : i32"));
-            e.v(&format!("arith.maxsi {l}, {c0i} : i32"))
-        } else {
-            ski.clone()
-        };
-        e.line(&format!("memref.store {lim}, {lims}[{r}] : {lim_ty}"));
-        vec![e.v(&format!("arith.maxsi {}, {lim} : i32", a[0]))]
+        e.each(&cx.d, &dp, &c1, |e, dd| e.store(&zero, &qb, &[r, dd]));
     });
-    let kend = e.v(&format!("arith.index_cast {} : i32 to index", kend[0]));
-
-    e.for_each(c0, &kend, &cbk, |e, kb| {
-        let left = e.v(&format!("arith.subi {kend}, {kb} : index"));
-        let jn = e.v(&format!("arith.minsi {left}, {cbk} : index"));
-        // Prefetch the K and V rows of the block PREFETCH_BLOCKS ahead, row by row (one touch per
-        // 64-byte line; locality 1: `prefetcht2` on x86), so that DRAM streams them in order
-        // while the interleaved reads below hit the cache.
-        let cdist = e.idx(bk * PREFETCH_BLOCKS);
-        let nxt = e.v(&format!("arith.addi {kb}, {cdist} : index"));
+    softmax::init_rows(e, cx, &cx.sq, ob, &ms, ls, -3.0e38);
+    let block = Rows {
+        q0: c0.clone(),
+        n: cx.sq.clone(),
+        padded: cx.sq.clone(),
+        cap: DECODE_ROWS,
+        kw: bk,
+    };
+    mods.begin_rows(e, cx, &block);
+    let span = mods.key_span(e, cx);
+    let kend = span.hi;
+    let skm1 = e.sub(&cx.sk, &c1);
+    let cbk = e.idx(bk);
+    let lo = e.round_down(&span.lo, bk);
+    e.each(&lo, &kend, &cbk, |e, kb| {
+        let left = e.sub(&kend, kb);
+        let jn = e.min_s(&left, &cbk);
+        // Prefetch the K and V rows of the block DECODE_PREFETCH_BLOCKS ahead, row by row (one
+        // touch per 64-byte line), so that DRAM streams them in order while the interleaved
+        // reads below hit the cache.
+        let cdist = e.idx(bk * DECODE_PREFETCH_BLOCKS);
+        let nxt = e.add(kb, &cdist);
         let c16 = e.idx(16);
-        e.for_each(c0, &cbk, c1, |e, j| {
-            let k = e.v(&format!("arith.addi {nxt}, {j} : index"));
-            let k = e.v(&format!("arith.minsi {k}, {skm1} : index"));
-            e.for_each(c0, d, &c16, |e, c| {
-                e.line(&format!(
-                    "memref.prefetch {ku}[{k}, {c}], read, locality<1>, data : {unit_ty}"
-                ));
-            });
-            e.for_each(c0, dv, &c16, |e, c| {
-                e.line(&format!(
-                    "memref.prefetch {vu}[{k}, {c}], read, locality<1>, data : {unit_ty}"
-                ));
-            });
+        e.range(&cbk, |e, j| {
+            let k = e.add(&nxt, j);
+            let k = e.min_s(&k, &skm1);
+            e.each(&c0, &cx.d, &c16, |e, c| e.prefetch(&ku, &[&k, c]));
+            e.each(&c0, &cx.dv, &c16, |e, c| e.prefetch(&vu, &[&k, c]));
         });
-        // Scores and softmax, row by row.
-        e.for_each(c0, sq, c1, |e, r| {
-            let lim = e.v(&format!("memref.load {lims}[{r}] : {lim_ty}"));
-            let limv = e.v(&format!("vector.broadcast {lim} : i32 to {vit}"));
-            let cbv = e.idx(BLOCK_VECS);
-            e.for_each(c0, &cbv, c1, |e, jv| {
-                let jw = e.v(&format!("arith.muli {jv}, {cw} : index"));
-                let k0 = e.v(&format!("arith.addi {kb}, {jw} : index"));
-                let keys: Vec<String> = (0..w)
-                    .map(|i| {
-                        let ci = e.idx(i);
-                        let k = e.v(&format!("arith.addi {k0}, {ci} : index"));
-                        e.v(&format!("arith.minsi {k}, {skm1} : index"))
-                    })
-                    .collect();
-                let inits: Vec<(String, String)> =
-                    (0..w).map(|_| (vzero.clone(), vt.clone())).collect();
-                let acc = e.for_loop(c0, &dfull, cw, &inits, |e, dd, a| {
-                    let qv = e.v(&format!("vector.load {qb}[{r}, {dd}] : {rows_ty}, {vt}"));
-                    (0..w)
-                        .map(|i| {
-                            let kv = e.v(&format!(
-                                "vector.load {ku}[{}, {dd}] : {unit_ty}, {vst}",
-                                keys[i]
-                            ));
-                            let kv = e.convert(&kv, &vst, &vt);
-                            e.v(&format!("vector.fma {qv}, {kv}, {} : {vt}", a[i]))
-                        })
-                        .collect()
-                });
-                // The last partial vector of D.
-                let tys = vec![vt.as_str(); w].join(", ");
-                let acc2 = e.fresh();
-                e.line(&format!("{acc2}:{w} = scf.if {has_dtail} -> ({tys}) {{"));
-                e.indent += 1;
-                let qv = e.v(&format!("vector.load {qb}[{r}, {dfull}] : {rows_ty}, {vt}"));
-                let upd: Vec<String> = (0..w)
-                    .map(|i| {
-                        let kv = tail_load(e, &ku, &keys[i], &dfull, &dtail, d, &dmask);
-                        e.v(&format!("vector.fma {qv}, {kv}, {} : {vt}", acc[i]))
-                    })
-                    .collect();
-                e.line(&format!("scf.yield {} : {tys}", upd.join(", ")));
-                e.indent -= 1;
-                e.line("} else {");
-                e.indent += 1;
-                e.line(&format!("scf.yield {} : {tys}", acc.join(", ")));
-                e.indent -= 1;
-                e.line("}");
-                let acc: Vec<String> = (0..w).map(|i| format!("{acc2}#{i}")).collect();
-                let mut sc = transpose_sum(e, &acc, w, ct);
-                if var.mask {
-                    let m: Vec<String> = keys
-                        .iter()
-                        .map(|k| e.v(&format!("tensor.extract %mask[{r}, {k}] : {mt2}")))
-                        .collect();
-                    let mvt = format!("vector<{w}xf32>");
-                    let mv = e.v(&format!("vector.from_elements {} : {mvt}", m.join(", ")));
-                    let mv = e.convert(&mv, &mvt, &vt);
-                    sc = e.v(&format!("arith.addf {sc}, {mv} : {vt}"));
-                }
-                // Lane l is key k0 + l: visible when below the row's end.
-                let k0i = e.v(&format!("arith.index_cast {k0} : index to i32"));
-                let k0v = e.v(&format!("vector.broadcast {k0i} : i32 to {vit}"));
-                let kv = e.v(&format!("arith.addi {k0v}, {iota} : {vit}"));
-                let ok = e.v(&format!("arith.cmpi slt, {kv}, {limv} : {vit}"));
-                let sc = e.v(&format!("arith.select {ok}, {sc}, {vninf} : {vmt}, {vt}"));
-                e.line(&format!(
-                    "vector.store {sc}, {sb}[{r}, {jw}] : {sb_ty}, {vt}"
-                ));
+        let keys = Keys {
+            kb: kb.clone(),
+            width: bk,
+        };
+        mods.begin_keys(e, cx, &block, &keys, false);
+        // Scores and the softmax update, row by row.
+        e.range(&cx.sq, |e, r| {
+            let cbv = e.idx(DECODE_BLOCK_VECS);
+            e.range(&cbv, |e, jv| {
+                let jw = e.mul(jv, &cw);
+                let k0 = e.add(kb, &jw);
+                let sc = row_scores(
+                    e, cx, &ku, &qb, r, &k0, &skm1, &dfull, &dtail, &dmask, &has_dtail,
+                );
+                let mut sv = vec![vec![sc]];
+                mods.apply(e, cx, &keys, r, &jw, &mut sv, true);
+                e.vstore(&sv[0][0], &sb, &[r, &jw]);
             });
-            // Online softmax over the block: m' = max(m, rowmax S), alpha = exp(m - m'),
-            // P = exp(S - m') (in place of S), l' = alpha l + rowsum P.
-            let sv: Vec<String> = (0..BLOCK_VECS)
+            let sv: Vec<Val> = (0..DECODE_BLOCK_VECS)
                 .map(|j| {
                     let col = e.idx(j * w);
-                    e.v(&format!("vector.load {sb}[{r}, {col}] : {sb_ty}, {vt}"))
+                    e.vload(&sb, &[r, &col], w)
                 })
                 .collect();
-            let mut mx = sv[0].clone();
-            for x in &sv[1..] {
-                mx = e.max(x, &mx, &vt);
-            }
-            let mx = e.hmax(&mx, w);
-            let mold = e.v(&format!("memref.load {ms}[{r}] : {st_ty}"));
-            let mnew = e.max(&mx, &mold, ct);
-            let dm = e.v(&format!("arith.subf {mold}, {mnew} : {ct}"));
-            let alpha = e.exp_flush(&dm, ct, dt.int());
-            let mb = e.v(&format!("vector.broadcast {mnew} : {ct} to {vt}"));
-            let mut sum: Option<String> = None;
-            for (j, x) in sv.iter().enumerate() {
-                let y = e.v(&format!("arith.subf {x}, {mb} : {vt}"));
-                let p = e.exp_flush(&y, &vt, &vet);
+            let alpha = softmax::update(e, &[sv], &ms, ls, r, true, |e, _, j, p| {
                 let col = e.idx(j * w);
-                e.line(&format!(
-                    "vector.store {p}, {sb}[{r}, {col}] : {sb_ty}, {vt}"
-                ));
-                sum = Some(match sum {
-                    None => p,
-                    Some(a) => e.v(&format!("arith.addf {a}, {p} : {vt}")),
-                });
-            }
-            let rs = e.v(&format!(
-                "vector.reduction <add>, {} fastmath<reassoc> : {vt} into {ct}",
-                sum.unwrap_or_default()
-            ));
-            let lold = e.v(&format!("memref.load {ls}[{r}] : {ls_ty}"));
-            let lnew = e.v(&format!("math.fma {lold}, {alpha}, {rs} : {ct}"));
-            e.line(&format!("memref.store {lnew}, {ls}[{r}] : {ls_ty}"));
-            e.line(&format!("memref.store {mnew}, {ms}[{r}] : {st_ty}"));
-            e.line(&format!("memref.store {alpha}, {als}[{r}] : {st_ty}"));
+                e.vstore(p, &sb, &[r, &col]);
+            });
+            e.vstore(&alpha, &als, &[r]);
         });
         // O = alpha O + P V over the block's keys, in tiles of nr rows x (nf full vectors,
         // plus one masked vector when `masked`).
-        let tile = |e: &mut E, rows: &[String], c: &str, nf: usize, masked: bool| {
+        let tile = |e: &mut Emitter, rows: &[Val], c: &Val, nf: usize, masked: bool| {
             let nv = nf + usize::from(masked);
-            let cols: Vec<String> = (0..nv)
-                .map(|i| {
-                    let off = e.idx(i * w);
-                    e.v(&format!("arith.addi {c}, {off} : index"))
+            let cols = tiles::columns(e, c, nv, w);
+            let alpha: Vec<Val> = rows
+                .iter()
+                .map(|row| {
+                    let a = e.load(&als, &[row]);
+                    e.splat(&a, w)
                 })
                 .collect();
-            let mut inits = Vec::new();
-            for row in rows {
-                let a = e.v(&format!("memref.load {als}[{row}] : {st_ty}"));
-                let ab = e.v(&format!("vector.broadcast {a} : {ct} to {vt}"));
-                for col in &cols {
-                    let o = e.v(&format!("vector.load {ob}[{row}, {col}] : {ob_ty}, {vt}"));
-                    inits.push((e.v(&format!("arith.mulf {o}, {ab} : {vt}")), vt.clone()));
-                }
-            }
-            let acc = e.for_loop(c0, &jn, c1, &inits, |e, j, a| {
-                let key = e.v(&format!("arith.addi {kb}, {j} : index"));
-                let vv: Vec<String> = cols
-                    .iter()
-                    .enumerate()
-                    .map(|(i, col)| {
-                        if i < nf {
-                            let x = e.v(&format!(
-                                "vector.load {vu}[{key}, {col}] : {unit_ty}, {vst}"
-                            ));
-                            e.convert(&x, &vst, &vt)
-                        } else {
-                            tail_load(e, &vu, &key, col, &dvtail, dv, &dvmask)
-                        }
-                    })
-                    .collect();
-                let mut out = Vec::new();
-                for (ri, row) in rows.iter().enumerate() {
-                    let p = e.v(&format!("memref.load {sb}[{row}, {j}] : {sb_ty}"));
-                    let pb = e.v(&format!("vector.broadcast {p} : {ct} to {vt}"));
-                    for i in 0..nv {
-                        out.push(e.v(&format!(
-                            "vector.fma {pb}, {}, {} : {vt}",
-                            vv[i],
-                            a[ri * nv + i]
-                        )));
+            let t = tiles::PvTile {
+                out: ob,
+                rows,
+                cols: &cols,
+                alpha: &alpha,
+                keys: &jn,
+            };
+            tiles::pv_tile(
+                e,
+                &t,
+                |e, j, i, col| {
+                    let key = e.add(kb, j);
+                    if i < nf {
+                        let x = e.vload(&vu, &[&key, col], w);
+                        e.convert(&x, cx.ct)
+                    } else {
+                        tail_load(e, cx, &vu, &key, col, &dvtail, &cx.dv, &dvmask)
                     }
-                }
-                out
-            });
-            for (ri, row) in rows.iter().enumerate() {
-                for (i, col) in cols.iter().enumerate() {
-                    e.line(&format!(
-                        "vector.store {}, {ob}[{row}, {col}] : {ob_ty}, {vt}",
-                        acc[ri * nv + i]
-                    ));
-                }
-            }
+                },
+                |e, ri, j| e.load(&sb, &[&rows[ri], j]),
+            );
         };
-        let pv_rows = |e: &mut E, rg: &str, nr: usize| {
-            let rows: Vec<String> = (0..nr)
-                .map(|i| {
-                    let ci = e.idx(i);
-                    e.v(&format!("arith.addi {rg}, {ci} : index"))
-                })
-                .collect();
+        let pvv = cx.t.pv_vecs;
+        let pv_rows = |e: &mut Emitter, rg: &Val, nr: usize| {
+            let rows = tiles::columns(e, rg, nr, 1);
             let cpv = e.idx(pvv);
+            let ntile = e.div(&nfv, &cpv);
+            let tiled = e.mul(&ntile, &cpv);
+            let cend = e.mul(&tiled, &cw);
             let chunk = e.idx(pvv * w);
-            let ntile = e.v(&format!("arith.divui {nfv}, {cpv} : index"));
-            let tiled = e.v(&format!("arith.muli {ntile}, {cpv} : index"));
-            let cend = e.v(&format!("arith.muli {ntile}, {chunk} : index"));
-            e.for_each(c0, &cend, &chunk, |e, c| tile(e, &rows, c, pvv, false));
+            e.each(&c0, &cend, &chunk, |e, c| tile(e, &rows, c, pvv, false));
             // The full vectors past the last full tile (0..pvv), then the partial vector.
-            let rem = e.v(&format!("arith.subi {nfv}, {tiled} : index"));
+            let rem = e.sub(&nfv, &tiled);
             for rf in 0..pvv {
                 let crf = e.idx(rf);
-                let is = e.v(&format!("arith.cmpi eq, {rem}, {crf} : index"));
-                e.if_then(
-                    &is,
-                    |e| {
-                        if rf == 0 {
-                            e.if_then(&has_dvtail, |e| tile(e, &rows, &cend, 0, true), None);
-                        } else {
-                            e.if_then(
-                                &has_dvtail,
-                                |e| tile(e, &rows, &cend, rf, true),
-                                Some(&mut |e: &mut E| tile(e, &rows, &cend, rf, false)),
-                            );
-                        }
-                    },
-                    None,
-                );
+                let is = e.cmp(Cmp::Eq, &rem, &crf);
+                e.when(&is, |e| {
+                    if rf == 0 {
+                        e.when(&has_dvtail, |e| tile(e, &rows, &cend, 0, true));
+                    } else {
+                        e.if_else(
+                            &has_dvtail,
+                            |e| tile(e, &rows, &cend, rf, true),
+                            |e| tile(e, &rows, &cend, rf, false),
+                        );
+                    }
+                });
             }
         };
-        e.for_each(c0, sq, &cbr, |e, rg| {
-            let left = e.v(&format!("arith.subi {sq}, {rg} : index"));
-            let nr = e.v(&format!("arith.minsi {left}, {cbr} : index"));
+        let cbr = e.idx(br);
+        e.each(&c0, &cx.sq, &cbr, |e, rg| {
+            let left = e.sub(&cx.sq, rg);
+            let nr = e.min_s(&left, &cbr);
             for k in 1..=br {
                 let ck = e.idx(k);
-                let is = e.v(&format!("arith.cmpi eq, {nr}, {ck} : index"));
-                e.if_then(&is, |e| pv_rows(e, rg, k), None);
+                let is = e.cmp(Cmp::Eq, &nr, &ck);
+                e.when(&is, |e| pv_rows(e, rg, k));
             }
         });
     });
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The plan, evaluated on numbers, sums each input vector into its lane (every width a
-    /// tiling uses, AVX-512's included, which this machine may not run).
-    #[test]
-    fn transpose_sum_plan_sums_each_vector_into_its_lane() {
-        for w in [4, 8, 16, 32] {
-            let acc: Vec<Vec<f64>> = (0..w)
-                .map(|i| (0..w).map(|l| ((i * 37 + l * 11) % 101) as f64).collect())
-                .collect();
-            let mut cur = acc.clone();
-            for (lo, hi) in transpose_sum_plan(w) {
-                assert_eq!((lo.len(), hi.len()), (w, w));
-                cur = cur
-                    .chunks(2)
-                    .map(|p| {
-                        let at = |i: usize| if i < w { p[0][i] } else { p[1][i - w] };
-                        (0..w).map(|l| at(lo[l]) + at(hi[l])).collect()
-                    })
-                    .collect();
-            }
-            assert_eq!(cur.len(), 1, "w = {w}");
-            for (i, row) in acc.iter().enumerate() {
-                assert_eq!(cur[0][i], row.iter().sum::<f64>(), "w = {w}, lane {i}");
-            }
-        }
-    }
+/// The scores of query row `r` against the `w` keys from `k0` (keys past Sk clamped to the
+/// last): `w` accumulators along D, then one transposing reduction to a vector of `w` scores.
+#[allow(clippy::too_many_arguments)]
+fn row_scores(
+    e: &mut Emitter,
+    cx: &Ctx,
+    ku: &Val,
+    qb: &Val,
+    r: &Val,
+    k0: &Val,
+    skm1: &Val,
+    dfull: &Val,
+    dtail: &Val,
+    dmask: &Val,
+    has_dtail: &Val,
+) -> Val {
+    let w = cx.t.w;
+    let (c0, cw) = (e.idx(0), e.idx(w));
+    let keys: Vec<Val> = (0..w)
+        .map(|i| {
+            let ci = e.idx(i);
+            let k = e.add(k0, &ci);
+            e.min_s(&k, skm1)
+        })
+        .collect();
+    let vzero = e.float(0.0, &cx.vt);
+    let inits = vec![vzero; w];
+    let acc = e.for_(&c0, dfull, &cw, &inits, |e, dd, a| {
+        let qv = e.vload(qb, &[r, dd], w);
+        (0..w)
+            .map(|i| {
+                let kv = e.vload(ku, &[&keys[i], dd], w);
+                let kv = e.convert(&kv, cx.ct);
+                e.vfma(&qv, &kv, &a[i])
+            })
+            .collect()
+    });
+    // The last partial vector of D.
+    let tys = vec![cx.vt.clone(); w];
+    let acc = e.if_yield(
+        has_dtail,
+        &tys,
+        |e| {
+            let qv = e.vload(qb, &[r, dfull], w);
+            (0..w)
+                .map(|i| {
+                    let kv = tail_load(e, cx, ku, &keys[i], dfull, dtail, &cx.d, dmask);
+                    e.vfma(&qv, &kv, &acc[i])
+                })
+                .collect()
+        },
+        |_| acc.clone(),
+    );
+    math::transpose_sum(e, &acc)
 }

@@ -108,18 +108,7 @@ pub const PRIMITIVES: &[(&str, &str)] = &[
     ("attention", "3 (q, k, v) and options"),
 ];
 
-/// 64-bit FNV-1a over the parts (each followed by a separator byte): stable across runs, hosts
-/// and compiler versions, unlike `std`'s hashers.
-pub fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(core::iter::once(0xff)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
+pub use crate::hash::fnv1a;
 
 /// The shortest decimal form that reads back as the same `f32` (`1.25e-1`, `-2e0`).
 pub fn float_repr(x: f32) -> String {

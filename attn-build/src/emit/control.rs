@@ -1,0 +1,187 @@
+//! Structured control flow: `scf.for` with and without carried values, `scf.if` with and
+//! without results.
+
+use super::{Emitter, Ty, Val};
+
+fn types(vals: &[Val]) -> String {
+    vals.iter()
+        .map(|v| v.ty().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn names(vals: &[Val]) -> String {
+    vals.iter().map(Val::name).collect::<Vec<_>>().join(", ")
+}
+
+impl Emitter {
+    fn nested<R>(&mut self, body: impl FnOnce(&mut Emitter) -> R) -> R {
+        self.depth += 1;
+        let r = body(self);
+        self.depth -= 1;
+        r
+    }
+
+    /// `scf.for iv = lo to hi step step` carrying `inits`: `body` gets the induction variable
+    /// and the carried values and returns the values to carry on. Returns the final values.
+    pub fn for_(
+        &mut self,
+        lo: &Val,
+        hi: &Val,
+        step: &Val,
+        inits: &[Val],
+        body: impl FnOnce(&mut Emitter, &Val, &[Val]) -> Vec<Val>,
+    ) -> Vec<Val> {
+        let iv = Val::new(self.fresh(), Ty::INDEX);
+        let args: Vec<Val> = inits
+            .iter()
+            .map(|v| Val::new(self.fresh(), v.ty().clone()))
+            .collect();
+        let res = self.fresh();
+        if inits.is_empty() {
+            self.line(format_args!("scf.for {iv} = {lo} to {hi} step {step} {{"));
+        } else {
+            let binds = args
+                .iter()
+                .zip(inits)
+                .map(|(a, v)| format!("{a} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let lhs = if inits.len() == 1 {
+                res.clone()
+            } else {
+                format!("{res}:{}", inits.len())
+            };
+            self.line(format_args!(
+                "{lhs} = scf.for {iv} = {lo} to {hi} step {step} iter_args({binds}) -> ({}) {{",
+                types(inits)
+            ));
+        }
+        let ys = self.nested(|e| {
+            let ys = body(e, &iv, &args);
+            if !ys.is_empty() {
+                e.line(format_args!("scf.yield {} : {}", names(&ys), types(&ys)));
+            }
+            ys
+        });
+        debug_assert_eq!(ys.len(), inits.len());
+        self.line("}");
+        match inits.len() {
+            0 => Vec::new(),
+            1 => vec![Val::new(res, inits[0].ty().clone())],
+            _ => inits
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Val::new(format!("{res}#{i}"), v.ty().clone()))
+                .collect(),
+        }
+    }
+
+    /// `scf.for` without carried values.
+    pub fn each(&mut self, lo: &Val, hi: &Val, step: &Val, body: impl FnOnce(&mut Emitter, &Val)) {
+        self.for_(lo, hi, step, &[], |e, iv, _| {
+            body(e, iv);
+            Vec::new()
+        });
+    }
+
+    /// `scf.for` from 0 to `hi` step 1, without carried values.
+    pub fn range(&mut self, hi: &Val, body: impl FnOnce(&mut Emitter, &Val)) {
+        let (c0, c1) = (self.idx(0), self.idx(1));
+        self.each(&c0, hi, &c1, body);
+    }
+
+    /// `scf.if cond { then }` without results.
+    pub fn when(&mut self, cond: &Val, then: impl FnOnce(&mut Emitter)) {
+        self.line(format_args!("scf.if {cond} {{"));
+        self.nested(then);
+        self.line("}");
+    }
+
+    /// `scf.if cond { then } else { otherwise }` without results.
+    pub fn if_else(
+        &mut self,
+        cond: &Val,
+        then: impl FnOnce(&mut Emitter),
+        otherwise: impl FnOnce(&mut Emitter),
+    ) {
+        self.line(format_args!("scf.if {cond} {{"));
+        self.nested(then);
+        self.line("} else {");
+        self.nested(otherwise);
+        self.line("}");
+    }
+
+    /// `scf.if` with results of types `tys`: each branch returns the values it yields.
+    pub fn if_yield(
+        &mut self,
+        cond: &Val,
+        tys: &[Ty],
+        then: impl FnOnce(&mut Emitter) -> Vec<Val>,
+        otherwise: impl FnOnce(&mut Emitter) -> Vec<Val>,
+    ) -> Vec<Val> {
+        let res = self.fresh();
+        let tlist = tys.iter().map(Ty::to_string).collect::<Vec<_>>().join(", ");
+        let lhs = if tys.len() == 1 {
+            res.clone()
+        } else {
+            format!("{res}:{}", tys.len())
+        };
+        self.line(format_args!("{lhs} = scf.if {cond} -> ({tlist}) {{"));
+        let yield_ = |e: &mut Emitter, ys: Vec<Val>| {
+            debug_assert_eq!(ys.len(), tys.len());
+            e.line(format_args!("scf.yield {} : {tlist}", names(&ys)));
+        };
+        self.nested(|e| {
+            let ys = then(e);
+            yield_(e, ys);
+        });
+        self.line("} else {");
+        self.nested(|e| {
+            let ys = otherwise(e);
+            yield_(e, ys);
+        });
+        self.line("}");
+        if tys.len() == 1 {
+            vec![Val::new(res, tys[0].clone())]
+        } else {
+            tys.iter()
+                .enumerate()
+                .map(|(i, t)| Val::new(format!("{res}#{i}"), t.clone()))
+                .collect()
+        }
+    }
+
+    /// Loops over `bounds` (one `scf.for` from 0 step 1 per dim) carrying the tensor `out`:
+    /// `body` gets the induction variables and the carried tensor and returns the new one.
+    /// Returns the final tensor.
+    pub fn nest(
+        &mut self,
+        bounds: &[Val],
+        out: Val,
+        body: &mut dyn FnMut(&mut Emitter, &[Val], Val) -> Val,
+    ) -> Val {
+        fn level(
+            e: &mut Emitter,
+            bounds: &[Val],
+            ivs: &mut Vec<Val>,
+            out: Val,
+            body: &mut dyn FnMut(&mut Emitter, &[Val], Val) -> Val,
+        ) -> Val {
+            if ivs.len() == bounds.len() {
+                let now = ivs.clone();
+                return body(e, &now, out);
+            }
+            let (c0, c1) = (e.idx(0), e.idx(1));
+            let hi = bounds[ivs.len()].clone();
+            let res = e.for_(&c0, &hi, &c1, &[out], |e, iv, a| {
+                ivs.push(iv.clone());
+                let r = level(e, bounds, ivs, a[0].clone(), body);
+                ivs.pop();
+                vec![r]
+            });
+            res[0].clone()
+        }
+        level(self, bounds, &mut Vec::new(), out, body)
+    }
+}

@@ -1,0 +1,212 @@
+//! The 2-D fused kernel: its arguments and sizes ([`Ctx`]), the choice between the packed and
+//! the streaming path, and the packed path as a sequence of named phases.
+
+use super::hook::{AddMask, Causal, Keys, Mods, Rows, ScoreMod};
+use super::{Variant, decode, pack, softmax, tiles};
+use crate::emit::{self, Emitter, Scalar, Ty, Val};
+use attn_runtime::{DType, tuning::Tiling};
+
+/// What the phases of one 2-D kernel share: types, arguments and sizes.
+pub struct Ctx {
+    /// The tiling, in lanes of the compute type.
+    pub t: Tiling,
+    /// The storage type of q, k, v and the output.
+    pub st: Scalar,
+    /// The compute type (f32, or f64 for f64 storage).
+    pub ct: Scalar,
+    /// `vector<w x ct>`.
+    pub vt: Ty,
+    /// The arguments.
+    pub q: Val,
+    /// Keys `[Sk, D]`.
+    pub k: Val,
+    /// Values `[Sk, Dv]`.
+    pub v: Val,
+    /// The scale of the scores (compute type).
+    pub scale: Val,
+    /// Query rows.
+    pub sq: Val,
+    /// Head dim of q and k.
+    pub d: Val,
+    /// Keys.
+    pub sk: Val,
+    /// Head dim of v.
+    pub dv: Val,
+    /// `Dv` rounded up to the vector width.
+    pub dvp: Val,
+}
+
+/// The text of the 2-D kernel `@name` for `dt` and `var` (tiling `base` in f32 lanes).
+pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
+    let (st, ct) = (Scalar::of(dt), Scalar::of(dt.compute()));
+    let t = base.lanes_of(ct.bits());
+    let t2 = Ty::dyn_tensor(2, st);
+    let mut args = vec![
+        ("q", t2.clone()),
+        ("k", t2.clone()),
+        ("v", t2.clone()),
+        ("scale", ct.into()),
+    ];
+    if var.mask {
+        args.push(("mask", Ty::dyn_tensor(2, Scalar::F32)));
+    }
+    if var.causal {
+        args.push(("pos", Ty::dyn_tensor(1, Scalar::F32)));
+    }
+    args.push(("init", t2.clone()));
+    emit::function(name, &args, &t2, |e, a| {
+        let (c0, c1) = (e.idx(0), e.idx(1));
+        let (sq, d) = (e.dim(&a[0], 0), e.dim(&a[0], 1));
+        let (sk, dv) = (e.dim(&a[1], 0), e.dim(&a[2], 1));
+        let dvp = e.round_up(&dv, t.w);
+        let cx = Ctx {
+            t,
+            st,
+            ct,
+            vt: Ty::vector(t.w, ct),
+            q: a[0].clone(),
+            k: a[1].clone(),
+            v: a[2].clone(),
+            scale: a[3].clone(),
+            sq,
+            d,
+            sk,
+            dv,
+            dvp,
+        };
+        let mut list: Vec<Box<dyn ScoreMod>> = Vec::new();
+        let mut at = 4;
+        if var.mask {
+            list.push(Box::new(AddMask::new(a[at].clone())));
+            at += 1;
+        }
+        if var.causal {
+            list.push(Box::new(Causal::new(a[at].clone())));
+        }
+        let mut mods = Mods::new(list);
+        let init = a[a.len() - 1].clone();
+        body(e, &cx, &mut mods, &c0, &c1, init)
+    })
+}
+
+/// The kernel body: super-blocks of `QS` rows, each by the decode or the packed path, then
+/// normalized into the output.
+fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, c0: &Val, _c1: &Val, init: Val) -> Val {
+    let qs = cx.t.qs;
+    // Few query rows with unit-stride K and V rows: the streaming decode path, which reads K
+    // and V in place; else the packed path.
+    let dec = decode::Select::emit(e, cx);
+    let ob = e.alloc(Ty::memref(&[Some(qs), None], cx.ct), &[&cx.dvp]);
+    let ls = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
+    let cqs = e.idx(qs);
+    let res = e.for_(c0, &cx.sq, &cqs, &[init], |e, q0, out| {
+        let left = e.sub(&cx.sq, q0);
+        let rows = e.min_s(&left, &cqs);
+        // O (unnormalized) and l of the rows into `ob` and `ls`, by either path.
+        // (The branches are emitted one after the other; each borrows the mods in turn.)
+        let shared = std::cell::RefCell::new(&mut *mods);
+        e.if_else(
+            &dec.cond,
+            |e| decode::run(e, cx, &mut shared.borrow_mut(), &dec, &ob, &ls),
+            |e| prefill(e, cx, &mut shared.borrow_mut(), q0, &rows, &ob, &ls),
+        );
+        let flush = mods.removes_keys();
+        vec![softmax::normalize(
+            e, cx, flush, q0, &rows, &ob, &ls, &out[0],
+        )]
+    });
+    res[0].clone()
+}
+
+/// The packed path for the super-block of rows `q0..q0 + rows`: leaves the unnormalized output
+/// rows in `ob` and their sums in `ls`.
+#[allow(clippy::too_many_arguments)]
+fn prefill(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, q0: &Val, rows: &Val, ob: &Val, ls: &Val) {
+    let t = cx.t;
+    let (w, br, bc, qs) = (t.w, t.br, t.bc(), t.qs);
+    let qp = e.alloc(
+        Ty::memref(&[Some(qs / br), None, Some(br)], cx.ct),
+        &[&cx.d],
+    );
+    let kp = e.alloc(Ty::memref(&[None, Some(bc)], cx.ct), &[&cx.d]);
+    let vp = e.alloc(Ty::memref(&[Some(bc), None], cx.ct), &[&cx.dvp]);
+    let ms = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
+    let pt = e.alloc(Ty::memref(&[Some(br), Some(bc)], cx.ct), &[]);
+    let nmb = {
+        let r = e.round_up(rows, br);
+        let cbr = e.idx(br);
+        e.div(&r, &cbr)
+    };
+    let cbr = e.idx(br);
+    let nrows = e.mul(&nmb, &cbr);
+    pack::pack_q(e, cx, q0, &nmb, &qp);
+    let block = Rows {
+        q0: q0.clone(),
+        n: rows.clone(),
+        padded: nrows.clone(),
+        cap: qs,
+        kw: bc,
+    };
+    mods.begin_rows(e, cx, &block);
+    let span = mods.key_span(e, cx);
+    softmax::init_rows(e, cx, &nrows, ob, &ms, ls, -3.0e38);
+    let flush = mods.removes_keys();
+    let (c0, c1, cbc) = (e.idx(0), e.idx(1), e.idx(bc));
+    let lo = e.round_down(&span.lo, bc);
+    e.each(&lo, &span.hi, &cbc, |e, kb| {
+        pack::pack_kv(e, cx, kb, &kp, &vp);
+        let keys = Keys {
+            kb: kb.clone(),
+            width: bc,
+        };
+        mods.begin_keys(e, cx, &block, &keys, true);
+        e.each(&c0, &nmb, &c1, |e, mb| {
+            let mbr = e.mul(mb, &cbr);
+            let micro = |e: &mut Emitter| {
+                let acc = tiles::score_tile(e, cx, &qp, &kp, mb);
+                let mut s: Vec<Vec<Val>> = acc.chunks(t.bc_vecs).map(<[Val]>::to_vec).collect();
+                mods.apply(e, cx, &keys, &mbr, &c0, &mut s, flush);
+                let pbuf = pt.clone();
+                let alpha = softmax::update(e, &s, &ms, ls, &mbr, flush, |e, r, j, p| {
+                    let (ri, col) = (e.idx(r), e.idx(j * w));
+                    e.vstore(p, &pbuf, &[&ri, &col]);
+                });
+                let al: Vec<Val> = (0..br)
+                    .map(|r| {
+                        let a = e.lane(&alpha, r);
+                        e.splat(&a, w)
+                    })
+                    .collect();
+                let orows: Vec<Val> = (0..br)
+                    .map(|r| {
+                        let ri = e.idx(r);
+                        e.add(&mbr, &ri)
+                    })
+                    .collect();
+                tiles::pv_chunks(e, cx, &cx.dvp, t.pv_vecs, |e, c, nv| {
+                    let cols = tiles::columns(e, c, nv, w);
+                    let tile = tiles::PvTile {
+                        out: ob,
+                        rows: &orows,
+                        cols: &cols,
+                        alpha: &al,
+                        keys: &cbc,
+                    };
+                    tiles::pv_tile(
+                        e,
+                        &tile,
+                        |e, j, _, col| e.vload(&vp, &[j, col], w),
+                        |e, r, j| {
+                            let ri = e.idx(r);
+                            e.load(&pt, &[&ri, j])
+                        },
+                    );
+                });
+            };
+            match mods.sees(e, &mbr, br, &keys) {
+                Some(go) => e.when(&go, micro),
+                None => micro(e),
+            }
+        });
+    });
+}

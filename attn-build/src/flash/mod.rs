@@ -1,0 +1,243 @@
+//! The fused ("flash") attention kernel: `softmax(q k^T * scale) v` in one pass over K and V with
+//! an online softmax, generated as MLIR (`scf` + `vector` + `memref` + `arith` + `math`, reading
+//! and writing tensors) with the typed emitter of [`crate::emit`]. `convert-transformer-to-linalg`
+//! inserts these functions privately and calls them in place of each `transformer.attention`;
+//! the `inline` pass then specializes every call site for its static shapes.
+//!
+//! # Algorithm (the packed path, [`prefill`])
+//! For each *super-block* of `QS` query rows:
+//! - [`pack::pack_q`]: the rows of Q into a scratch laid out `[QS / BR][D][BR]`, so that the
+//!   `BR` values broadcast for one step of the score tile are adjacent;
+//! - for each block of `BC` keys the rows may see ([`hook`]: block skipping),
+//!   [`pack::pack_kv`]: K transposed and pre-scaled (`[D][BC]`), V (`[BC][Dv']`, `Dv'` = Dv
+//!   rounded up to the vector width), both zero-padded, so the inner loops only ever do aligned
+//!   full-width vector loads from L1, whatever the strides of the inputs and whatever Sk and Dv;
+//! - for each *micro-block* of `BR` query rows: [`tiles::score_tile`] accumulates the
+//!   `BR x BC` scores in vector registers with `vector.fma` (K vectors times broadcast Q
+//!   values); [`hook::Mods::apply`] transforms and masks them (keys past Sk, causal, the
+//!   additive mask); [`softmax::update`] updates the running row max `m` and sum `l` and gives
+//!   `P = exp(S - m')` and `alpha = exp(m - m')`; [`tiles::pv_tile`] computes
+//!   `O' = alpha O + P V` in register tiles of `BR x PV` vectors (O: a `QS x Dv'` scratch);
+//! - [`softmax::normalize`]: `out = O / l` for the valid rows.
+//!
+//! No `Sq x Sk` buffer exists; the extra memory is `QS x (D + Dv')` plus two `BC`-key panels.
+//! Query rows past Sq (the last micro-block) are computed on zero rows and never written.
+//!
+//! # Decode path ([`decode`])
+//! A call with at most [`DECODE_ROWS`] query rows whose K and V have unit stride along D and Dv
+//! (checked at run time on their buffers) streams K and V in place instead: packing would cost as
+//! much as the work it saves. It shares the hook, the online-softmax update, the P.V tile and the
+//! normalization with the packed path.
+//!
+//! # Numerics
+//! `exp` is a polynomial ([`crate::emit::math::exp`]). Row reductions are done elementwise across
+//! the vectors of a row first, then horizontally. No flag assumes the absence of NaN or
+//! infinities: a NaN score, or an infinite one (`inf - inf`), turns its row of the output into
+//! NaN, as the naive composition does. In the dense kernel keys past Sk get -3e38 (the initial
+//! max too); when a mod removes keys, removed keys get `-inf`, the exponentials flush it to 0, and
+//! a row with no visible key gives zeros.
+
+mod decode;
+pub mod hook;
+mod kernel;
+mod pack;
+mod softmax;
+mod tiles;
+mod wrapper;
+
+use crate::emit;
+use attn_runtime::DType;
+pub use attn_runtime::tuning::{DECODE_ROWS, Tiling};
+
+/// Which optional inputs a 2-D fused kernel takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// An additive `[Sq, Sk]` mask (`tensor<?x?xf32>`, any strides) added to the scaled scores.
+    pub mask: bool,
+    /// Causal masking by per-row positions (`tensor<?xf32>` of length Sq): row `i` sees the keys
+    /// `j <= positions[i]` (f32 holding integers, exact below 2^24); key blocks past the largest
+    /// position of a super-block (and micro-blocks past that of the micro-block) are skipped.
+    pub causal: bool,
+}
+
+impl Variant {
+    /// The dense kernel: no mask, no positions.
+    pub const DENSE: Variant = Variant {
+        mask: false,
+        causal: false,
+    };
+
+    fn tag(&self) -> &'static str {
+        match (self.mask, self.causal) {
+            (false, false) => "",
+            (true, false) => "_m",
+            (false, true) => "_c",
+            (true, true) => "_mc",
+        }
+    }
+}
+
+/// One fused attention function: what `convert-transformer-to-linalg` calls for a
+/// `transformer.attention` op.
+///
+/// A rank-2 spec without `causal` is a 2-D kernel itself (`(q, k, v, scale, [mask [Sq, Sk]],
+/// [positions], init)`); any other is a wrapper `(q, k, v, scale, [mask], init)` that loops over
+/// the leading dims, maps query head `h` to key/value head `h / (Hq / Hkv)`, slices the mask
+/// (broadcast dims of size 1 read at index 0) and, when `causal`, generates the bottom-right
+/// aligned positions `i + Sk - Sq`, calling the 2-D kernel on every slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Spec {
+    /// The rank of q, k, v and the output (2 to 4).
+    pub rank: usize,
+    /// The element type of q, k, v and the output.
+    pub dtype: DType,
+    /// The rank of the additive f32 mask (2, or `rank`), if any.
+    pub mask_rank: Option<usize>,
+    /// Explicit causal positions `[Sq]` (rank 2 only).
+    pub positions: bool,
+    /// Bottom-right aligned causal masking.
+    pub causal: bool,
+}
+
+impl Spec {
+    /// The dense rank-2 f32 kernel.
+    pub const F32_2D: Spec = Spec {
+        rank: 2,
+        dtype: DType::F32,
+        mask_rank: None,
+        positions: false,
+        causal: false,
+    };
+
+    /// Whether this is a 2-D kernel (not a wrapper).
+    fn is_kernel(&self) -> bool {
+        self.rank == 2 && !self.causal
+    }
+
+    /// The 2-D kernel variant this spec is, or calls.
+    fn variant(&self) -> Variant {
+        Variant {
+            mask: self.mask_rank.is_some(),
+            causal: self.positions || self.causal,
+        }
+    }
+
+    /// The function's symbol for tiling `t` (f32 lanes).
+    pub fn symbol(&self, t: &Tiling) -> String {
+        if self.is_kernel() {
+            return kernel_symbol(t, self.dtype, self.variant());
+        }
+        let mask = self.mask_rank.map(|r| format!("_m{r}")).unwrap_or_default();
+        let causal = if self.causal { "_c" } else { "" };
+        format!(
+            "__attn_flash_{}_r{}{mask}{causal}_w_{}",
+            self.dtype,
+            self.rank,
+            t.tag()
+        )
+    }
+}
+
+/// The symbol of a 2-D fused kernel.
+fn kernel_symbol(t: &Tiling, dt: DType, var: Variant) -> String {
+    format!("__attn_flash_{dt}_r2{}_{}", var.tag(), t.tag())
+}
+
+/// The MLIR text of a module holding the private functions of `specs` (and the 2-D kernels
+/// their wrappers call), for tiling `t` (in f32 lanes).
+pub fn module_text(specs: &[Spec], t: &Tiling) -> String {
+    let mut kernels: Vec<(DType, Variant)> = Vec::new();
+    let mut wrappers: Vec<Spec> = Vec::new();
+    for spec in specs {
+        let k = (spec.dtype, spec.variant());
+        if !kernels.contains(&k) {
+            kernels.push(k);
+        }
+        if !spec.is_kernel() && !wrappers.contains(spec) {
+            wrappers.push(*spec);
+        }
+    }
+    let funcs = kernels
+        .iter()
+        .map(|&(dt, var)| kernel::function(&kernel_symbol(t, dt, var), t, dt, var))
+        .chain(wrappers.iter().map(|spec| {
+            let callee = kernel_symbol(t, spec.dtype, spec.variant());
+            wrapper::function(&spec.symbol(t), &callee, spec)
+        }));
+    emit::module(funcs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every spec the lowering can ask for: ranks, dtypes, mask ranks, causal.
+    pub(crate) fn all_specs() -> Vec<Spec> {
+        let mut specs = Vec::new();
+        for dtype in DType::ALL {
+            for rank in 2..=4 {
+                for mask_rank in [None, Some(2), Some(rank)] {
+                    if rank == 2 && mask_rank == Some(rank) {
+                        continue;
+                    }
+                    for causal in [false, true] {
+                        specs.push(Spec {
+                            rank,
+                            dtype,
+                            mask_rank,
+                            positions: false,
+                            causal,
+                        });
+                    }
+                }
+            }
+            for mask_rank in [None, Some(2)] {
+                specs.push(Spec {
+                    rank: 2,
+                    dtype,
+                    mask_rank,
+                    positions: true,
+                    causal: false,
+                });
+            }
+        }
+        specs
+    }
+
+    #[test]
+    fn kernel_text_parses_with_every_tiling_spec_and_dtype() {
+        let c = crate::pipeline::Compiler::new().unwrap();
+        for t in [Tiling::AVX2, Tiling::AVX512] {
+            let specs = all_specs();
+            for spec in &specs {
+                let text = module_text(&[*spec], &t);
+                assert!(
+                    melior::ir::Module::parse(c.context(), &text).is_some(),
+                    "{spec:?}, {t:?}:\n{text}"
+                );
+            }
+            // One module with all of them: no symbol is defined twice.
+            let text = module_text(&specs, &t);
+            assert!(melior::ir::Module::parse(c.context(), &text).is_some());
+        }
+    }
+
+    #[test]
+    fn symbols_name_dtype_rank_and_options() {
+        let t = Tiling::AVX2;
+        let s = Spec::F32_2D;
+        assert!(s.symbol(&t).starts_with("__attn_flash_f32_r2_w8"));
+        let w = Spec {
+            rank: 4,
+            dtype: DType::BF16,
+            mask_rank: Some(4),
+            positions: false,
+            causal: true,
+        };
+        assert!(w.symbol(&t).starts_with("__attn_flash_bf16_r4_m4_c_w_"));
+        let mut seen = std::collections::HashSet::new();
+        for spec in all_specs() {
+            assert!(seen.insert(spec.symbol(&t)), "{spec:?}");
+        }
+    }
+}

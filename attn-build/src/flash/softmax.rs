@@ -1,0 +1,104 @@
+//! The online softmax, shared by the packed and the streaming path: the running row maximum
+//! `m` and row sum `l` in scratch, the update per key block, and the final normalization.
+
+use super::kernel::Ctx;
+use crate::emit::{Cmp, Emitter, Ty, Val, math};
+
+/// Rows `0..n` of the scratch: `O = 0`, `m = m0`, `l = 0`.
+pub fn init_rows(e: &mut Emitter, cx: &Ctx, n: &Val, ob: &Val, ms: &Val, ls: &Val, m0: f64) {
+    let (c0, c1, cw) = (e.idx(0), e.idx(1), e.idx(cx.t.w));
+    let vzero = e.float(0.0, &cx.vt);
+    let st: Ty = cx.ct.into();
+    let (m0, zero) = (e.float(m0, &st), e.float(0.0, &st));
+    e.each(&c0, n, &c1, |e, i| {
+        e.each(&c0, &cx.dvp, &cw, |e, c| e.vstore(&vzero, ob, &[i, c]));
+        e.store(&m0, ms, &[i]);
+        e.store(&zero, ls, &[i]);
+    });
+}
+
+/// The online-softmax update of the rows `r0..r0 + n` (`n = s.len()`) for one key block, from
+/// their (modified) score vectors `s[r]`:
+/// `m' = max(m, rowmax S)`, `alpha = exp(m - m')`, `P = exp(S - m')`, `l' = alpha l + rowsum P`.
+/// `m` and `l` are updated in `ms` and `ls`; `keep_p(e, r, j, p)` receives vector `j` of row
+/// `r` of `P`. Returns `alpha` of the rows (a vector of `n` lanes). With `flush`, `-inf` scores
+/// (removed keys) give exactly 0.
+pub fn update(
+    e: &mut Emitter,
+    s: &[Vec<Val>],
+    ms: &Val,
+    ls: &Val,
+    r0: &Val,
+    flush: bool,
+    mut keep_p: impl FnMut(&mut Emitter, usize, usize, &Val),
+) -> Val {
+    let n = s.len();
+    let w = s[0][0].ty().lanes();
+    // Row maxima: elementwise across the vectors of a row, then horizontally.
+    let rmax: Vec<Val> = s.iter().map(|row| math::max_of(e, row)).collect();
+    let mold = e.vload(ms, &[r0], n);
+    let mrow = e.from_elements(&rmax);
+    let mnew = e.max(&mrow, &mold);
+    let dm = e.sub(&mold, &mnew);
+    let alpha = math::exp(e, &dm, flush);
+    e.vstore(&mnew, ms, &[r0]);
+    // P = exp(S - m') and its row sums.
+    let mut rsum = Vec::with_capacity(n);
+    for (r, row) in s.iter().enumerate() {
+        let mr = e.lane(&mnew, r);
+        let mb = e.splat(&mr, w);
+        let mut sum: Option<Val> = None;
+        for (j, x) in row.iter().enumerate() {
+            let y = e.sub(x, &mb);
+            let p = math::exp(e, &y, flush);
+            keep_p(e, r, j, &p);
+            sum = Some(match sum {
+                None => p,
+                Some(acc) => e.add(&acc, &p),
+            });
+        }
+        let sum = sum.unwrap_or_else(|| unreachable!("a row has at least one vector"));
+        rsum.push(e.reduce_add(&sum));
+    }
+    let lold = e.vload(ls, &[r0], n);
+    let lrow = e.from_elements(&rsum);
+    let lnew = e.fma(&lold, &alpha, &lrow);
+    e.vstore(&lnew, ls, &[r0]);
+    alpha
+}
+
+/// `out[q0 + r][c] = O[r][c] / l[r]` for rows `0..rows`, rounded to the storage type; with
+/// `flush`, a row without keys (`l = 0`) gives zeros, not `0/0`. Returns the new output tensor.
+#[allow(clippy::too_many_arguments)]
+pub fn normalize(
+    e: &mut Emitter,
+    cx: &Ctx,
+    flush: bool,
+    q0: &Val,
+    rows: &Val,
+    ob: &Val,
+    ls: &Val,
+    out: &Val,
+) -> Val {
+    let (c0, c1) = (e.idx(0), e.idx(1));
+    let st: Ty = cx.ct.into();
+    let (one, zero) = (e.float(1.0, &st), e.float(0.0, &st));
+    let res = e.for_(&c0, rows, &c1, std::slice::from_ref(out), |e, r, o| {
+        let l = e.load(ls, &[r]);
+        let inv = e.div(&one, &l);
+        let inv = if flush {
+            let z = e.cmp(Cmp::Eq, &l, &zero);
+            e.select(&z, &zero, &inv)
+        } else {
+            inv
+        };
+        let row = e.add(q0, r);
+        e.for_(&c0, &cx.dv, &c1, o, |e, c, oo| {
+            let x = e.load(ob, &[r, c]);
+            let y = e.mul(&x, &inv);
+            let y = e.convert(&y, cx.st);
+            vec![e.insert(&y, &oo[0], &[&row, c])]
+        })
+    });
+    res[0].clone()
+}

@@ -1,0 +1,188 @@
+//! Every tunable of attn in one place: the register tiles of the generated kernels per target
+//! (read by `attn-build` when it generates them), the decode path's sizes, and the thresholds
+//! of the Rust-side work splitting (read by `attn` at run time).
+//!
+//! Plain data, no LLVM: the build-time generator and the run-time splitter share these numbers,
+//! so a retuning is a change of this file only. `scripts/tune.sh` measures candidates.
+
+/// Register tiling of the fused attention kernel for one vector ISA, in f32 lanes (an f64
+/// kernel uses half as many lanes per vector: [`Tiling::lanes_of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tiling {
+    /// Vector width in f32 lanes (8 for AVX2, 16 for AVX-512).
+    pub w: usize,
+    /// Query rows per micro-block (rows of the score tile).
+    pub br: usize,
+    /// Vectors per row of the score tile (`BC = bc_vecs * w` keys per block).
+    pub bc_vecs: usize,
+    /// Vectors of Dv per P.V register tile.
+    pub pv_vecs: usize,
+    /// Query rows per super-block (the packed K/V panels are reused across them).
+    pub qs: usize,
+}
+
+impl Tiling {
+    /// 16 ymm registers: a 4 x 24 score tile (12 accumulators) and 4 x 24 P.V tiles.
+    pub const AVX2: Tiling = Tiling {
+        w: 8,
+        br: 4,
+        bc_vecs: 3,
+        pv_vecs: 3,
+        qs: 256,
+    };
+
+    /// 32 zmm registers: an 8 x 32 score tile (16 accumulators) and 8 x 48 P.V tiles.
+    pub const AVX512: Tiling = Tiling {
+        w: 16,
+        br: 8,
+        bc_vecs: 2,
+        pv_vecs: 3,
+        qs: 256,
+    };
+
+    /// The tiling for a code-generation target (LLVM architecture, CPU name, feature string):
+    /// AVX-512 tiles when the target has AVX-512F, else the 16-register tiles (AVX2; also used
+    /// for baseline x86-64 and AArch64, where LLVM splits the 8-lane vectors).
+    pub fn for_target(arch: &str, cpu: &str, features: &str) -> Tiling {
+        const AVX512_CPUS: [&str; 6] = [
+            "x86-64-v4",
+            "skylake-avx512",
+            "icelake-server",
+            "sapphirerapids",
+            "znver4",
+            "znver5",
+        ];
+        let features_say = features.split(',').any(|f| f == "+avx512f");
+        if arch == "x86_64" && (features_say || AVX512_CPUS.contains(&cpu)) {
+            Tiling::AVX512
+        } else {
+            Tiling::AVX2
+        }
+    }
+
+    /// The same tiling in lanes of a compute type of `bits` bits (64: half the lanes of f32).
+    pub fn lanes_of(&self, bits: u32) -> Tiling {
+        let mut t = *self;
+        if bits == 64 {
+            t.w /= 2;
+        }
+        t
+    }
+
+    /// Keys per block of the score tile.
+    pub fn bc(&self) -> usize {
+        self.bc_vecs * self.w
+    }
+
+    /// A short tag naming the tiling in symbol names.
+    pub fn tag(&self) -> String {
+        format!(
+            "w{}r{}c{}p{}q{}",
+            self.w, self.br, self.bc_vecs, self.pv_vecs, self.qs
+        )
+    }
+}
+
+/// The most query rows a kernel call may have to take the streaming decode path (K and V read
+/// in place instead of packed).
+pub const DECODE_ROWS: usize = 8;
+
+/// Score vectors (of `w` keys each) per key block of the decode path.
+pub const DECODE_BLOCK_VECS: usize = 2;
+
+/// How many key blocks ahead the decode path prefetches K and V.
+pub const DECODE_PREFETCH_BLOCKS: usize = 4;
+
+/// Register tiling of the f32 matmul primitive for one vector ISA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatmulTiling {
+    /// Vector width in f32 lanes.
+    pub w: usize,
+    /// Rows of a micro-tile (A values broadcast per k).
+    pub mr: usize,
+    /// Vectors per row of a micro-tile (`NR = nr_vecs * w` columns).
+    pub nr_vecs: usize,
+    /// Columns of B packed at once (a multiple of `NR`).
+    pub nc: usize,
+}
+
+impl MatmulTiling {
+    /// 16 ymm registers: 4 x 24 tiles (12 accumulators, 3 B vectors, 1 broadcast).
+    pub const AVX2: MatmulTiling = MatmulTiling {
+        w: 8,
+        mr: 4,
+        nr_vecs: 3,
+        nc: 192,
+    };
+
+    /// 32 zmm registers: 8 x 48 tiles (24 accumulators, 3 B vectors, 1 broadcast).
+    pub const AVX512: MatmulTiling = MatmulTiling {
+        w: 16,
+        mr: 8,
+        nr_vecs: 3,
+        nc: 192,
+    };
+
+    /// The matmul tiling of the vector width of an attention tiling.
+    pub fn for_tiling(t: &Tiling) -> MatmulTiling {
+        if t.w >= 16 {
+            MatmulTiling::AVX512
+        } else {
+            MatmulTiling::AVX2
+        }
+    }
+
+    /// Columns per micro-tile.
+    pub fn nr(&self) -> usize {
+        self.nr_vecs * self.w
+    }
+
+    /// A short tag naming the tiling in symbol names.
+    pub fn tag(&self) -> String {
+        format!("w{}m{}n{}c{}", self.w, self.mr, self.nr_vecs, self.nc)
+    }
+}
+
+/// Vectors per step of the softmax primitive's max and exp loops (independent accumulators).
+pub const SOFTMAX_UNROLL: usize = 2;
+
+/// Below this many flops an attention call runs on the calling thread only.
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 23;
+
+/// Work items per thread an attention call is split into (more than one, for balance).
+pub const ITEMS_PER_THREAD: usize = 4;
+
+/// The fewest query rows per work item.
+pub const MIN_ITEM_ROWS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilings_per_target() {
+        assert_eq!(
+            Tiling::for_target("x86_64", "znver3", "+avx2"),
+            Tiling::AVX2
+        );
+        assert_eq!(
+            Tiling::for_target("x86_64", "generic", "+avx2,+avx512f"),
+            Tiling::AVX512
+        );
+        assert_eq!(
+            Tiling::for_target("x86_64", "sapphirerapids", ""),
+            Tiling::AVX512
+        );
+        assert_eq!(
+            Tiling::for_target("aarch64", "neoverse-v2", ""),
+            Tiling::AVX2
+        );
+        assert_eq!(Tiling::AVX2.lanes_of(64).w, 4);
+        assert_eq!(Tiling::AVX512.lanes_of(32).w, 16);
+        assert_eq!(Tiling::AVX512.bc(), 32);
+        assert_eq!(
+            MatmulTiling::for_tiling(&Tiling::AVX512),
+            MatmulTiling::AVX512
+        );
+    }
+}
