@@ -12,7 +12,10 @@
 //!
 //! Prints the median time per call, GFLOP/s (`4*B*H*Sq*Sk*D / t`) and the max abs error
 //! against the f64 reference (checked on the first and last head). With `--json`, the last line
-//! is exactly one JSON object: `{"median_ms": .., "gflops": .., "max_abs_err": ..}`.
+//! is exactly one JSON object: `{"median_ms": .., "gflops": .., "max_abs_err": .., "cpu_ms": ..}`.
+//! `cpu_ms` is the median time the calling thread spent on a CPU per call (Linux:
+//! `/proc/thread-self/schedstat`; `null` elsewhere): at one thread, a measure of the kernel's
+//! cost that other load on the machine does not inflate (it excludes time spent waiting to run).
 
 use attn::{
     AttentionElement, Element, Tensor, TensorView,
@@ -136,6 +139,12 @@ fn run<T: AttentionElement>(
     attn::attention(q, k, v)
 }
 
+/// Nanoseconds the calling thread has spent on a CPU (Linux), if readable.
+fn on_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 fn main() {
     let a = match parse() {
         Ok(a) => a,
@@ -202,16 +211,22 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
     let per_call = warm.elapsed().as_secs_f64() / f64::from(calls);
     let inner = ((0.01 / per_call).ceil() as usize).clamp(1, 100_000);
     let mut times = Vec::new();
+    let mut cpu_times = Vec::new();
     let start = Instant::now();
     while times.len() < 3 || (times.len() < 30 && start.elapsed() < Duration::from_secs(1)) {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), on_cpu_ns());
         for _ in 0..inner {
             std::hint::black_box(run(a, &q, &k, &v)?);
         }
         times.push(t.elapsed().as_secs_f64() / inner as f64);
+        if let (Some(c0), Some(c1)) = (c, on_cpu_ns()) {
+            cpu_times.push((c1 - c0) as f64 * 1e-9 / inner as f64);
+        }
     }
     times.sort_by(f64::total_cmp);
+    cpu_times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
+    let cpu_median = (cpu_times.len() == times.len()).then(|| cpu_times[cpu_times.len() / 2]);
     let flops = 4.0 * (a.batch * a.heads * a.seq * sk * a.dim) as f64;
     let gflops = flops / median / 1e9;
     println!(
@@ -234,8 +249,9 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
         max_abs_err
     );
     if a.json {
+        let cpu = cpu_median.map_or("null".to_string(), |c| format!("{:.6}", c * 1e3));
         println!(
-            "{{\"median_ms\": {:.6}, \"gflops\": {:.3}, \"max_abs_err\": {:e}}}",
+            "{{\"median_ms\": {:.6}, \"gflops\": {:.3}, \"max_abs_err\": {:e}, \"cpu_ms\": {cpu}}}",
             median * 1e3,
             gflops,
             max_abs_err

@@ -2,151 +2,180 @@
 //! scalar `expf` calls), horizontal maxima and sums, and the transposing reduction of the decode
 //! path. No op assumes the absence of NaN or infinities.
 
-use super::{Emitter, Ty, Val};
+use super::{Emitter, Val};
 
 /// `n!` as an f64.
 fn factorial(n: u32) -> f64 {
     (1..=n).map(f64::from).product()
 }
 
-/// `exp(x)` for `x <= 0` (larger inputs are not clamped) of a float scalar or vector type: for
-/// f32 a Cephes-style polynomial (range reduction with `math.roundeven`, a degree-5 polynomial,
-/// the exponent built with a shift and a bitcast; about 1e-7 relative), for f64 `ln 2` split in
-/// two parts and a degree-12 Taylor polynomial on `|r| <= ln(2)/2` (below 2e-16 relative).
-///
-/// With `flush`, inputs below the clamp (`-inf`: removed keys) give exactly 0. A NaN input gives
-/// NaN either way.
-pub fn exp(e: &mut Emitter, x: &Val, flush: bool) -> Val {
-    let ty = x.ty().clone();
-    let ity = ty.with_elem(ty.elem().bits_int());
-    let wide = ty.elem().bits() == 64;
-    let (lo_x, c1v, c2v, bias_v, shift) = if wide {
-        (
-            -708.39,
-            -6.931_457_519_531_25e-1,
-            -1.428_606_820_309_417_2e-6,
-            1023,
-            52,
-        )
-    } else {
-        (-87.336_54, -0.693_359_375, 2.121_944_4e-4, 127, 23)
-    };
-    let lo = e.float(lo_x, &ty);
-    let log2e = e.float(std::f64::consts::LOG2_E, &ty);
-    let c1 = e.float(c1v, &ty);
-    let c2 = e.float(c2v, &ty);
-    let one = e.float(1.0, &ty);
-    let bias = e.int(bias_v, &ity);
-    let sh = e.int(shift, &ity);
-    // `x < lo ? lo : x`: a NaN passes through (and makes the result NaN).
-    let xc = e.max(x, &lo);
-    let t = e.mul(&xc, &log2e);
-    let fx = e.round_even(&t);
-    let r1 = e.fma(&fx, &c1, &xc);
-    let r = e.fma(&fx, &c2, &r1);
-    let y = if wide {
-        // 1 + r + r^2/2! + ... + r^12/12!, by Horner.
-        let mut y = e.float(1.0 / factorial(12), &ty);
-        for n in (0..12).rev() {
-            let c = e.float(1.0 / factorial(n), &ty);
-            y = e.fma(&y, &r, &c);
-        }
-        y
-    } else {
-        let p = [
-            1.987_569_15e-4,
-            1.398_199_950_7e-3,
-            8.333_451_907_3e-3,
-            4.166_579_589_4e-2,
-            1.666_666_545_9e-1,
-            5.000_000_120_1e-1,
-        ];
-        let pc: Vec<Val> = p.iter().map(|&c| e.float(c, &ty)).collect();
-        let z = e.mul(&r, &r);
-        let mut y = e.fma(&pc[0], &r, &pc[1]);
-        for c in &pc[2..] {
-            y = e.fma(&y, &r, c);
-        }
-        let y = e.fma(&y, &z, &r);
-        e.add(&y, &one)
-    };
-    let n = e.fp_to_si(&fx, ity.elem());
-    let n = e.add(&n, &bias);
-    let n = e.shl(&n, &sh);
-    let p2 = e.bitcast(&n, ty.elem());
-    let res = e.mul(&y, &p2);
-    if !flush {
-        return res;
-    }
-    let zero = e.float(0.0, &ty);
-    let under = e.cmp(super::Cmp::Lt, x, &lo);
-    e.select(&under, &zero, &res)
-}
-
-/// The constants of [`exp2_nonpositive`] for vectors of type `ty` (f32).
-pub struct Exp2 {
-    lo: Val,
-    magic: Val,
-    cs: Vec<Val>,
-    sh: Val,
-}
-
-impl Exp2 {
-    /// The constants for `ty`.
-    pub fn new(e: &mut Emitter, ty: &Ty) -> Exp2 {
-        let ity = ty.with_elem(ty.elem().bits_int());
-        let lo = e.float(-127.0, ty);
-        // 1.5 * 2^23 + 127: added to an integer n (|n| < 2^22), it leaves n + 127 in the low bits.
-        let magic = e.float(12_583_039.0, ty);
-        let c = [
-            1.305_630_1e-3,
-            9.678_750_1e-3,
-            5.551_638_9e-2,
-            2.402_209_2e-1,
-            6.931_460_5e-1,
-            1.0,
-        ];
-        let cs = c.iter().map(|&x| e.float(x, ty)).collect();
-        let sh = e.int(23, &ity);
-        Exp2 { lo, magic, cs, sh }
-    }
-}
-
-/// `2^t` for every `t` of `ts` (`t <= ~0`, f32 vectors), exactly 0 below about -126.5 (the
-/// clamp to -127 makes the exponent field 0, so `-inf` gives 0): `n = roundeven(t)`, the
-/// fraction `r = t - n` by a degree-5 polynomial on [-0.5, 0.5] (relative error about 3e-7) in
-/// Estrin's scheme (depth 3: shorter chains than Horner's for one more multiplication), and `2^n`
-/// built from the bits of `n + 1.5 * 2^23 + 127` and applied as a multiplication. A NaN `t` gives
-/// NaN; no `fptosi`, so no poison. The independent evaluations are emitted step by step,
-/// interleaved.
-pub fn exp2_nonpositive(e: &mut Emitter, k: &Exp2, ts: &[Val]) -> Vec<Val> {
+/// `2^t` for every `t` of `ts` (f32 or f64 vectors, `t <= ~0`), exactly 0 for `t` below the
+/// smallest normal exponent (so `-inf`, removed keys, give 0 without a select), NaN for NaN:
+/// `n = roundeven(max(t, lo))`, the fraction `r = t - n` in [-0.5, 0.5] by a polynomial (f32:
+/// degree 6, fitted for relative error; f64: `e^(r ln 2)` by its degree-12 Taylor polynomial),
+/// and `2^n` from the bits of `n + 1.5 * 2^m + bias` (`m` the mantissa bits), applied as a
+/// multiplication. The evaluations are emitted step by step, interleaved.
+pub fn exp2(e: &mut Emitter, ts: &[Val]) -> Vec<Val> {
     let ty = ts[0].ty().clone();
-    let ity = ty.elem().bits_int();
-    let tc: Vec<Val> = ts.iter().map(|t| e.max(t, &k.lo)).collect();
-    // n = round(t), r = t - n in [-0.5, 0.5]; the bits of n + magic hold n + 127 (off the
-    // critical path).
-    let fx: Vec<Val> = tc.iter().map(|t| e.round_even(t)).collect();
-    let r: Vec<Val> = tc.iter().zip(&fx).map(|(t, f)| e.sub(t, f)).collect();
-    let kk: Vec<Val> = fx.iter().map(|x| e.add(x, &k.magic)).collect();
-    // ((c0 r + c1) r^2 + (c2 r + c3)) r^2 + (c4 r + c5).
-    let c = &k.cs;
-    let r2: Vec<Val> = r.iter().map(|r| e.mul(r, r)).collect();
-    let lin = |e: &mut Emitter, hi: &Val, lo: &Val| -> Vec<Val> {
-        r.iter().map(|r| e.fma(hi, r, lo)).collect()
+    let elem = ty.elem();
+    let wide = elem.bits() == 64;
+    let ity = elem.bits_int();
+    let (lo, magic, shift) = if wide {
+        (-1023.0, 6_755_399_441_055_744.0 + 1023.0, 52)
+    } else {
+        (-127.0, 12_582_912.0 + 127.0, 23)
     };
-    let p01 = lin(e, &c[0], &c[1]);
-    let p23 = lin(e, &c[2], &c[3]);
-    let p45 = lin(e, &c[4], &c[5]);
-    let q: Vec<Val> = (0..ts.len())
-        .map(|i| e.fma(&p01[i], &r2[i], &p23[i]))
-        .collect();
-    let y: Vec<Val> = (0..ts.len())
-        .map(|i| e.fma(&q[i], &r2[i], &p45[i]))
-        .collect();
-    let kb: Vec<Val> = kk.iter().map(|x| e.bitcast(x, ity)).collect();
-    let nb: Vec<Val> = kb.iter().map(|x| e.shl(x, &k.sh)).collect();
-    let scale: Vec<Val> = nb.iter().map(|x| e.bitcast(x, ty.elem())).collect();
+    let lo = e.float(lo, &ty);
+    let magic = e.float(magic, &ty);
+    let sh = e.int(shift, &ty.with_elem(ity));
+    let tc: Vec<Val> = ts.iter().map(|t| e.max(t, &lo)).collect();
+    let n: Vec<Val> = tc.iter().map(|t| e.round_even(t)).collect();
+    let r: Vec<Val> = tc.iter().zip(&n).map(|(t, n)| e.sub(t, n)).collect();
+    let biased: Vec<Val> = n.iter().map(|x| e.add(x, &magic)).collect();
+    let coeffs: Vec<f64> = if wide {
+        // e^(r ln 2) = sum (ln 2)^k r^k / k!
+        (0..=12)
+            .map(|k| std::f64::consts::LN_2.powi(k) / factorial(k as u32))
+            .collect()
+    } else {
+        vec![
+            1.000_000_000_581_106_7,
+            0.693_147_205_640_68,
+            0.240_226_466_900_970_52,
+            0.055_503_289_327_136_35,
+            0.009_618_510_702_310_882,
+            0.001_339_988_118_539_755_1,
+            0.000_153_399_563_326_140_07,
+        ]
+    };
+    // Horner from the highest coefficient, the evaluations interleaved.
+    let top = e.float(coeffs[coeffs.len() - 1], &ty);
+    let mut y: Vec<Val> = vec![top; ts.len()];
+    for &c in coeffs[..coeffs.len() - 1].iter().rev() {
+        let c = e.float(c, &ty);
+        y = y.iter().zip(&r).map(|(y, r)| e.fma(y, r, &c)).collect();
+    }
+    let bits: Vec<Val> = biased.iter().map(|x| e.bitcast(x, ity)).collect();
+    let bits: Vec<Val> = bits.iter().map(|x| e.shl(x, &sh)).collect();
+    let scale: Vec<Val> = bits.iter().map(|x| e.bitcast(x, elem)).collect();
     y.iter().zip(&scale).map(|(y, s)| e.mul(y, s)).collect()
+}
+
+/// The shuffles of [`transpose`] for `w` vectors of `w` lanes: per stage `s` (1, 2, 4, ..), the
+/// lanes of the concatenation `[a, b]` (a[l] is l, b[l] is w + l) giving the new rows `i` and
+/// `i + s` for every `i` with bit `s` clear: the off-diagonal `s x s` blocks of every `2s x 2s`
+/// block are swapped.
+fn transpose_plan(w: usize) -> Vec<(usize, Vec<usize>, Vec<usize>)> {
+    assert!(w.is_power_of_two());
+    let mut stages = Vec::new();
+    let mut s = 1;
+    while s < w {
+        let lo = (0..w).map(|l| if l & s == 0 { l } else { w + l - s }).collect();
+        let hi = (0..w).map(|l| if l & s == 0 { l + s } else { w + l }).collect();
+        stages.push((s, lo, hi));
+        s *= 2;
+    }
+    stages
+}
+
+/// The in-register transpose of `w` vectors of `w` lanes (`w` a power of two): lane `l` of
+/// output `i` is lane `i` of input `l`. `log2 w` stages of `w` two-source shuffles
+/// (`vpermt2ps` on AVX-512, unpacks and lane permutes on AVX2).
+pub fn transpose(e: &mut Emitter, rows: &[Val]) -> Vec<Val> {
+    let w = rows.len();
+    assert!(rows.iter().all(|r| r.ty().lanes() == w));
+    let mut cur = rows.to_vec();
+    for (s, lo, hi) in transpose_plan(w) {
+        let mut next = cur.clone();
+        for i in (0..w).filter(|i| i & s == 0) {
+            next[i] = e.shuffle(&cur[i], &cur[i + s], &lo);
+            next[i + s] = e.shuffle(&cur[i], &cur[i + s], &hi);
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// An associative, commutative lane operation of [`transpose_reduce`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    /// `a < b ? b : a` (see [`Emitter::max`]).
+    Max,
+    /// `a + b`.
+    Add,
+}
+
+/// The plan of [`transpose_reduce`] for `n` vectors of `w` lanes: the pair levels (lanes of
+/// `[a, b]` for the two operands of each combining op), the folds (lanes of `[v, v]` combined
+/// with `v`), and the lane holding each input's result at the end.
+type ReducePlan = (Vec<(Vec<usize>, Vec<usize>)>, Vec<Vec<usize>>, Vec<usize>);
+
+fn reduce_plan(n: usize, w: usize) -> ReducePlan {
+    assert!(n.is_power_of_two() && w.is_power_of_two() && n <= w);
+    // After a level, each vector holds `c` inputs in groups of `g = w / c` lanes (input order);
+    // a level keeps the first half of every group in `lo`, the second in `hi`.
+    let (mut levels, mut c) = (Vec::new(), 1);
+    while c < n {
+        let g = w / c;
+        let half = g / 2;
+        let pick = |off: usize| -> Vec<usize> {
+            let mut lanes = Vec::with_capacity(w);
+            for side in 0..2 {
+                for k in 0..c {
+                    lanes.extend((0..half).map(|l| side * w + k * g + off + l));
+                }
+            }
+            lanes
+        };
+        levels.push((pick(0), pick(half)));
+        c *= 2;
+    }
+    // One vector of `n` groups of `g` lanes: fold each group onto its first lane.
+    let (mut folds, mut g) = (Vec::new(), w / n);
+    while g > 1 {
+        let half = g / 2;
+        folds.push((0..w).map(|l| if l % g < half { l + half } else { l }).collect());
+        g = half;
+    }
+    let g = w / n;
+    (levels, folds, (0..n).map(|i| i * g).collect())
+}
+
+/// Reduces each of `n` vectors of `w` lanes (`n` a power of two, at most `w`) to one value:
+/// returns a vector of `n` lanes whose lane `i` is the reduction of `vs[i]`. Pairs of vectors
+/// are combined by two shuffles and one op per level, then the lanes left per input are
+/// folded: about `3n` ops for `n` rows instead of `n log2(w)` shuffles and ops plus `n` inserts
+/// for row-by-row reductions.
+pub fn transpose_reduce(e: &mut Emitter, vs: &[Val], op: Reduce) -> Val {
+    let w = vs[0].ty().lanes();
+    let (levels, folds, firsts) = reduce_plan(vs.len(), w);
+    let apply = |e: &mut Emitter, a: &Val, b: &Val| match op {
+        Reduce::Max => e.max(a, b),
+        Reduce::Add => e.add(a, b),
+    };
+    let mut cur = vs.to_vec();
+    for (lo, hi) in &levels {
+        cur = cur
+            .chunks(2)
+            .map(|p| {
+                let x = e.shuffle(&p[0], &p[1], lo);
+                let y = e.shuffle(&p[0], &p[1], hi);
+                apply(e, &x, &y)
+            })
+            .collect();
+    }
+    let mut v = cur.remove(0);
+    for lanes in &folds {
+        let sh = e.shuffle(&v, &v, lanes);
+        v = apply(e, &v, &sh);
+    }
+    e.shuffle(&v, &v, &firsts)
+}
+
+/// Lane `i` of `v` in every lane of a vector of `w` lanes (one shuffle: `vpermps` or a
+/// broadcast).
+pub fn spread(e: &mut Emitter, v: &Val, i: usize, w: usize) -> Val {
+    e.shuffle(v, v, &vec![i; w])
 }
 
 /// The largest lane of a vector (NaN lanes skipped), by halving shuffles.
@@ -161,24 +190,6 @@ pub fn hmax(e: &mut Emitter, v: &Val) -> Val {
         half /= 2;
     }
     e.lane(&m, 0)
-}
-
-/// The elementwise maximum of vectors, then [`hmax`]: the maximum of every lane.
-pub fn max_of(e: &mut Emitter, vs: &[Val]) -> Val {
-    let mut m = vs[0].clone();
-    for v in &vs[1..] {
-        m = e.max(v, &m);
-    }
-    hmax(e, &m)
-}
-
-/// The elementwise sum of vectors (a chain, in order), then one tree reduction.
-pub fn sum_of(e: &mut Emitter, vs: &[Val]) -> Val {
-    let mut s = vs[0].clone();
-    for v in &vs[1..] {
-        s = e.add(&s, v);
-    }
-    e.reduce_add(&s)
 }
 
 /// The elementwise sum of vectors as a balanced tree (for independent vectors of one step).
@@ -286,6 +297,67 @@ mod tests {
             assert_eq!(cur.len(), 1, "w = {w}");
             for (i, row) in acc.iter().enumerate() {
                 assert_eq!(cur[0][i], row.iter().sum::<f64>(), "w = {w}, lane {i}");
+            }
+        }
+    }
+
+    fn shuffle(a: &[f64], b: &[f64], lanes: &[usize]) -> Vec<f64> {
+        let w = a.len();
+        lanes.iter().map(|&l| if l < w { a[l] } else { b[l - w] }).collect()
+    }
+
+    /// The transpose plan, evaluated on numbers, transposes (every width a tiling uses).
+    #[test]
+    fn transpose_plan_transposes() {
+        for w in [2usize, 4, 8, 16] {
+            let m: Vec<Vec<f64>> = (0..w)
+                .map(|i| (0..w).map(|l| (i * w + l) as f64).collect())
+                .collect();
+            let mut cur = m.clone();
+            for (s, lo, hi) in transpose_plan(w) {
+                let mut next = cur.clone();
+                for i in (0..w).filter(|i| i & s == 0) {
+                    next[i] = shuffle(&cur[i], &cur[i + s], &lo);
+                    next[i + s] = shuffle(&cur[i], &cur[i + s], &hi);
+                }
+                cur = next;
+            }
+            for i in 0..w {
+                for l in 0..w {
+                    assert_eq!(cur[i][l], m[l][i], "w {w}");
+                }
+            }
+        }
+    }
+
+    /// The reduce plan, evaluated on numbers, sums each input into its result lane (every
+    /// row count and width a tiling uses).
+    #[test]
+    fn reduce_plan_reduces_each_input() {
+        for w in [4usize, 8, 16] {
+            for n in (0..=w.trailing_zeros()).map(|k| 1usize << k) {
+                let vs: Vec<Vec<f64>> = (0..n)
+                    .map(|i| (0..w).map(|l| ((i * 31 + l * 7) % 23) as f64).collect())
+                    .collect();
+                let (levels, folds, firsts) = reduce_plan(n, w);
+                let mut cur = vs.clone();
+                for (lo, hi) in &levels {
+                    cur = cur
+                        .chunks(2)
+                        .map(|p| {
+                            let (x, y) = (shuffle(&p[0], &p[1], lo), shuffle(&p[0], &p[1], hi));
+                            x.iter().zip(&y).map(|(a, b)| a + b).collect()
+                        })
+                        .collect();
+                }
+                let mut v = cur.remove(0);
+                for lanes in &folds {
+                    let sh = shuffle(&v, &v, lanes);
+                    v = v.iter().zip(&sh).map(|(a, b)| a + b).collect();
+                }
+                for (i, &lane) in firsts.iter().enumerate() {
+                    assert_eq!(v[lane], vs[i].iter().sum::<f64>(), "w {w} n {n} input {i}");
+                }
             }
         }
     }

@@ -24,101 +24,17 @@
 
 use super::hook::{Keys, Mods, Rows};
 use super::kernel::Ctx;
+use super::pack::tail_load;
 use super::{softmax, tiles};
-use crate::emit::{Cmp, Emitter, Scalar, Ty, Val, math};
+use crate::emit::{Cmp, Emitter, Ty, Val, math};
 use attn_runtime::tuning::{DECODE_BLOCK_VECS, DECODE_PREFETCH_BLOCKS, DECODE_ROWS};
-
-/// The buffers of K and V and the condition of the decode path, emitted before the kernel's
-/// loop.
-pub struct Select {
-    /// `i1`: take the decode path.
-    pub cond: Val,
-    kbuf: Val,
-    kmeta: crate::emit::Metadata,
-    vbuf: Val,
-    vmeta: crate::emit::Metadata,
-}
-
-impl Select {
-    /// Emits the buffers of K and V, their strides and the condition.
-    pub fn emit(e: &mut Emitter, cx: &Ctx) -> Select {
-        let kbuf = e.to_buffer(&cx.k);
-        let kmeta = e.strided_metadata(&kbuf);
-        let vbuf = e.to_buffer(&cx.v);
-        let vmeta = e.strided_metadata(&vbuf);
-        let (c1, rmax) = (e.idx(1), e.idx(DECODE_ROWS));
-        let few = e.cmp(Cmp::Ule, &cx.sq, &rmax);
-        let ku = e.cmp(Cmp::Eq, &kmeta.strides[1], &c1);
-        let vu = e.cmp(Cmp::Eq, &vmeta.strides[1], &c1);
-        let c = e.and(&few, &ku);
-        let cond = e.and(&c, &vu);
-        Select {
-            cond,
-            kbuf,
-            kmeta,
-            vbuf,
-            vmeta,
-        }
-    }
-}
-
-/// The first `tail` elements of `buf[row][col..]` (the rest zero), widened to the compute type:
-/// a masked vector load; for bf16, whose masked vector loads LLVM legalizes through
-/// `__truncsfbf2` calls on x86 without AVX512-BF16, `w` scalar loads at clamped (in-bounds)
-/// columns and a select.
-#[allow(clippy::too_many_arguments)]
-fn tail_load(
-    e: &mut Emitter,
-    cx: &Ctx,
-    buf: &Val,
-    row: &Val,
-    col: &Val,
-    tail: &Val,
-    cols: &Val,
-    mask: &Val,
-) -> Val {
-    let w = cx.t.w;
-    if cx.st != Scalar::BF16 {
-        let pass = e.float(0.0, &Ty::vector(w, cx.st));
-        let x = e.masked_load(buf, &[row, col], mask, &pass);
-        return e.convert(&x, cx.ct);
-    }
-    let c1 = e.idx(1);
-    let last = e.sub(cols, &c1);
-    let mut v = e.float(0.0, &cx.vt);
-    for l in 0..w {
-        let cl = e.idx(l);
-        let c = e.add(col, &cl);
-        let c = e.min_u(&c, &last);
-        let x = e.load(buf, &[row, &c]);
-        let x = e.convert(&x, cx.ct);
-        v = e.insert_lane(&x, &v, l);
-    }
-    let t = e.index_cast(tail, Scalar::I32);
-    let tv = e.splat(&t, w);
-    let io = super::hook::iota(e, w, 0);
-    let ok = e.cmp(Cmp::Lt, &io, &tv);
-    let vzero = e.float(0.0, &cx.vt);
-    e.select(&ok, &v, &vzero)
-}
 
 /// The decode branch: leaves the unnormalized output rows in `ob` (at least `DECODE_ROWS x Dv'`)
 /// and the row sums in `ls`; the caller normalizes.
-pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, s: &Select, ob: &Val, ls: &Val) {
+pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ls: &Val) {
     let (w, br) = (cx.t.w, cx.t.br);
     let bk = DECODE_BLOCK_VECS * w;
-    let unit_ty = Ty::strided_memref(2, cx.st, true);
-    let unit = |e: &mut Emitter, buf: &Val, meta: &crate::emit::Metadata, cols: &Val| {
-        e.reinterpret(
-            buf,
-            unit_ty.clone(),
-            &meta.offset,
-            &[&cx.sk, cols],
-            &[meta.strides[0].name(), "1"],
-        )
-    };
-    let ku = unit(e, &s.kbuf, &s.kmeta, &cx.d);
-    let vu = unit(e, &s.vbuf, &s.vmeta, &cx.dv);
+    let (ku, vu) = (&cx.ku, &cx.vu);
     let (c0, c1, cw) = (e.idx(0), e.idx(1), e.idx(w));
     // D' = ceil(D / w) * w; the full part of D and of Dv, and masks for the rest.
     let dp = e.round_up(&cx.d, w);
@@ -142,7 +58,7 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, s: &Select, ob: &Val, ls:
         e.range(&cx.d, |e, dd| {
             let x = e.extract(&cx.q, &[r, dd]);
             let x = e.convert(&x, cx.ct);
-            let y = e.mul(&x, &cx.scale);
+            let y = e.mul(&x, &cx.scale2);
             e.store(&y, &qb, &[r, dd]);
         });
         e.each(&cx.d, &dp, &c1, |e, dd| e.store(&zero, &qb, &[r, dd]));
@@ -173,8 +89,8 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, s: &Select, ob: &Val, ls:
         e.range(&cbk, |e, j| {
             let k = e.add(&nxt, j);
             let k = e.min_s(&k, &skm1);
-            e.each(&c0, &cx.d, &c16, |e, c| e.prefetch(&ku, &[&k, c]));
-            e.each(&c0, &cx.dv, &c16, |e, c| e.prefetch(&vu, &[&k, c]));
+            e.each(&c0, &cx.d, &c16, |e, c| e.prefetch(ku, &[&k, c]));
+            e.each(&c0, &cx.dv, &c16, |e, c| e.prefetch(vu, &[&k, c]));
         });
         let keys = Keys {
             kb: kb.clone(),
@@ -200,7 +116,7 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, s: &Select, ob: &Val, ls:
                     e.vload(&sb, &[r, &col], w)
                 })
                 .collect();
-            let alpha = softmax::update(e, &[sv], &ms, ls, r, true, |e, _, j, p| {
+            let alpha = softmax::update(e, &[sv], &ms, ls, r, |e, _, j, p| {
                 let col = e.idx(j * w);
                 e.vstore(p, &sb, &[r, &col]);
             });
@@ -231,10 +147,10 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, s: &Select, ob: &Val, ls:
                 |e, j, i, col| {
                     let key = e.add(kb, j);
                     if i < nf {
-                        let x = e.vload(&vu, &[&key, col], w);
+                        let x = e.vload(vu, &[&key, col], w);
                         e.convert(&x, cx.ct)
                     } else {
-                        tail_load(e, cx, &vu, &key, col, &dvtail, &cx.dv, &dvmask)
+                        tail_load(e, cx, vu, &key, col, &dvtail, &cx.dv, &dvmask)
                     }
                 },
                 |e, ri, j| e.load(&sb, &[&rows[ri], j]),

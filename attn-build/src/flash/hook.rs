@@ -55,7 +55,8 @@ pub struct Span {
 /// One attention option, as the kernel's phases see it. Every method has a default that
 /// changes nothing; an implementation overrides what its option affects. `r` is a row of the
 /// current [`Rows`] block (an index into its scratch rows); score vector `i` of a call covers the
-/// keys `kb + first + i w ..`.
+/// keys `kb + first + i w ..`. Scores are in base-2 units (`scale log2 e (q . k)`, see
+/// [`Ctx::scale2`]): an additive term `x` in natural units is added as `x log2 e`.
 pub trait ScoreMod {
     /// Whether the option removes keys: removed scores are `-inf`, exponentials flush them to
     /// 0 and a row left without keys gives zeros.
@@ -118,8 +119,10 @@ pub trait ScoreMod {
 /// The options of one kernel, composed.
 pub struct Mods {
     list: Vec<Box<dyn ScoreMod>>,
-    /// Lane masks of the key bound for the current key block (hoisted out of the row loops).
+    /// Lane masks of the key bound for the current key block (hoisted out of the row loops),
+    /// and whether the block is partial (only then are they applied).
     block_masks: Vec<Val>,
+    partial: Option<Val>,
 }
 
 impl Mods {
@@ -128,6 +131,7 @@ impl Mods {
         Mods {
             list,
             block_masks: Vec::new(),
+            partial: None,
         }
     }
 
@@ -184,9 +188,12 @@ impl Mods {
             m.begin_keys(e, cx, rows, keys);
         }
         self.block_masks.clear();
+        self.partial = None;
         if hoist && !self.has_limits() && !self.bounded() {
-            // Lane j w + l is a key when kb + j w + l < Sk.
+            // Lane j w + l is a key when kb + j w + l < Sk; only the last block is partial.
             let left = e.sub(&cx.sk, &keys.kb);
+            let width = e.idx(keys.width);
+            self.partial = Some(e.cmp(Cmp::Lt, &left, &width));
             let lim = e.index_cast(&left, Scalar::I32);
             let limv = e.splat(&lim, cx.t.w);
             for j in 0..keys.width / cx.t.w {
@@ -225,11 +232,25 @@ impl Mods {
         } else {
             e.float(-3.0e38, &cx.vt)
         };
-        if !self.has_limits() && !self.block_masks.is_empty() {
-            for sr in s.iter_mut() {
-                for (x, ok) in sr.iter_mut().zip(&self.block_masks) {
-                    *x = e.select(ok, x, &gone);
-                }
+        if let (false, Some(partial)) = (self.has_limits(), &self.partial) {
+            // Only the last key block has lanes past Sk: a branch around the selects.
+            let flat: Vec<Val> = s.iter().flatten().cloned().collect();
+            let tys: Vec<Ty> = flat.iter().map(|v| v.ty().clone()).collect();
+            let masks = &self.block_masks;
+            let per_row = masks.len();
+            let out = e.if_yield(
+                partial,
+                &tys,
+                |e| {
+                    flat.iter()
+                        .enumerate()
+                        .map(|(i, x)| e.select(&masks[i % per_row], x, &gone))
+                        .collect()
+                },
+                |_| flat.clone(),
+            );
+            for (sr, chunk) in s.iter_mut().zip(out.chunks(per_row)) {
+                sr.clone_from_slice(chunk);
             }
             return;
         }
@@ -409,11 +430,13 @@ impl ScoreMod for AddMask {
 
     fn modify(&self, e: &mut Emitter, cx: &Ctx, r: &Val, _keys: &Keys, first: &Val, s: &mut [Val]) {
         let Some(mp) = &self.block else { return };
+        // The scores are in base-2 units: s2 + mask log2 e.
+        let log2e = cx.log2e(e, &cx.vt);
         for (j, x) in s.iter_mut().enumerate() {
             let off = e.idx(j * cx.t.w);
             let col = e.add(first, &off);
             let m = e.vload(mp, &[r, &col], cx.t.w);
-            *x = e.add(x, &m);
+            *x = e.fma(&m, &log2e, x);
         }
     }
 }

@@ -1,12 +1,13 @@
-//! The 2-D fused kernel: its arguments and sizes ([`Ctx`]), the choice between the packed and
-//! the streaming path, and the packed path as a sequence of named phases.
+//! The 2-D fused kernel: its arguments, sizes and in-place views of K and V ([`Ctx`]), the
+//! choice between the packed and the streaming path, and the packed path as a sequence of named
+//! phases.
 
 use super::hook::{AddMask, Causal, Keys, Mods, Rows, ScoreMod};
 use super::{Variant, decode, pack, softmax, tiles};
-use crate::emit::{self, Emitter, Scalar, Ty, Val};
+use crate::emit::{self, Cmp, Emitter, Scalar, Ty, Val};
 use attn_runtime::{DType, tuning::Tiling};
 
-/// What the phases of one 2-D kernel share: types, arguments and sizes.
+/// What the phases of one 2-D kernel share: types, arguments, sizes and views.
 pub struct Ctx {
     /// The tiling, in lanes of the compute type.
     pub t: Tiling,
@@ -16,14 +17,15 @@ pub struct Ctx {
     pub ct: Scalar,
     /// `vector<w x ct>`.
     pub vt: Ty,
-    /// The arguments.
+    /// Queries `[Sq, D]`.
     pub q: Val,
     /// Keys `[Sk, D]`.
     pub k: Val,
     /// Values `[Sk, Dv]`.
     pub v: Val,
-    /// The scale of the scores (compute type).
-    pub scale: Val,
+    /// The scale of the scores times `log2 e`: scores are kept in base-2 units, so that
+    /// `exp(s - m)` is `2^(s2 - m2)` (no multiplication per score).
+    pub scale2: Val,
     /// Query rows.
     pub sq: Val,
     /// Head dim of q and k.
@@ -34,6 +36,21 @@ pub struct Ctx {
     pub dv: Val,
     /// `Dv` rounded up to the vector width.
     pub dvp: Val,
+    /// K and V as buffers with unit stride along their rows (valid where `k_unit` / `v_unit`).
+    pub ku: Val,
+    /// See `ku`.
+    pub vu: Val,
+    /// `i1`: K's rows have unit stride.
+    pub k_unit: Val,
+    /// `i1`: V's rows have unit stride.
+    pub v_unit: Val,
+}
+
+impl Ctx {
+    /// `log2 e` as a scalar or vector of the compute type `ty`.
+    pub fn log2e(&self, e: &mut Emitter, ty: &Ty) -> Val {
+        e.float(std::f64::consts::LOG2_E, ty)
+    }
 }
 
 /// The text of the 2-D kernel `@name` for `dt` and `var` (tiling `base` in f32 lanes).
@@ -55,10 +72,13 @@ pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
     }
     args.push(("init", t2.clone()));
     emit::function(name, &args, &t2, |e, a| {
-        let (c0, c1) = (e.idx(0), e.idx(1));
         let (sq, d) = (e.dim(&a[0], 0), e.dim(&a[0], 1));
         let (sk, dv) = (e.dim(&a[1], 0), e.dim(&a[2], 1));
         let dvp = e.round_up(&dv, t.w);
+        let log2e = e.float(std::f64::consts::LOG2_E, &ct.into());
+        let scale2 = e.mul(&a[3], &log2e);
+        let (ku, k_unit) = unit_rows(e, &a[1], &sk, &d);
+        let (vu, v_unit) = unit_rows(e, &a[2], &sk, &dv);
         let cx = Ctx {
             t,
             st,
@@ -67,12 +87,16 @@ pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
             q: a[0].clone(),
             k: a[1].clone(),
             v: a[2].clone(),
-            scale: a[3].clone(),
+            scale2,
             sq,
             d,
             sk,
             dv,
             dvp,
+            ku,
+            vu,
+            k_unit,
+            v_unit,
         };
         let mut list: Vec<Box<dyn ScoreMod>> = Vec::new();
         let mut at = 4;
@@ -85,59 +109,73 @@ pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
         }
         let mut mods = Mods::new(list);
         let init = a[a.len() - 1].clone();
-        body(e, &cx, &mut mods, &c0, &c1, init)
+        body(e, &cx, &mut mods, init)
     })
+}
+
+/// A tensor `[rows, cols]` as a buffer with unit stride along its rows (a view that is only
+/// valid where the returned `i1` holds: the tensor's rows have unit stride).
+fn unit_rows(e: &mut Emitter, t: &Val, rows: &Val, cols: &Val) -> (Val, Val) {
+    let buf = e.to_buffer(t);
+    let meta = e.strided_metadata(&buf);
+    let c1 = e.idx(1);
+    let unit = e.cmp(Cmp::Eq, &meta.strides[1], &c1);
+    let ty = Ty::strided_memref(2, t.ty().elem(), true);
+    let view = e.reinterpret(&buf, ty, &meta.offset, &[rows, cols], &[meta.strides[0].name(), "1"]);
+    (view, unit)
 }
 
 /// The kernel body: super-blocks of `QS` rows, each by the decode or the packed path, then
 /// normalized into the output.
-fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, c0: &Val, _c1: &Val, init: Val) -> Val {
+fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val) -> Val {
     let qs = cx.t.qs;
     // Few query rows with unit-stride K and V rows: the streaming decode path, which reads K
     // and V in place; else the packed path.
-    let dec = decode::Select::emit(e, cx);
+    let few = {
+        let rmax = e.idx(attn_runtime::tuning::DECODE_ROWS);
+        e.cmp(Cmp::Ule, &cx.sq, &rmax)
+    };
+    let both = e.and(&cx.k_unit, &cx.v_unit);
+    let streaming = e.and(&few, &both);
     let ob = e.alloc(Ty::memref(&[Some(qs), None], cx.ct), &[&cx.dvp]);
     let ls = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
-    let cqs = e.idx(qs);
-    let res = e.for_(c0, &cx.sq, &cqs, &[init], |e, q0, out| {
+    let (c0, cqs) = (e.idx(0), e.idx(qs));
+    let res = e.for_(&c0, &cx.sq, &cqs, &[init], |e, q0, out| {
         let left = e.sub(&cx.sq, q0);
         let rows = e.min_s(&left, &cqs);
-        // O (unnormalized) and l of the rows into `ob` and `ls`, by either path.
-        // (The branches are emitted one after the other; each borrows the mods in turn.)
+        // O (unnormalized) and l of the rows into `ob` and `ls`, by either path. (The branches
+        // are emitted one after the other; each borrows the mods in turn.)
         let shared = std::cell::RefCell::new(&mut *mods);
         e.if_else(
-            &dec.cond,
-            |e| decode::run(e, cx, &mut shared.borrow_mut(), &dec, &ob, &ls),
+            &streaming,
+            |e| decode::run(e, cx, &mut shared.borrow_mut(), &ob, &ls),
             |e| prefill(e, cx, &mut shared.borrow_mut(), q0, &rows, &ob, &ls),
         );
         let flush = mods.removes_keys();
-        vec![softmax::normalize(
-            e, cx, flush, q0, &rows, &ob, &ls, &out[0],
-        )]
+        vec![softmax::normalize(e, cx, flush, q0, &rows, &ob, &ls, &out[0])]
     });
     res[0].clone()
 }
 
 /// The packed path for the super-block of rows `q0..q0 + rows`: leaves the unnormalized output
 /// rows in `ob` and their sums in `ls`.
-#[allow(clippy::too_many_arguments)]
 fn prefill(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, q0: &Val, rows: &Val, ob: &Val, ls: &Val) {
     let t = cx.t;
     let (w, br, bc, qs) = (t.w, t.br, t.bc(), t.qs);
+    let dp = e.round_up(&cx.d, w);
     let qp = e.alloc(
         Ty::memref(&[Some(qs / br), None, Some(br)], cx.ct),
         &[&cx.d],
     );
-    let kp = e.alloc(Ty::memref(&[None, Some(bc)], cx.ct), &[&cx.d]);
+    let kp = e.alloc(Ty::memref(&[None, Some(bc)], cx.ct), &[&dp]);
     let vp = e.alloc(Ty::memref(&[Some(bc), None], cx.ct), &[&cx.dvp]);
     let ms = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
     let pt = e.alloc(Ty::memref(&[Some(br), Some(bc)], cx.ct), &[]);
+    let cbr = e.idx(br);
     let nmb = {
         let r = e.round_up(rows, br);
-        let cbr = e.idx(br);
         e.div(&r, &cbr)
     };
-    let cbr = e.idx(br);
     let nrows = e.mul(&nmb, &cbr);
     pack::pack_q(e, cx, q0, &nmb, &qp);
     let block = Rows {
@@ -166,23 +204,12 @@ fn prefill(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, q0: &Val, rows: &Val, ob:
                 let acc = tiles::score_tile(e, cx, &qp, &kp, mb);
                 let mut s: Vec<Vec<Val>> = acc.chunks(t.bc_vecs).map(<[Val]>::to_vec).collect();
                 mods.apply(e, cx, &keys, &mbr, &c0, &mut s, flush);
-                let pbuf = pt.clone();
-                let alpha = softmax::update(e, &s, &ms, ls, &mbr, flush, |e, r, j, p| {
+                let alpha = softmax::update(e, &s, &ms, ls, &mbr, |e, r, j, p| {
                     let (ri, col) = (e.idx(r), e.idx(j * w));
-                    e.vstore(p, &pbuf, &[&ri, &col]);
+                    e.vstore(p, &pt, &[&ri, &col]);
                 });
-                let al: Vec<Val> = (0..br)
-                    .map(|r| {
-                        let a = e.lane(&alpha, r);
-                        e.splat(&a, w)
-                    })
-                    .collect();
-                let orows: Vec<Val> = (0..br)
-                    .map(|r| {
-                        let ri = e.idx(r);
-                        e.add(&mbr, &ri)
-                    })
-                    .collect();
+                let al: Vec<Val> = (0..br).map(|r| emit::math::spread(e, &alpha, r, w)).collect();
+                let orows = tiles::columns(e, &mbr, br, 1);
                 tiles::pv_chunks(e, cx, &cx.dvp, t.pv_vecs, |e, c, nv| {
                     let cols = tiles::columns(e, c, nv, w);
                     let tile = tiles::PvTile {

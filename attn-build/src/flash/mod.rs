@@ -30,8 +30,10 @@
 //! normalization with the packed path.
 //!
 //! # Numerics
-//! `exp` is a polynomial ([`crate::emit::math::exp`]). Row reductions are done elementwise across
-//! the vectors of a row first, then horizontally. No flag assumes the absence of NaN or
+//! Scores are kept in base-2 units (K or Q pre-scaled by `scale log2 e`), so the softmax's
+//! exponentials are `2^x` by a polynomial ([`crate::emit::math::exp2`]). Row maxima and sums are
+//! reduced elementwise across the vectors of a row first, then across rows and lanes together
+//! ([`crate::emit::math::transpose_reduce`]). No flag assumes the absence of NaN or
 //! infinities: a NaN score, or an infinite one (`inf - inf`), turns its row of the output into
 //! NaN, as the naive composition does. In the dense kernel keys past Sk get -3e38 (the initial
 //! max too); when a mod removes keys, removed keys get `-inf`, the exponentials flush it to 0, and

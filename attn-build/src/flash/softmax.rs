@@ -2,7 +2,7 @@
 //! `m` and row sum `l` in scratch, the update per key block, and the final normalization.
 
 use super::kernel::Ctx;
-use crate::emit::{Cmp, Emitter, Ty, Val, math};
+use crate::emit::{Cmp, Emitter, Ty, Val, math, math::Reduce};
 
 /// Rows `0..n` of the scratch: `O = 0`, `m = m0`, `l = 0`.
 pub fn init_rows(e: &mut Emitter, cx: &Ctx, n: &Val, ob: &Val, ms: &Val, ls: &Val, m0: f64) {
@@ -18,50 +18,59 @@ pub fn init_rows(e: &mut Emitter, cx: &Ctx, n: &Val, ob: &Val, ms: &Val, ls: &Va
 }
 
 /// The online-softmax update of the rows `r0..r0 + n` (`n = s.len()`) for one key block, from
-/// their (modified) score vectors `s[r]`:
-/// `m' = max(m, rowmax S)`, `alpha = exp(m - m')`, `P = exp(S - m')`, `l' = alpha l + rowsum P`.
+/// their (modified) score vectors `s[r]`, in base-2 units (`s2 = s log2 e`):
+/// `m' = max(m, rowmax S)`, `alpha = 2^(m - m')`, `P = 2^(S - m')`, `l' = alpha l + rowsum P`.
 /// `m` and `l` are updated in `ms` and `ls`; `keep_p(e, r, j, p)` receives vector `j` of row
-/// `r` of `P`. Returns `alpha` of the rows (a vector of `n` lanes). With `flush`, `-inf` scores
-/// (removed keys) give exactly 0.
+/// `r` of `P`. Returns `alpha` of the rows (a vector of `n` lanes). `-inf` and -3e38 scores
+/// (removed keys) give exactly 0. The row maxima and sums of all rows are reduced together
+/// ([`math::transpose_reduce`]).
 pub fn update(
     e: &mut Emitter,
     s: &[Vec<Val>],
     ms: &Val,
     ls: &Val,
     r0: &Val,
-    flush: bool,
     mut keep_p: impl FnMut(&mut Emitter, usize, usize, &Val),
 ) -> Val {
     let n = s.len();
     let w = s[0][0].ty().lanes();
-    // Row maxima: elementwise across the vectors of a row, then horizontally.
-    let rmax: Vec<Val> = s.iter().map(|row| math::max_of(e, row)).collect();
+    // Row maxima: elementwise across the vectors of a row, then across rows and lanes.
+    let rowmax: Vec<Val> = s
+        .iter()
+        .map(|row| {
+            let mut m = row[0].clone();
+            for v in &row[1..] {
+                m = e.max(v, &m);
+            }
+            m
+        })
+        .collect();
+    let mrow = math::transpose_reduce(e, &rowmax, Reduce::Max);
     let mold = e.vload(ms, &[r0], n);
-    let mrow = e.from_elements(&rmax);
     let mnew = e.max(&mrow, &mold);
-    let dm = e.sub(&mold, &mnew);
-    let alpha = math::exp(e, &dm, flush);
     e.vstore(&mnew, ms, &[r0]);
-    // P = exp(S - m') and its row sums.
-    let mut rsum = Vec::with_capacity(n);
+    let dm = e.sub(&mold, &mnew);
+    let alpha = math::exp2(e, &[dm]).remove(0);
+    // P = 2^(S - m') and its row sums.
+    let mut xs = Vec::new();
     for (r, row) in s.iter().enumerate() {
-        let mr = e.lane(&mnew, r);
-        let mb = e.splat(&mr, w);
-        let mut sum: Option<Val> = None;
-        for (j, x) in row.iter().enumerate() {
-            let y = e.sub(x, &mb);
-            let p = math::exp(e, &y, flush);
-            keep_p(e, r, j, &p);
-            sum = Some(match sum {
-                None => p,
-                Some(acc) => e.add(&acc, &p),
-            });
-        }
-        let sum = sum.unwrap_or_else(|| unreachable!("a row has at least one vector"));
-        rsum.push(e.reduce_add(&sum));
+        let mb = math::spread(e, &mnew, r, w);
+        xs.extend(row.iter().map(|x| e.sub(x, &mb)));
     }
+    let ps = math::exp2(e, &xs);
+    let mut rowsum = Vec::with_capacity(n);
+    for (r, row) in ps.chunks(s[0].len()).enumerate() {
+        for (j, p) in row.iter().enumerate() {
+            keep_p(e, r, j, p);
+        }
+        let mut sum = row[0].clone();
+        for p in &row[1..] {
+            sum = e.add(&sum, p);
+        }
+        rowsum.push(sum);
+    }
+    let lrow = math::transpose_reduce(e, &rowsum, Reduce::Add);
     let lold = e.vload(ls, &[r0], n);
-    let lrow = e.from_elements(&rsum);
     let lnew = e.fma(&lold, &alpha, &lrow);
     e.vstore(&lnew, ls, &[r0]);
     alpha

@@ -9,7 +9,7 @@
 //!   and reaches the whole row through its exponential and the sum instead);
 //! - `exp(x - max)` as `2^t`, `t = x log2e - max log2e` (the subtraction fused into one FMA;
 //!   rows with `|max| >= 2^23` take `t = (x - max) log2e`), by
-//!   [`math::exp2_nonpositive`] with the `U` vectors' evaluations interleaved, written to the
+//!   [`math::exp2`] with the `U` vectors' evaluations interleaved, written to the
 //!   scratch (which holds the whole row from then on) and summed into one vector accumulator
 //!   (a tree of the step's vectors), reduced with `vector.reduction` and `fastmath<reassoc>`;
 //! - and the row scaled by `1 / sum` on the copy out (again a plain loop).
@@ -151,7 +151,6 @@ fn row_softmax(e: &mut Emitter, x: &Val, row: &Row, p: &[Val], out: Val) -> Val 
     let nml = e.neg(&ml);
     let vnml = e.splat(&nml, w);
     let vm = e.splat(&mx, w);
-    let kexp = math::Exp2::new(e, &vt);
     // One sum accumulator fed by a tree of the step's vectors: few live registers and one add
     // of latency per step.
     let exp_loop = |e: &mut Emitter, fused: bool, lo: &Val, hi: &Val, from: &Val, acc: Val| {
@@ -168,7 +167,7 @@ fn row_softmax(e: &mut Emitter, x: &Val, row: &Row, p: &[Val], out: Val) -> Val 
                     }
                 })
                 .collect();
-            let ys = math::exp2_nonpositive(e, &kexp, &ts);
+            let ys = math::exp2(e, &ts);
             for (y, i) in ys.iter().zip(&is) {
                 e.vstore(y, &row.rb, &[i]);
             }
