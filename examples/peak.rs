@@ -1,8 +1,12 @@
-//! The machine's single-core fp32 FMA peak, for marking it in the performance plot.
+//! The machine's single-core fp32 FMA peak and read bandwidth, for marking them in the
+//! performance tables and plot.
 //!
 //! Runs 12 independent chains of 8-lane (AVX2) fused multiply-adds, and 16-lane ones where
-//! AVX-512 is available; prints GFLOP/s per core (best of several runs) and, with `--json`, one
-//! JSON object on the last line: `{"peak_gflops_1core": .., "isa": ".."}`.
+//! AVX-512 is available; prints GFLOP/s per core (best of several runs). Then reads a 48 MiB
+//! buffer (the K/V of one decoding step at 4096 keys, 12 heads, head dim 128, f32: what the
+//! decode benchmarks stream) and a 1 GiB one (main memory) on one thread, best of several passes,
+//! in GB/s. With `--json`, one JSON object on the last line:
+//! `{"peak_gflops_1core": .., "isa": "..", "read_gbs_48mib": .., "read_gbs_1gib": ..}`.
 
 use std::time::Instant;
 
@@ -48,6 +52,26 @@ mod fma {
     }
 }
 
+/// Best read bandwidth (GB/s) of one thread summing `bytes` of memory, over `passes` passes
+/// (eight independent accumulators, so the loop is bound by the loads, not by the adds).
+fn read_bandwidth(bytes: usize, passes: usize) -> f64 {
+    let words = bytes / 8;
+    let buf: Vec<u64> = (0..words as u64).collect();
+    let mut best = 0.0f64;
+    for _ in 0..passes {
+        let t = Instant::now();
+        let mut acc = [0u64; 8];
+        for chunk in buf.chunks_exact(8) {
+            for (a, &x) in acc.iter_mut().zip(chunk) {
+                *a = a.wrapping_add(x);
+            }
+        }
+        std::hint::black_box(acc);
+        best = best.max(bytes as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
 fn best_of(runs: usize, flops: f64, mut f: impl FnMut() -> f32) -> f64 {
     let mut best = 0.0f64;
     for _ in 0..runs {
@@ -83,7 +107,13 @@ fn main() {
             }
         }
     }
+    let l3 = read_bandwidth(48 << 20, 20);
+    println!("read bandwidth, 1 thread, 48 MiB: {l3:.1} GB/s");
+    let dram = read_bandwidth(1 << 30, 4);
+    println!("read bandwidth, 1 thread, 1 GiB: {dram:.1} GB/s");
     if json {
-        println!("{{\"peak_gflops_1core\": {peak:.2}, \"isa\": \"{isa}\"}}");
+        println!(
+            "{{\"peak_gflops_1core\": {peak:.2}, \"isa\": \"{isa}\", \"read_gbs_48mib\": {l3:.2}, \"read_gbs_1gib\": {dram:.2}}}"
+        );
     }
 }

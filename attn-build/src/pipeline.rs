@@ -130,6 +130,7 @@ pub struct Compiler {
     context: Context,
     diagnostics: Rc<RefCell<Vec<String>>>,
     target: TargetSpec,
+    tiling: Tiling,
 }
 
 #[cfg(feature = "codegen")]
@@ -164,11 +165,29 @@ impl Compiler {
                 "MLIR rejected the IRDL definition of the transformer dialect".into(),
             ));
         }
+        let tiling = match std::env::var("ATTN_TILING") {
+            Ok(tag) if !tag.trim().is_empty() => Tiling::parse(tag.trim())
+                .map_err(|e| Error::Toolchain(format!("ATTN_TILING: {e}")))?,
+            _ => Tiling::for_target(target.arch(), &target.cpu, &target.features),
+        };
         Ok(Compiler {
             context,
             diagnostics,
             target,
+            tiling,
         })
+    }
+
+    /// The register tiling of the generated kernels: the target's (see
+    /// `attn_runtime::tuning::Tiling::for_target`), or `ATTN_TILING` when set (a tag such as
+    /// `w16r8c2p3q256`, for `scripts/tune.sh`).
+    pub fn tiling(&self) -> Tiling {
+        self.tiling
+    }
+
+    /// Replaces the register tiling (e.g. to add `LLVM-MCA` markers for `scripts/mca.sh`).
+    pub fn set_tiling(&mut self, tiling: Tiling) {
+        self.tiling = tiling;
     }
 
     /// The code-generation target.
@@ -238,9 +257,7 @@ impl Compiler {
             let pm = PassManager::new(&self.context);
             match stage.passes(layout_map) {
                 None => {
-                    let t = &self.target;
-                    let tiling = Tiling::for_target(t.arch(), &t.cpu, &t.features);
-                    pm.add_pass(lower::convert_transformer_to_linalg(tiling));
+                    pm.add_pass(lower::convert_transformer_to_linalg(self.tiling));
                     // The fused attention kernels are private functions called by the lowered
                     // ops: inline them (specializing them for static shapes), then drop them.
                     pm.add_pass(melior::pass::transform::create_inliner());

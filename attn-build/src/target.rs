@@ -46,10 +46,12 @@ unsafe extern "C" {
     fn LLVMInitializeX86Target();
     fn LLVMInitializeX86TargetMC();
     fn LLVMInitializeX86AsmPrinter();
+    fn LLVMInitializeX86AsmParser();
     fn LLVMInitializeAArch64TargetInfo();
     fn LLVMInitializeAArch64Target();
     fn LLVMInitializeAArch64TargetMC();
     fn LLVMInitializeAArch64AsmPrinter();
+    fn LLVMInitializeAArch64AsmParser();
     fn LLVMGetDefaultTargetTriple() -> *mut c_char;
     fn LLVMGetHostCPUName() -> *mut c_char;
     fn LLVMGetHostCPUFeatures() -> *mut c_char;
@@ -109,10 +111,13 @@ fn init() {
         LLVMInitializeX86Target();
         LLVMInitializeX86TargetMC();
         LLVMInitializeX86AsmPrinter();
+        // Inline assembly (the LLVM-MCA markers of `attnc --mca`) needs the parsers.
+        LLVMInitializeX86AsmParser();
         LLVMInitializeAArch64TargetInfo();
         LLVMInitializeAArch64Target();
         LLVMInitializeAArch64TargetMC();
         LLVMInitializeAArch64AsmPrinter();
+        LLVMInitializeAArch64AsmParser();
     });
 }
 

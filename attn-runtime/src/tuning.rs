@@ -19,6 +19,9 @@ pub struct Tiling {
     pub pv_vecs: usize,
     /// Query rows per super-block (the packed K/V panels are reused across them).
     pub qs: usize,
+    /// Emit `LLVM-MCA-BEGIN/END` markers around the hot loops (for `scripts/mca.sh`; analysis
+    /// only, never in built objects).
+    pub mca_markers: bool,
 }
 
 impl Tiling {
@@ -29,6 +32,7 @@ impl Tiling {
         bc_vecs: 3,
         pv_vecs: 3,
         qs: 256,
+        mca_markers: false,
     };
 
     /// 32 zmm registers: an 8 x 32 score tile (16 accumulators) and 8 x 48 P.V tiles.
@@ -38,6 +42,7 @@ impl Tiling {
         bc_vecs: 2,
         pv_vecs: 3,
         qs: 256,
+        mca_markers: false,
     };
 
     /// The tiling for a code-generation target (LLVM architecture, CPU name, feature string):
@@ -74,14 +79,79 @@ impl Tiling {
         self.bc_vecs * self.w
     }
 
-    /// A short tag naming the tiling in symbol names.
+    /// A short tag naming the tiling in symbol names (`w16r8c2p3q256`; `_mca` with markers).
     pub fn tag(&self) -> String {
         format!(
-            "w{}r{}c{}p{}q{}",
-            self.w, self.br, self.bc_vecs, self.pv_vecs, self.qs
+            "w{}r{}c{}p{}q{}{}",
+            self.w,
+            self.br,
+            self.bc_vecs,
+            self.pv_vecs,
+            self.qs,
+            if self.mca_markers { "_mca" } else { "" }
         )
     }
+
+    /// Parses a tag as [`Tiling::tag`] writes it (`w16r8c2p3q256`), checking that the tiles fit:
+    /// `w` 4, 8 or 16, `br` a power of two at most `w`, `qs` a multiple of `br`, and at most 32
+    /// vector registers for the score tile and for the P.V tile.
+    pub fn parse(tag: &str) -> Result<Tiling, String> {
+        let err = |why: &str| format!("tiling `{tag}`: {why} (expected e.g. `w16r8c2p3q256`)");
+        let (body, markers) = match tag.strip_suffix("_mca") {
+            Some(b) => (b, true),
+            None => (tag, false),
+        };
+        let mut vals = [0usize; 5];
+        let mut rest = body;
+        for (i, key) in ['w', 'r', 'c', 'p', 'q'].into_iter().enumerate() {
+            rest = rest
+                .strip_prefix(key)
+                .ok_or_else(|| err(&format!("missing `{key}`")))?;
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            vals[i] = rest[..end]
+                .parse()
+                .map_err(|_| err(&format!("`{key}` needs a number")))?;
+            rest = &rest[end..];
+        }
+        if !rest.is_empty() {
+            return Err(err(&format!("unexpected `{rest}`")));
+        }
+        let [w, br, bc_vecs, pv_vecs, qs] = vals;
+        let t = Tiling {
+            w,
+            br,
+            bc_vecs,
+            pv_vecs,
+            qs,
+            mca_markers: markers,
+        };
+        if ![4, 8, 16].contains(&w) {
+            return Err(err("`w` must be 4, 8 or 16"));
+        }
+        if !br.is_power_of_two() || br > w {
+            return Err(err("`r` must be a power of two at most `w`"));
+        }
+        if bc_vecs == 0 || pv_vecs == 0 || qs == 0 || qs % br != 0 {
+            return Err(err(
+                "`c`, `p` must be positive and `q` a positive multiple of `r`",
+            ));
+        }
+        let regs = if w == 16 { 32 } else { 16 };
+        if br * bc_vecs + bc_vecs + 1 > regs || br * pv_vecs + pv_vecs + 1 > regs {
+            return Err(err(&format!(
+                "the tiles need more than the {regs} vector registers of this width"
+            )));
+        }
+        Ok(t)
+    }
 }
+
+/// The largest scratch (bytes) a kernel call may use to keep the packed K/V panels of all its
+/// keys, so that later super-blocks of query rows reuse them instead of packing again; above it,
+/// each super-block packs its key blocks anew.
+pub const PANEL_CACHE_BYTES: usize = 8 << 20;
 
 /// The most query rows a kernel call may have to take the streaming decode path (K and V read
 /// in place instead of packed).
@@ -184,5 +254,26 @@ mod tests {
             MatmulTiling::for_tiling(&Tiling::AVX512),
             MatmulTiling::AVX512
         );
+    }
+
+    #[test]
+    fn tags_parse_back() {
+        for t in [Tiling::AVX2, Tiling::AVX512] {
+            assert_eq!(Tiling::parse(&t.tag()), Ok(t));
+        }
+        let m = Tiling::parse("w16r8c2p3q256_mca").unwrap();
+        assert!(m.mca_markers);
+        assert!(Tiling::parse("w16r8c3p3q512").is_ok());
+        for bad in [
+            "",
+            "w16",
+            "w12r4c2p3q256",
+            "w16r6c2p3q256",
+            "w16r8c4p3q256",
+            "w8r4c3p3q254",
+            "w16r8c2p3q256x",
+        ] {
+            assert!(Tiling::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -17,6 +17,7 @@ use attn_build::{
 };
 use attn_runtime::DType;
 use attn_runtime::syntax::{Invocation, Kernel};
+use attn_runtime::tuning::Tiling;
 use std::{
     fmt::Write as _,
     process::ExitCode,
@@ -25,7 +26,7 @@ use std::{
 
 const USAGE: &str = "\
 usage: attnc '<kernel spec>' [--emit STAGE] [--target TRIPLE] [--cpu NAME] [--features +f,..]
-             [--kernel NAME] [--layout contiguous|strided]
+             [--kernel NAME] [--layout contiguous|strided] [--tiling TAG] [--mca]
 
 Compiles kernels written in the `attention!` grammar and prints one stage of the pipeline,
 preceded by the kernel's C ABI (as comments).
@@ -40,6 +41,10 @@ preceded by the kernel's C ABI (as comments).
   --kernel NAME   only this kernel of the spec (default: every kernel)
   --layout L      argument layout at the ABI: contiguous (what attention! kernels use, the
                   default) or strided (any strides and offset)
+  --tiling TAG    register tiling of the fused kernel (e.g. w16r8c2p3q256; default: the
+                  target's, or ATTN_TILING)
+  --mca           mark the hot loops with LLVM-MCA-BEGIN/END regions (with --emit asm, feed the
+                  output to llvm-mca; see scripts/mca.sh)
 
 Set ATTN_VERBOSE=1 for progress lines on stderr.";
 
@@ -69,6 +74,8 @@ struct Args {
     features: Option<String>,
     kernel: Option<String>,
     layout: Layout,
+    tiling: Option<String>,
+    mca: bool,
 }
 
 /// A usage error: printed with the usage line, exit code 2.
@@ -84,6 +91,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Usag
         features: None,
         kernel: None,
         layout: Layout::Contiguous,
+        tiling: None,
+        mca: false,
     };
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -111,6 +120,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Usag
             "--cpu" => args.cpu = Some(value("--cpu")?),
             "--features" => args.features = Some(value("--features")?),
             "--kernel" => args.kernel = Some(value("--kernel")?),
+            "--tiling" => args.tiling = Some(value("--tiling")?),
+            "--mca" => args.mca = true,
             "--layout" => {
                 args.layout = match value("--layout")?.as_str() {
                     "contiguous" => Layout::Contiguous,
@@ -356,7 +367,14 @@ fn run(args: &Args) -> Result<String, (u8, String)> {
             start,
             &format!("MLIR context for {} ({})", target.triple, target.cpu),
         );
-        Some(Compiler::for_target(target.clone()).map_err(|e| (1, format!("error: {e}")))?)
+        let mut c = Compiler::for_target(target.clone()).map_err(|e| (1, format!("error: {e}")))?;
+        let mut tiling = match &args.tiling {
+            Some(tag) => Tiling::parse(tag).map_err(|e| (2, format!("error: --tiling: {e}")))?,
+            None => c.tiling(),
+        };
+        tiling.mca_markers |= args.mca;
+        c.set_tiling(tiling);
+        Some(c)
     };
     let mut out = String::new();
     for kernel in &kernels {

@@ -124,6 +124,13 @@ impl Emitter {
         self.binary("ori", "ori", a, b)
     }
 
+    /// `!c` for `i1` values.
+    pub fn not(&mut self, c: &Val) -> Val {
+        let t = self.constant("arith.constant true".to_string(), Ty::I1);
+        let ty = c.ty().clone();
+        self.op(ty.clone(), format_args!("arith.xori {c}, {t} : {ty}"))
+    }
+
     /// `a << b`.
     pub fn shl(&mut self, a: &Val, b: &Val) -> Val {
         self.binary("shli", "shli", a, b)

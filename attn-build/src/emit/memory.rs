@@ -75,11 +75,58 @@ impl Emitter {
         ));
     }
 
-    /// Dim `i` of a tensor (an index).
+    /// Dim `i` of a tensor or memref (an index).
     pub fn dim(&mut self, t: &Val, i: usize) -> Val {
         let ci = self.idx(i);
         let ty = t.ty().clone();
-        self.op(Ty::INDEX, format_args!("tensor.dim {t}, {ci} : {ty}"))
+        let op = if matches!(ty, Ty::MemRef(..)) {
+            "memref"
+        } else {
+            "tensor"
+        };
+        self.op(Ty::INDEX, format_args!("{op}.dim {t}, {ci} : {ty}"))
+    }
+
+    /// The slice `buf[slot]` of a row-major memref, without its first dim (a view).
+    pub fn slot(&mut self, buf: &Val, slot: &Val) -> Val {
+        let Ty::MemRef(shape, elem, _) = buf.ty().clone() else {
+            unreachable!("slot of a non-memref {buf}");
+        };
+        let rest = shape[1..].to_vec();
+        let sizes: Vec<String> = rest
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match d {
+                Some(n) => n.to_string(),
+                None => self.dim(buf, i + 1).name().to_string(),
+            })
+            .collect();
+        // Row-major strides of the remaining dims: static while every inner dim is.
+        let mut strides = vec![Some(1i64); rest.len()];
+        for k in (0..rest.len().saturating_sub(1)).rev() {
+            strides[k] = match (strides[k + 1], rest[k + 1]) {
+                (Some(a), Some(b)) => Some(a * b as i64),
+                _ => None,
+            };
+        }
+        let rt = Ty::MemRef(
+            rest.clone(),
+            elem,
+            Layout::Strided {
+                strides,
+                offset: None,
+            },
+        );
+        let zeros = vec!["0"; rest.len()].join(", ");
+        let ones = vec!["1"; rest.len() + 1].join(", ");
+        let bt = buf.ty().clone();
+        self.op(
+            rt.clone(),
+            format_args!(
+                "memref.subview {buf}[{slot}, {zeros}] [1, {}] [{ones}] : {bt} to {rt}",
+                sizes.join(", ")
+            ),
+        )
     }
 
     /// `t[idx]` of a tensor.
@@ -246,11 +293,4 @@ pub struct Metadata {
     pub sizes: Vec<Val>,
     /// The strides in elements.
     pub strides: Vec<Val>,
-}
-
-impl Ty {
-    /// Whether this memref has an identity layout.
-    pub fn is_identity(&self) -> bool {
-        matches!(self, Ty::MemRef(_, _, Layout::Identity))
-    }
 }

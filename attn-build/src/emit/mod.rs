@@ -128,9 +128,20 @@ impl Emitter {
         self.line(text);
     }
 
+    /// An `LLVM-MCA-BEGIN`/`END` region marker (an assembly comment with side effects, so that it
+    /// stays in place) for `llvm-mca`'s per-region analysis, when `on`.
+    pub fn mca_marker(&mut self, on: bool, begin: bool, region: &str) {
+        if on {
+            let what = if begin { "BEGIN" } else { "END" };
+            self.stmt(format_args!(
+                "llvm.inline_asm has_side_effects \"# LLVM-MCA-{what} {region}\", \"\" : () -> ()"
+            ));
+        }
+    }
+
     /// A constant, emitted once per function at its top: `arith.constant {literal} : {ty}`
     /// (or `rhs` verbatim when `literal` starts with an op name).
-    fn constant(&mut self, rhs: String, ty: Ty) -> Val {
+    pub(crate) fn constant(&mut self, rhs: String, ty: Ty) -> Val {
         let key = (rhs, ty);
         if let Some(v) = self.known.get(&key) {
             return v.clone();

@@ -116,7 +116,7 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ls: &Val) {
                     e.vload(&sb, &[r, &col], w)
                 })
                 .collect();
-            let alpha = softmax::update(e, &[sv], &ms, ls, r, |e, _, j, p| {
+            let alpha = softmax::update(e, cx.t.mca_markers, &[sv], &ms, ls, r, |e, _, j, p| {
                 let col = e.idx(j * w);
                 e.vstore(p, &sb, &[r, &col]);
             });
@@ -143,6 +143,7 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ls: &Val) {
             };
             tiles::pv_tile(
                 e,
+                cx.t.mca_markers,
                 &t,
                 |e, j, i, col| {
                     let key = e.add(kb, j);

@@ -5,7 +5,10 @@
 use super::hook::{AddMask, Causal, Keys, Mods, Rows, ScoreMod};
 use super::{Variant, decode, pack, softmax, tiles};
 use crate::emit::{self, Cmp, Emitter, Scalar, Ty, Val};
-use attn_runtime::{DType, tuning::Tiling};
+use attn_runtime::{
+    DType,
+    tuning::{PANEL_CACHE_BYTES, Tiling},
+};
 
 /// What the phases of one 2-D kernel share: types, arguments, sizes and views.
 pub struct Ctx {
@@ -121,7 +124,13 @@ fn unit_rows(e: &mut Emitter, t: &Val, rows: &Val, cols: &Val) -> (Val, Val) {
     let c1 = e.idx(1);
     let unit = e.cmp(Cmp::Eq, &meta.strides[1], &c1);
     let ty = Ty::strided_memref(2, t.ty().elem(), true);
-    let view = e.reinterpret(&buf, ty, &meta.offset, &[rows, cols], &[meta.strides[0].name(), "1"]);
+    let view = e.reinterpret(
+        &buf,
+        ty,
+        &meta.offset,
+        &[rows, cols],
+        &[meta.strides[0].name(), "1"],
+    );
     (view, unit)
 }
 
@@ -139,6 +148,7 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val) -> Val {
     let streaming = e.and(&few, &both);
     let ob = e.alloc(Ty::memref(&[Some(qs), None], cx.ct), &[&cx.dvp]);
     let ls = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
+    let panels = Panels::alloc(e, cx);
     let (c0, cqs) = (e.idx(0), e.idx(qs));
     let res = e.for_(&c0, &cx.sq, &cqs, &[init], |e, q0, out| {
         let left = e.sub(&cx.sq, q0);
@@ -149,28 +159,121 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val) -> Val {
         e.if_else(
             &streaming,
             |e| decode::run(e, cx, &mut shared.borrow_mut(), &ob, &ls),
-            |e| prefill(e, cx, &mut shared.borrow_mut(), q0, &rows, &ob, &ls),
+            |e| {
+                prefill(
+                    e,
+                    cx,
+                    &mut shared.borrow_mut(),
+                    &panels,
+                    q0,
+                    &rows,
+                    &ob,
+                    &ls,
+                )
+            },
         );
         let flush = mods.removes_keys();
-        vec![softmax::normalize(e, cx, flush, q0, &rows, &ob, &ls, &out[0])]
+        vec![softmax::normalize(
+            e, cx, flush, q0, &rows, &ob, &ls, &out[0],
+        )]
     });
     res[0].clone()
 }
 
+/// The packed K/V panels of a kernel call: one slot per key block of the call when they fit
+/// [`PANEL_CACHE_BYTES`] (each block is packed once, by the first super-block that needs it, and
+/// reused by the others), else one slot packed anew for every key block of every super-block.
+struct Panels {
+    /// `[slot][D'][BC]`: K^T * scale2.
+    k: Val,
+    /// `[slot][BC][Dv']`.
+    v: Val,
+    /// `[slot]`: 1 once packed.
+    packed: Val,
+    /// `i1`: one slot per key block.
+    cached: Val,
+}
+
+impl Panels {
+    fn alloc(e: &mut Emitter, cx: &Ctx) -> Panels {
+        let (w, bc) = (cx.t.w, cx.t.bc());
+        let c1 = e.idx(1);
+        let dp = e.round_up(&cx.d, w);
+        let nkb = {
+            let r = e.round_up(&cx.sk, bc);
+            let cbc = e.idx(bc);
+            e.div(&r, &cbc)
+        };
+        let per_block = e.add(&dp, &cx.dvp);
+        let bytes = e.idx(bc * (cx.ct.bits() as usize / 8));
+        let block_bytes = e.mul(&per_block, &bytes);
+        let total = e.mul(&nkb, &block_bytes);
+        let budget = e.idx(PANEL_CACHE_BYTES);
+        let cached = e.cmp(Cmp::Ule, &total, &budget);
+        let slots = e.select(&cached, &nkb, &c1);
+        let k = e.alloc(Ty::memref(&[None, None, Some(bc)], cx.ct), &[&slots, &dp]);
+        let v = e.alloc(
+            Ty::memref(&[None, Some(bc), None], cx.ct),
+            &[&slots, &cx.dvp],
+        );
+        let packed = e.alloc(Ty::memref(&[None], Scalar::I32), &[&slots]);
+        let zero = e.int(0, &Ty::I32);
+        e.range(&slots, |e, i| e.store(&zero, &packed, &[i]));
+        Panels {
+            k,
+            v,
+            packed,
+            cached,
+        }
+    }
+
+    /// The panels of key block `kb` (2-D views), packed if they are not yet.
+    fn get(&self, e: &mut Emitter, cx: &Ctx, kb: &Val) -> (Val, Val) {
+        let bc = cx.t.bc();
+        let (c0, cbc) = (e.idx(0), e.idx(bc));
+        let block = e.div(kb, &cbc);
+        let slot = e.select(&self.cached, &block, &c0);
+        let kp = e.slot(&self.k, &slot);
+        let vp = e.slot(&self.v, &slot);
+        let flag = e.load(&self.packed, &[&slot]);
+        let zero = e.int(0, &Ty::I32);
+        let fresh = e.cmp(Cmp::Eq, &flag, &zero);
+        let reused = e.not(&self.cached);
+        let stale = e.or(&fresh, &reused);
+        e.when(&stale, |e| {
+            pack::pack_kv(e, cx, kb, &kp, &vp);
+            let one = e.int(1, &Ty::I32);
+            e.store(&one, &self.packed, &[&slot]);
+        });
+        (kp, vp)
+    }
+}
+
 /// The packed path for the super-block of rows `q0..q0 + rows`: leaves the unnormalized output
 /// rows in `ob` and their sums in `ls`.
-fn prefill(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, q0: &Val, rows: &Val, ob: &Val, ls: &Val) {
+#[allow(clippy::too_many_arguments)]
+fn prefill(
+    e: &mut Emitter,
+    cx: &Ctx,
+    mods: &mut Mods,
+    panels: &Panels,
+    q0: &Val,
+    rows: &Val,
+    ob: &Val,
+    ls: &Val,
+) {
     let t = cx.t;
     let (w, br, bc, qs) = (t.w, t.br, t.bc(), t.qs);
-    let dp = e.round_up(&cx.d, w);
     let qp = e.alloc(
         Ty::memref(&[Some(qs / br), None, Some(br)], cx.ct),
         &[&cx.d],
     );
-    let kp = e.alloc(Ty::memref(&[None, Some(bc)], cx.ct), &[&dp]);
-    let vp = e.alloc(Ty::memref(&[Some(bc), None], cx.ct), &[&cx.dvp]);
     let ms = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
-    let pt = e.alloc(Ty::memref(&[Some(br), Some(bc)], cx.ct), &[]);
+    // P of every micro-block of a key block, and alpha of every row: the score and softmax
+    // phase runs over all micro-blocks before the P.V phase, so that the latency of one
+    // micro-block's softmax overlaps the next one's score tile.
+    let pt = e.alloc(Ty::memref(&[Some(qs / br), Some(br), Some(bc)], cx.ct), &[]);
+    let at = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
     let cbr = e.idx(br);
     let nmb = {
         let r = e.round_up(rows, br);
@@ -192,23 +295,38 @@ fn prefill(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, q0: &Val, rows: &Val, ob:
     let (c0, c1, cbc) = (e.idx(0), e.idx(1), e.idx(bc));
     let lo = e.round_down(&span.lo, bc);
     e.each(&lo, &span.hi, &cbc, |e, kb| {
-        pack::pack_kv(e, cx, kb, &kp, &vp);
+        let (kp, vp) = panels.get(e, cx, kb);
         let keys = Keys {
             kb: kb.clone(),
             width: bc,
         };
         mods.begin_keys(e, cx, &block, &keys, true);
+        // Scores, masks and the online softmax of every micro-block.
         e.each(&c0, &nmb, &c1, |e, mb| {
             let mbr = e.mul(mb, &cbr);
-            let micro = |e: &mut Emitter| {
+            let scores = |e: &mut Emitter| {
                 let acc = tiles::score_tile(e, cx, &qp, &kp, mb);
                 let mut s: Vec<Vec<Val>> = acc.chunks(t.bc_vecs).map(<[Val]>::to_vec).collect();
                 mods.apply(e, cx, &keys, &mbr, &c0, &mut s, flush);
-                let alpha = softmax::update(e, &s, &ms, ls, &mbr, |e, r, j, p| {
+                let alpha = softmax::update(e, t.mca_markers, &s, &ms, ls, &mbr, |e, r, j, p| {
                     let (ri, col) = (e.idx(r), e.idx(j * w));
-                    e.vstore(p, &pt, &[&ri, &col]);
+                    e.vstore(p, &pt, &[mb, &ri, &col]);
                 });
-                let al: Vec<Val> = (0..br).map(|r| emit::math::spread(e, &alpha, r, w)).collect();
+                e.vstore(&alpha, &at, &[&mbr]);
+            };
+            match mods.sees(e, &mbr, br, &keys) {
+                Some(go) => e.when(&go, scores),
+                None => scores(e),
+            }
+        });
+        // O = alpha O + P V of every micro-block.
+        e.each(&c0, &nmb, &c1, |e, mb| {
+            let mbr = e.mul(mb, &cbr);
+            let pv = |e: &mut Emitter| {
+                let alpha = e.vload(&at, &[&mbr], br);
+                let al: Vec<Val> = (0..br)
+                    .map(|r| emit::math::spread(e, &alpha, r, w))
+                    .collect();
                 let orows = tiles::columns(e, &mbr, br, 1);
                 tiles::pv_chunks(e, cx, &cx.dvp, t.pv_vecs, |e, c, nv| {
                     let cols = tiles::columns(e, c, nv, w);
@@ -221,18 +339,19 @@ fn prefill(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, q0: &Val, rows: &Val, ob:
                     };
                     tiles::pv_tile(
                         e,
+                        t.mca_markers,
                         &tile,
                         |e, j, _, col| e.vload(&vp, &[j, col], w),
                         |e, r, j| {
                             let ri = e.idx(r);
-                            e.load(&pt, &[&ri, j])
+                            e.load(&pt, &[mb, &ri, j])
                         },
                     );
                 });
             };
             match mods.sees(e, &mbr, br, &keys) {
-                Some(go) => e.when(&go, micro),
-                None => micro(e),
+                Some(go) => e.when(&go, pv),
+                None => pv(e),
             }
         });
     });

@@ -26,6 +26,7 @@ pub fn init_rows(e: &mut Emitter, cx: &Ctx, n: &Val, ob: &Val, ms: &Val, ls: &Va
 /// ([`math::transpose_reduce`]).
 pub fn update(
     e: &mut Emitter,
+    mca: bool,
     s: &[Vec<Val>],
     ms: &Val,
     ls: &Val,
@@ -34,6 +35,8 @@ pub fn update(
 ) -> Val {
     let n = s.len();
     let w = s[0][0].ty().lanes();
+    let region = format!("softmax_{n}x{}", s[0].len());
+    e.mca_marker(mca, true, &region);
     // Row maxima: elementwise across the vectors of a row, then across rows and lanes.
     let rowmax: Vec<Val> = s
         .iter()
@@ -73,6 +76,7 @@ pub fn update(
     let lold = e.vload(ls, &[r0], n);
     let lnew = e.fma(&lold, &alpha, &lrow);
     e.vstore(&lnew, ls, &[r0]);
+    e.mca_marker(mca, false, &region);
     alpha
 }
 

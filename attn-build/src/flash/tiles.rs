@@ -12,7 +12,9 @@ pub fn score_tile(e: &mut Emitter, cx: &Ctx, qp: &Val, kp: &Val, mb: &Val) -> Ve
     let (c0, c1) = (e.idx(0), e.idx(1));
     let vzero = e.float(0.0, &cx.vt);
     let inits = vec![vzero; br * bcv];
+    let mca = cx.t.mca_markers;
     e.for_(&c0, &cx.d, &c1, &inits, |e, dd, a| {
+        e.mca_marker(mca, true, "score_tile");
         let kv: Vec<Val> = (0..bcv)
             .map(|j| {
                 let col = e.idx(j * w);
@@ -28,6 +30,7 @@ pub fn score_tile(e: &mut Emitter, cx: &Ctx, qp: &Val, kp: &Val, mb: &Val) -> Ve
                 out.push(e.vfma(&qb, &kv[j], &a[r * bcv + j]));
             }
         }
+        e.mca_marker(mca, false, "score_tile");
         out
     })
 }
@@ -51,6 +54,7 @@ pub struct PvTile<'a> {
 /// of the block, `load_p(e, r, j)` the probability of row `r` of the tile and key `j`.
 pub fn pv_tile(
     e: &mut Emitter,
+    mca: bool,
     tile: &PvTile<'_>,
     load_v: impl Fn(&mut Emitter, &Val, usize, &Val) -> Val,
     load_p: impl Fn(&mut Emitter, usize, &Val) -> Val,
@@ -62,7 +66,9 @@ pub fn pv_tile(
     // accumulation: about 4x less rounding error than accumulating into O key by key).
     let vzero = e.float(0.0, tile.alpha[0].ty());
     let inits = vec![vzero; tile.rows.len() * nv];
+    let region = format!("pv_tile_{}x{nv}", tile.rows.len());
     let acc = e.for_(&c0, tile.keys, &c1, &inits, |e, j, a| {
+        e.mca_marker(mca, true, &region);
         let vv: Vec<Val> = tile
             .cols
             .iter()
@@ -77,6 +83,7 @@ pub fn pv_tile(
                 out.push(e.vfma(&pb, &vv[i], &a[r * nv + i]));
             }
         }
+        e.mca_marker(mca, false, &region);
         out
     });
     for (r, (row, alpha)) in tile.rows.iter().zip(tile.alpha).enumerate() {
