@@ -21,8 +21,10 @@ pub mod isa;
 #[cfg(feature = "ndarray")]
 #[allow(unsafe_code)]
 pub mod ndarray_interop;
+pub mod options;
 pub mod reference;
 pub mod shape;
+mod signature;
 #[cfg(feature = "syntax")]
 pub mod syntax;
 mod tensor;
