@@ -76,11 +76,14 @@
 //! crate's version. The build script lists what it compiled in a [`Manifest`].
 
 mod check;
+mod kernel;
 mod manifest;
+mod option;
 mod parse;
 
-pub use check::{Input, Kernel, Node, Op, Value};
+pub use kernel::{Input, Kernel, Node, Op, Value};
 pub use manifest::{MANIFEST_EXTENSION, Manifest, ManifestDuplicate, ManifestFile, ManifestKernel};
+pub use option::ATTENTION_OPTIONS;
 pub use parse::{Body, DTYPES, DimLit, Invocation, KernelItem, Options, Param, ShapeLit};
 
 /// The largest accepted dimension.
