@@ -16,6 +16,7 @@ mod extent;
 pub use attention::{
     AttentionDims, AttentionShapeError, MaskRule, Mismatch, Operand, attention_dims, mask_dims,
 };
+#[cfg(feature = "syntax")]
 pub(crate) use extent::Show;
 pub use extent::{Dim, Extent};
 
