@@ -11,11 +11,11 @@
 //! reference, the `attention!` checker, and `attn-build`'s graph and lowering.
 
 mod attention;
+mod error;
 mod extent;
 
-pub use attention::{
-    AttentionDims, AttentionShapeError, MaskRule, Mismatch, Operand, attention_dims, mask_dims,
-};
+pub use attention::{AttentionDims, MaskRule, attention_dims, mask_dims};
+pub use error::{AttentionShapeError, Mismatch, Operand};
 #[cfg(feature = "syntax")]
 pub(crate) use extent::Show;
 pub use extent::{Dim, Extent};
