@@ -7,7 +7,7 @@ use crate::error::Error;
 
 /// An owned, contiguous, row-major tensor.
 ///
-/// The rank is at most [`MAX_RANK`]; zero-sized dimensions are allowed and a
+/// The rank is at most [`MAX_RANK`](super::MAX_RANK); zero-sized dimensions are allowed and a
 /// rank-0 tensor is a scalar holding one element.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor<T: Element = f32> {

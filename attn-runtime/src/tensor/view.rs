@@ -45,7 +45,7 @@ impl<'a, T: Element> TensorView<'a, T> {
 
     /// A strided view: element `[i0, i1, ..]` is `data[offset + i0*s0 + i1*s1 + ..]`.
     ///
-    /// Fails if the rank exceeds [`MAX_RANK`], `strides` and `shape` differ in
+    /// Fails if the rank exceeds [`MAX_RANK`](super::MAX_RANK), `strides` and `shape` differ in
     /// length, or any reachable element lies outside `data`. Strides may alias
     /// (e.g. a zero stride broadcasts) since the view is read-only.
     pub fn from_strided(
