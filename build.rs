@@ -65,15 +65,10 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
     // Every dtype: dense, an additive f32 [Sq, Sk] mask (any strides), and causal by per-row
     // f32 positions (query row i sees keys j <= positions[i]; exact below 2^24). The f32 dense
     // kernel is `attention_r2` above; the others are `attention[_mask|_causal][_<dtype>]_r2`.
-    for element in [
-        ElementType::F32,
-        ElementType::F64,
-        ElementType::BF16,
-        ElementType::F16,
-    ] {
+    for element in ElementType::ALL {
         let suffix = match element {
             ElementType::F32 => String::new(),
-            other => format!("_{}", other.mlir()),
+            other => format!("_{}", other.name()),
         };
         for (variant, mask, causal) in [
             ("", false, false),
@@ -95,11 +90,11 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
                 q,
                 k,
                 v,
-                Scale::Input(s),
                 AttentionOptions {
+                    scale_input: Some(s),
                     mask,
                     positions,
-                    causal: false,
+                    ..AttentionOptions::default()
                 },
             )?;
             out.push(KernelDef::new(

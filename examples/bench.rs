@@ -189,10 +189,9 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
         // Query head h of batch b reads key/value head (h % H) / (H / Hkv) of batch b.
         let kvh = (h / a.heads) * hkv + (h % a.heads) / (a.heads / hkv).max(1);
         let (qh, kh, vh) = (head(&q, h)?, head(&k, kvh)?, head(&v, kvh)?);
-        let options = reference::AttentionOptions {
-            causal: a.causal,
-            ..Default::default()
-        };
+        let options = attn::options::AttentionOptions::new()
+            .with_causal(a.causal)
+            .into();
         let wide = |x: TensorView<'_, T>| x.to_tensor().to_f64();
         let expected = reference::attention_with(&wide(qh), &wide(kh), &wide(vh), &options)?;
         let c = reference::compare(&head(&out, h)?, &expected, 0.0, 0.0)?;

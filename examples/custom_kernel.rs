@@ -9,7 +9,7 @@
 //! ```
 
 use attn::half::bf16;
-use attn::{Tensor, reference};
+use attn::{Tensor, options::AttentionOptions, reference};
 
 attn::attention! {
     /// Single-head attention over 128 tokens, head dim 64.
@@ -92,10 +92,7 @@ fn main() -> Result<(), attn::Error> {
         &qt,
         &kt,
         &vt,
-        &reference::AttentionOptions {
-            causal: true,
-            ..Default::default()
-        },
+        &AttentionOptions::new().with_causal(true).into(),
     )?;
     let out = Tensor::from_vec(
         &[1, 8, 64, 64],

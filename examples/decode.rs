@@ -8,7 +8,7 @@
 //! part through strided views (no copy of the cache). The last step is checked against the f64
 //! reference on the whole sequence.
 
-use attn::{Attention, KvCache, Tensor, reference};
+use attn::{Attention, KvCache, Tensor, options::AttentionOptions, reference};
 use std::time::Instant;
 
 /// Deterministic values in [-1, 1).
@@ -60,10 +60,7 @@ fn main() -> Result<(), attn::Error> {
         &rows(&q_all, total - 1, 1)?,
         &k_all,
         &v_all,
-        &reference::AttentionOptions {
-            causal: true,
-            ..Default::default()
-        },
+        &AttentionOptions::new().with_causal(true).into(),
     )?;
     let c = reference::compare(&last.expect("at least one step"), &expected, 1e-4, 1e-6)?;
     println!(

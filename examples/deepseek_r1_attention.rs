@@ -14,7 +14,7 @@
 //! on the last rows for long ones. RoPE and the bias adds are elementwise glue written in the
 //! example itself.
 
-use attn::{Attention, KvCache, Tensor, TensorView, reference};
+use attn::{Attention, KvCache, Tensor, TensorView, options::AttentionOptions, reference};
 use std::time::Instant;
 
 const HIDDEN: usize = 1536;
@@ -138,10 +138,7 @@ fn reference_tail(layer: &Layer, x: &Tensor, rows: usize) -> Result<Tensor<f64>,
         &[HEADS * s * d, s * d, d, 1],
         (s - rows) * d,
     )?;
-    let options = reference::AttentionOptions {
-        causal: true,
-        ..Default::default()
-    };
+    let options = AttentionOptions::new().with_causal(true).into();
     let o = f32_of(&reference::attention_with(&q_tail, &k, &v, &options)?);
     reference::matmul(&merge_heads(&o)?, &layer.wo)
 }

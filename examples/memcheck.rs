@@ -2,7 +2,7 @@
 //! rank, strided operands and the `_into` form) and checks each result against the reference.
 //! `./dev test` runs it under valgrind memcheck; it exits non-zero on any mismatch.
 
-use attn::{Tensor, TensorView, TensorViewMut, reference};
+use attn::{Tensor, TensorView, TensorViewMut, options::AttentionOptions, reference};
 
 fn tensor(shape: &[usize], seed: u32) -> Result<Tensor, attn::Error> {
     Tensor::random(shape, u64::from(seed))
@@ -50,9 +50,9 @@ fn dtype_variants<T: attn::AttentionElement>(
             }
             let m64 = m.to_f64();
             let options = reference::AttentionOptions {
-                causal,
+                options: AttentionOptions::new().with_causal(causal),
                 mask: with_mask.then(|| m64.view()),
-                ..Default::default()
+                key_padding: None,
             };
             let expected = reference::attention_with(&wide(&qs), &wide(&kt), &wide(&vt), &options)?;
             let label = format!("attention {name}{variant} rows={rows}");
@@ -190,10 +190,9 @@ fn main() -> Result<(), attn::Error> {
             att = att.key_padding(&valid);
         }
         let options = reference::AttentionOptions {
-            causal,
+            options: AttentionOptions::new().with_causal(causal),
             mask: with_mask.then(|| mask.view()),
             key_padding: padded.then_some(&valid[..]),
-            ..Default::default()
         };
         check(
             name,
@@ -206,10 +205,7 @@ fn main() -> Result<(), attn::Error> {
     cache.append(&k, &v)?;
     let q1 = tensor(&[1, 4, 1, 8], 64)?;
     let out = cache.attend(&attn::Attention::new().causal(true), &q1)?;
-    let options = reference::AttentionOptions {
-        causal: true,
-        ..Default::default()
-    };
+    let options = AttentionOptions::new().with_causal(true).into();
     check(
         "kv cache decode",
         &out,

@@ -8,7 +8,7 @@
 //! Prints the median of repeated calls and the dense-equivalent GFLOP/s
 //! (`4 * B * Hq * Sq * Sk * D / t`), and checks one call against the f64 reference.
 
-use attn::{Attention, Tensor, reference};
+use attn::{Attention, Tensor, options::AttentionOptions, reference};
 use std::time::{Duration, Instant};
 
 /// Deterministic values in [-1, 1).
@@ -100,10 +100,7 @@ fn main() -> Result<(), attn::Error> {
                 &q,
                 &k,
                 &v,
-                &reference::AttentionOptions {
-                    causal: c.causal,
-                    ..Default::default()
-                },
+                &AttentionOptions::new().with_causal(c.causal).into(),
             )?;
             reference::compare(&out, &expected, 1e-4, 1e-5)?.max_abs_err
         } else {
@@ -111,10 +108,7 @@ fn main() -> Result<(), attn::Error> {
                 &head(&q, 0)?,
                 &head(&k, 0)?,
                 &head(&v, 0)?,
-                &reference::AttentionOptions {
-                    causal: c.causal,
-                    ..Default::default()
-                },
+                &AttentionOptions::new().with_causal(c.causal).into(),
             )?;
             reference::compare(&head(&out, 0)?, &expected, 1e-4, 1e-5)?.max_abs_err
         };

@@ -34,7 +34,8 @@ use attn_runtime::{
     AsTensorView, DynMemRef, Element, Error, Tensor, TensorView, TensorViewMut,
     ffi::Kernel,
     half::{bf16, f16},
-    shape::{self, AttentionDims},
+    options::{AttentionOptions, default_scale},
+    shape::{self, AttentionDims, MaskRule},
 };
 
 mod sealed {
@@ -134,8 +135,9 @@ impl AttentionElement for f16 {
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Attention<'a> {
-    causal: bool,
-    scale: Option<f32>,
+    /// Causal masking and the scale (`attn::options`, shared with the reference and the
+    /// compiler).
+    options: AttentionOptions,
     mask: Option<TensorView<'a, f32>>,
     /// Set when the mask's layout could not be borrowed as a view (reported by `run`).
     mask_unusable: bool,
@@ -150,14 +152,39 @@ impl<'a> Attention<'a> {
 
     /// Causal masking, bottom-right aligned: query `i` sees keys `j <= i + Sk - Sq`.
     pub fn causal(mut self, on: bool) -> Self {
-        self.causal = on;
+        self.options.causal = on;
         self
     }
 
     /// The scale of the scores (default `1/sqrt(D)`); must be finite.
     pub fn scale(mut self, scale: f32) -> Self {
-        self.scale = Some(scale);
+        self.options.scale = Some(f64::from(scale));
         self
+    }
+
+    /// Sets every plain-data option at once (causal, scale; see
+    /// [`options::AttentionOptions`](crate::options::AttentionOptions)), keeping the mask and
+    /// the key padding. A scale given here is rounded to the kernels' compute type (f32, or f64
+    /// for f64 tensors).
+    ///
+    /// ```
+    /// use attn::{Attention, Tensor, options::AttentionOptions};
+    /// let q = Tensor::full(&[3, 8], 0.5)?;
+    /// let o = AttentionOptions::new().with_causal(true).with_scale(0.25);
+    /// let a = Attention::new().with_options(o).run(&q, &q, &q)?;
+    /// let b = Attention::new().causal(true).scale(0.25).run(&q, &q, &q)?;
+    /// assert_eq!(a, b);
+    /// assert_eq!(Attention::new().with_options(o).options(), o);
+    /// # Ok::<(), attn::Error>(())
+    /// ```
+    pub fn with_options(mut self, options: AttentionOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The plain-data options (causal, scale).
+    pub fn options(&self) -> AttentionOptions {
+        self.options
     }
 
     /// An additive mask broadcastable to `[B, Hq, Sq, Sk]` (any strides; not copied).
@@ -247,20 +274,17 @@ impl<'a> Attention<'a> {
                     .into(),
             });
         }
-        let scale = self.scale.map_or(1.0 / (dims.d as f64).sqrt(), f64::from);
-        if !scale.is_finite() {
-            return Err(Error::Unsupported {
-                op: "attention",
-                message: format!("the scale must be finite, got {scale}"),
-            });
-        }
-        let target = [dims.b, dims.hq, dims.sq, dims.sk];
+        self.options.validate()?;
+        // Every field, so that a new option cannot be forgotten here.
+        let AttentionOptions { causal, scale } = self.options;
+        let scale = scale.unwrap_or_else(|| default_scale(dims.d));
+        let target = dims.target();
         // The mask as a 4-D strided view (zero strides where it broadcasts), merged with the key
         // padding when both are given.
         let mut merged: Vec<f32> = Vec::new();
         let mask: Option<V4<'_, f32>> = match (&self.mask, self.key_padding) {
             (None, None) => None,
-            (Some(m), None) => Some(V4::mask(m, target)?),
+            (Some(m), None) => Some(V4::mask(m, &dims)?),
             (None, Some(p)) => {
                 check_padding(p, &dims)?;
                 merged = p
@@ -276,7 +300,7 @@ impl<'a> Attention<'a> {
             }
             (Some(m), Some(p)) => {
                 check_padding(p, &dims)?;
-                let mv = V4::mask(m, target)?;
+                let mv = V4::mask(m, &dims)?;
                 let hm = if mv.strides[1] != 0 { dims.hq } else { 1 };
                 let sqm = if mv.strides[2] != 0 { dims.sq } else { 1 };
                 merged.reserve_exact(dims.b * hm * sqm * dims.sk);
@@ -310,7 +334,7 @@ impl<'a> Attention<'a> {
             V4::of(&k),
             V4::of(&v),
             mask,
-            self.causal,
+            causal,
             scale,
         );
         match out.as_contiguous_slice_mut() {
@@ -376,11 +400,11 @@ impl<'a, T: Element> V4<'a, T> {
         v
     }
 
-    fn mask(m: &TensorView<'a, T>, target: [usize; 4]) -> Result<Self, Error> {
-        let has = shape::mask_broadcast("attention", "mask", m.shape(), target)?;
+    fn mask(m: &TensorView<'a, T>, dims: &AttentionDims) -> Result<Self, Error> {
+        let has = shape::mask_dims(m.shape(), dims, MaskRule::Broadcast)?;
         let mut v = V4 {
             data: m.data(),
-            shape: target,
+            shape: dims.target(),
             strides: [0; 4],
             offset: m.offset(),
         };

@@ -50,7 +50,7 @@ pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
     TensorViewMut, reference,
 };
-pub use attn_runtime::{half, isa};
+pub use attn_runtime::{half, isa, options};
 pub use kv_cache::KvCache;
 pub use ops::{
     add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose,

@@ -5,7 +5,7 @@
 
 mod common;
 
-use attn::{Attention, Tensor, TensorView, reference};
+use attn::{Attention, Tensor, TensorView, options::AttentionOptions, reference};
 use common::{Rng, assert_close};
 
 fn expected(
@@ -21,8 +21,7 @@ fn expected(
         k,
         v,
         &reference::AttentionOptions {
-            scale: None,
-            causal,
+            options: AttentionOptions::new().with_causal(causal),
             mask,
             key_padding,
         },

@@ -8,6 +8,7 @@ mod common;
 use attn::{
     Attention, AttentionElement, Element, Tensor, TensorView,
     half::{bf16, f16},
+    options::AttentionOptions,
     reference,
 };
 use common::Rng;
@@ -56,8 +57,7 @@ fn check<T: AttentionElement>(
         &kt.to_f64(),
         &vt.to_f64(),
         &reference::AttentionOptions {
-            scale: None,
-            causal,
+            options: AttentionOptions::new().with_causal(causal),
             mask: m64.as_ref().map(|m| m.view()),
             key_padding,
         },
@@ -228,10 +228,7 @@ fn bf16_kv_cache_decodes_like_the_reference() {
         &wide(rows(&q, total - 1, 1)),
         &k.to_f64(),
         &v.to_f64(),
-        &reference::AttentionOptions {
-            causal: true,
-            ..Default::default()
-        },
+        &AttentionOptions::new().with_causal(true).into(),
     )
     .unwrap();
     let (rtol, atol) = tolerance::<bf16>();

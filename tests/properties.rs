@@ -3,7 +3,7 @@
 
 mod common;
 
-use attn::{Tensor, TensorView, reference};
+use attn::{Tensor, TensorView, options::AttentionOptions, reference};
 use common::{Rng, assert_close, assert_close_tol};
 use proptest::prelude::*;
 
@@ -178,10 +178,9 @@ proptest! {
         }
         let out = att.run(&q, &k, &v).unwrap();
         let options = reference::AttentionOptions {
-            causal,
+            options: AttentionOptions::new().with_causal(causal),
             mask: mask.as_ref().map(|m| m.view()),
             key_padding: padding.then_some(&valid[..]),
-            ..Default::default()
         };
         let expected = reference::attention_with(&q, &k, &v, &options).unwrap();
         assert_close(&out, &expected);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use attn::{Attention, Tensor, TensorView, reference};
+use attn::{Attention, Tensor, TensorView, options::AttentionOptions, reference};
 use common::{Rng, assert_close};
 
 fn reference_with(
@@ -20,8 +20,7 @@ fn reference_with(
         k,
         v,
         &reference::AttentionOptions {
-            scale: None,
-            causal,
+            options: AttentionOptions::new().with_causal(causal),
             mask,
             key_padding,
         },

@@ -3,7 +3,7 @@
 
 use crate::{
     Error, cache,
-    graph::{ElementType, KernelDef, TensorType},
+    graph::{KernelDef, TensorType},
     pipeline::PIPELINE_VERSION,
     scan,
     target::TargetSpec,
@@ -708,12 +708,8 @@ impl Build {
                 .enumerate()
                 .map(|(i, (name, ty))| {
                     let role = if i + 1 == n { "Output" } else { "Input" };
-                    let dtype = match ty.element {
-                        ElementType::F32 => "F32",
-                        ElementType::F64 => "F64",
-                        ElementType::BF16 => "BF16",
-                        ElementType::F16 => "F16",
-                    };
+                    // The name of the `attn_runtime::DType` variant.
+                    let dtype = format!("{:?}", ty.element);
                     format!(
                         "{rt}::ffi::ArgSpec {{ name: {name:?}, role: {rt}::ffi::ArgRole::{role}, dtype: {rt}::DType::{dtype}, rank: {} }}",
                         ty.rank()

@@ -8,11 +8,10 @@
 
 use crate::{
     Error,
-    graph::{
-        AttentionOptions, Dim, ElementType, Graph, KernelDef, Layout, Scale, TensorType, Value,
-    },
+    graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, TensorType, Value},
 };
 use attn_runtime::DType;
+use attn_runtime::options::default_scale;
 use attn_runtime::syntax::{self, Invocation, Kernel};
 use std::{fs, path::Path};
 
@@ -100,34 +99,20 @@ fn is_attention(path: &syn::Path) -> bool {
     }
 }
 
-/// The graph's element type of a kernel's dtype.
-fn element_type(k: &Kernel, d: DType) -> Result<ElementType, Error> {
-    match d {
-        DType::F32 => Ok(ElementType::F32),
-        DType::F64 => Ok(ElementType::F64),
-        DType::BF16 => Ok(ElementType::BF16),
-        DType::F16 => Ok(ElementType::F16),
-        other => Err(Error::Config(format!(
-            "kernel `{}`: element type {other} is not supported by this attn-build",
-            k.name
-        ))),
-    }
-}
-
 /// A static tensor type.
-fn static_type(element: ElementType, shape: &[usize]) -> TensorType {
+fn static_type(element: DType, shape: &[usize]) -> TensorType {
     let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Static(d)).collect();
     TensorType::new(element, &dims)
 }
 
 /// The kernel as a graph with static shapes and contiguous arguments (what [`Build::file`](crate::Build::file)
 /// compiles, and what `attnc` shows): element types as declared (masks f32), attention options
-/// (scale constant, mask, causal) as [`AttentionOptions`].
+/// (the spec's [`attn_runtime::options::AttentionOptions`] and its mask) as [`AttentionOptions`].
 pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
     let mut g = Graph::new();
     let mut inputs: Vec<Value> = Vec::new();
     for i in &k.inputs {
-        let ty = static_type(element_type(k, i.dtype)?, &i.shape);
+        let ty = static_type(i.dtype, &i.shape);
         inputs.push(g.input(&i.name, ty));
     }
     let mut nodes: Vec<Value> = Vec::new();
@@ -147,20 +132,22 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                 q,
                 k,
                 v,
-                scale,
                 mask,
-                causal,
-            } => g.attention_with(
-                val(*q, &nodes),
-                val(*k, &nodes),
-                val(*v, &nodes),
-                Scale::Constant(exact_scale(*scale, g.ty(val(*q, &nodes)))),
-                AttentionOptions {
-                    mask: mask.map(|m| val(m, &nodes)),
-                    positions: None,
-                    causal: *causal,
-                },
-            ),
+                options,
+            } => {
+                let q = val(*q, &nodes);
+                let scale = exact_scale(options.scale, g.ty(q));
+                g.attention_with(
+                    q,
+                    val(*k, &nodes),
+                    val(*v, &nodes),
+                    AttentionOptions {
+                        options: attn_runtime::options::AttentionOptions { scale, ..*options },
+                        mask: mask.map(|m| val(m, &nodes)),
+                        ..AttentionOptions::default()
+                    },
+                )
+            }
             other => {
                 return Err(Error::Config(format!(
                     "kernel `{}`: primitive {other:?} is not supported by this attn-build",
@@ -169,7 +156,7 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
             }
         }
         .map_err(|e| Error::Config(format!("kernel `{}`: {e}", k.name)))?;
-        let want = static_type(element_type(k, node.dtype)?, &node.shape);
+        let want = static_type(node.dtype, &node.shape);
         if g.ty(v) != &want {
             return Err(Error::Config(format!(
                 "kernel `{}`: the graph inferred {} where the spec inferred {want}",
@@ -183,24 +170,30 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
     Ok(KernelDef::new(&k.name, g, out).with_layout(Layout::Contiguous))
 }
 
-/// The attention scale as the graph takes it: the spec's f32, except that the default
-/// `1/sqrt(D)` of an f64 kernel is recomputed in f64 (the spec holds it rounded to f32).
-fn exact_scale(scale: f32, q: &crate::graph::TensorType) -> f64 {
-    use crate::graph::{Dim, ElementType};
-    if q.element == ElementType::F64
-        && let Some(Dim::Static(d)) = q.dims.last()
-    {
-        let exact = 1.0 / (*d as f64).sqrt();
-        if exact as f32 == scale {
-            return exact;
+/// The attention scale as the graph takes it: the spec's (an f32 value; `None` does not occur in
+/// a checked spec and means `1/sqrt(D)` too), except that the default `1/sqrt(D)` of an f64
+/// kernel is recomputed in f64 (the spec holds it rounded to f32).
+fn exact_scale(scale: Option<f64>, q: &TensorType) -> Option<f64> {
+    let d = match q.dims.last() {
+        Some(Dim::Static(d)) => Some(*d),
+        _ => None,
+    };
+    Some(match (scale, d) {
+        (Some(s), Some(d)) if q.element == DType::F64 && default_scale(d) as f32 == s as f32 => {
+            default_scale(d)
         }
-    }
-    f64::from(scale)
+        (Some(s), _) => s,
+        (None, Some(d)) if q.element == DType::F64 => default_scale(d),
+        (None, Some(d)) => f64::from(default_scale(d) as f32),
+        // A dynamic head dim: the graph reports that the default scale needs a static one.
+        (None, None) => return None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::Scale;
 
     const SRC: &str = r#"
         use attn::attention;
@@ -301,17 +294,11 @@ mod tests {
         );
         assert_eq!(defs[0].output_type().to_string(), "tensor<2x4x8x16xbf16>");
         match g.op(defs[0].output) {
-            crate::graph::Op::Attention {
-                scale,
-                mask,
-                positions,
-                causal,
-                ..
-            } => {
+            crate::graph::Op::Attention { scale, options, .. } => {
                 assert_eq!(*scale, Scale::Constant(0.25));
-                assert_eq!(*mask, Some(g.inputs()[3]));
-                assert_eq!(*positions, None);
-                assert!(*causal);
+                assert_eq!(options.mask, Some(g.inputs()[3]));
+                assert_eq!(options.positions, None);
+                assert!(options.options.causal);
             }
             other => panic!("{other:?}"),
         }

@@ -4,7 +4,7 @@
 
 use attn_build::{
     Build, CompiledKernel,
-    graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, Scale, TensorType},
+    graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, Scale, TensorType, options},
 };
 use std::{path::PathBuf, process::Command};
 
@@ -43,11 +43,11 @@ fn attention_with(name: &str, rank: usize, mask_rank: Option<usize>, causal: boo
             q,
             k,
             v,
-            Scale::Input(s),
             AttentionOptions {
+                options: options::AttentionOptions::new().with_causal(causal),
+                scale_input: Some(s),
                 mask,
                 positions: None,
-                causal,
             },
         )
         .unwrap();

@@ -233,7 +233,7 @@ fn generate(item: &KernelItem, kernel: &Kernel) -> TokenStream {
             .collect::<Vec<_>>()
             .join(", ");
         let mut options = Vec::new();
-        if item.options.causal.is_some() {
+        if item.options.attention.causal {
             options.push("causal".to_string());
         }
         if let Some((n, _)) = item.options.kv_heads {

@@ -16,7 +16,7 @@ use core::marker::PhantomData;
 
 use crate::element::{DType, Element};
 use crate::error::Error;
-use crate::ffi::ArgRole;
+use crate::signature::ArgRole;
 use crate::tensor::{MAX_RANK, TensorView, TensorViewMut};
 
 /// Sizes, strides and offset converted to `i64`.

@@ -69,6 +69,15 @@ pub enum Error {
         /// A sentence naming the argument and what was expected.
         message: String,
     },
+    /// An option has an invalid value.
+    InvalidOption {
+        /// The operation.
+        op: &'static str,
+        /// The option, e.g. `"scale"`.
+        option: &'static str,
+        /// What is wrong, with the value given.
+        message: String,
+    },
     /// The operation is not supported for these arguments.
     Unsupported {
         /// The operation.
@@ -88,6 +97,7 @@ impl Error {
             | Error::EmptyDimension { op, .. }
             | Error::Overflow { op, .. }
             | Error::InvalidView { op, .. }
+            | Error::InvalidOption { op, .. }
             | Error::Unsupported { op, .. } => op,
             Error::KernelSignature { kernel, .. } => kernel,
         }
@@ -127,6 +137,11 @@ impl fmt::Display for Error {
                 f,
                 "{op}: {arg} with shape {shape:?} is too large (element count, offset or byte size overflows)"
             ),
+            Error::InvalidOption {
+                op,
+                option,
+                message,
+            } => write!(f, "{op}: option `{option}`: {message}"),
             Error::KernelSignature { kernel, message } => {
                 write!(f, "kernel `{kernel}`: {message}")
             }
@@ -135,6 +150,17 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// An invalid attention option (see [`AttentionOptions::validate`](crate::options::AttentionOptions::validate)).
+impl From<crate::options::OptionError> for Error {
+    fn from(e: crate::options::OptionError) -> Self {
+        Error::InvalidOption {
+            op: "attention",
+            option: e.option,
+            message: e.message,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -178,6 +204,19 @@ mod tests {
         };
         assert_eq!(e.op(), "attn");
         assert!(e.to_string().contains("attn"));
+    }
+
+    #[test]
+    fn option_errors_name_the_option() {
+        let e = Error::from(crate::options::OptionError {
+            option: "scale",
+            message: "the scale must be finite, got inf".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "attention: option `scale`: the scale must be finite, got inf"
+        );
+        assert_eq!(e.op(), "attention");
     }
 
     #[test]

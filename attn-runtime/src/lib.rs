@@ -1,5 +1,6 @@
 //! Run-time support for `attn` kernels: tensors and views, MLIR memref
-//! descriptors, the error type, shape rules, and naive reference
+//! descriptors, the error type, the attention options ([`options`]) and shape
+//! rules ([`shape`]) that every layer of `attn` shares, and naive reference
 //! implementations used by tests and benchmarks.
 //!
 //! With the `syntax` feature (host code only: `attn-macros`, `attn-build`), the `syntax` module is the
@@ -21,8 +22,10 @@ pub mod isa;
 #[cfg(feature = "ndarray")]
 #[allow(unsafe_code)]
 pub mod ndarray_interop;
+pub mod options;
 pub mod reference;
 pub mod shape;
+mod signature;
 #[cfg(feature = "syntax")]
 pub mod syntax;
 mod tensor;

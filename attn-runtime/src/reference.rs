@@ -6,6 +6,7 @@
 
 use crate::element::Element;
 use crate::error::Error;
+use crate::options;
 use crate::shape;
 use crate::tensor::{AsTensorView, Tensor};
 
@@ -132,23 +133,36 @@ pub fn attention<T: Element>(
         k,
         v,
         &AttentionOptions {
-            scale,
+            options: options::AttentionOptions {
+                scale,
+                causal: false,
+            },
             ..AttentionOptions::default()
         },
     )
 }
 
-/// The options of [`attention_with`].
+/// The options of [`attention_with`]: the plain-data [`options::AttentionOptions`] (causal,
+/// scale) and the tensors that go with them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AttentionOptions<'a, T: Element> {
-    /// The scale of the scores; `None`: `1 / sqrt(D)`.
-    pub scale: Option<f64>,
-    /// Causal, bottom-right aligned: query `i` sees the keys `j <= i + Sk - Sq`.
-    pub causal: bool,
-    /// An additive mask broadcastable to `[B, Hq, Sq, Sk]` (see [`shape::mask_broadcast`]).
+    /// Causal masking and the scale (`None`: `1 / sqrt(D)`).
+    pub options: options::AttentionOptions,
+    /// An additive mask broadcastable to `[B, Hq, Sq, Sk]` (see [`shape::mask_dims`]).
     pub mask: Option<crate::tensor::TensorView<'a, T>>,
     /// Key padding `[B, Sk]` (row-major): `false` removes key `j` of batch `b`.
     pub key_padding: Option<&'a [bool]>,
+}
+
+impl<T: Element> From<options::AttentionOptions> for AttentionOptions<'_, T> {
+    /// These options without mask or key padding.
+    fn from(options: options::AttentionOptions) -> Self {
+        AttentionOptions {
+            options,
+            mask: None,
+            key_padding: None,
+        }
+    }
 }
 
 /// Attention with every option: q `[B, Hq, Sq, D]` (or `[Hq, Sq, D]`, `[Sq, D]`), k
@@ -163,17 +177,16 @@ pub fn attention_with<T: Element>(
 ) -> Result<Tensor<f64>, Error> {
     const OP: &str = "attention";
     let (qv, kv, vv) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
-    let out_shape = shape::attention(qv.shape(), kv.shape(), vv.shape())?;
+    let dims = shape::attention_dims(qv.shape(), kv.shape(), vv.shape())?;
     shape::check_nonempty(OP, "q", qv.shape())?;
     shape::check_nonempty(OP, "k", kv.shape())?;
     shape::check_nonempty(OP, "v", vv.shape())?;
-    let dims = shape::attention_dims(qv.shape(), kv.shape(), vv.shape())?;
+    options.options.validate()?;
     let (b_n, hq, sq, d, sk, dv) = (dims.b, dims.hq, dims.sq, dims.d, dims.sk, dims.dv);
     let group = dims.group();
-    let target = [b_n, hq, sq, sk];
     let mask = match &options.mask {
         Some(m) => {
-            let has = shape::mask_broadcast(OP, "mask", m.shape(), target)?;
+            let has = shape::mask_dims(m.shape(), &dims, shape::MaskRule::Broadcast)?;
             // Row-major strides of the mask, mapped onto the four target dims.
             let mut strides = [0usize; 4];
             let mut st = 1;
@@ -200,9 +213,9 @@ pub fn attention_with<T: Element>(
             ),
         });
     }
-    let scale = options.scale.unwrap_or_else(|| 1.0 / (d as f64).sqrt());
+    let scale = options.options.scale_for(d);
     let (qd, kd, vd) = (dense(&qv), dense(&kv), dense(&vv));
-    let mut out_t = Tensor::<f64>::zeros(&out_shape)?;
+    let mut out_t = Tensor::<f64>::zeros(&dims.output())?;
     let out = out_t.as_mut_slice();
     let mut scores = vec![0.0; sk];
     for b in 0..b_n {
@@ -220,7 +233,7 @@ pub fn attention_with<T: Element>(
                     if let Some((m, st)) = &mask {
                         *s += m[b * st[0] + h * st[1] + i * st[2] + j * st[3]];
                     }
-                    let hidden_causal = options.causal && j + sq > i + sk;
+                    let hidden_causal = options.options.causal && j + sq > i + sk;
                     let padded = options.key_padding.is_some_and(|p| !p[b * sk + j]);
                     if hidden_causal || padded {
                         *s = f64::NEG_INFINITY;

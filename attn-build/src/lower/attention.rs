@@ -5,6 +5,7 @@
 use super::builder::{Builder, DimSource, LowerResult, TensorTy, dtype_of, tensor_ty};
 use crate::ffi::mlir::detach;
 use crate::flash::{Spec, Tiling};
+use attn_runtime::shape::{self, Dim, MaskRule};
 use melior::{
     Context,
     ir::{
@@ -29,15 +30,11 @@ impl<'c, 'a> Builder<'c, 'a> {
         causal: bool,
     ) -> LowerResult<'c, 'a> {
         let (tq, tk, tv) = (tensor_ty(q)?, tensor_ty(k)?, tensor_ty(v)?);
-        let r = tq.rank();
-        if !(2..=4).contains(&r) || tk.rank() != r || tv.rank() != r {
-            return Err(format!(
-                "attention operands must have equal rank, 2 to 4, got {}, {} and {}",
-                tq.show(),
-                tk.show(),
-                tv.show()
-            ));
-        }
+        // The shared shape rule (`attn_runtime::shape`), on the op's tensor types.
+        let dims_of = |t: &TensorTy| t.dims.iter().map(|&d| Dim::from(d)).collect::<Vec<_>>();
+        let dims = shape::attention_dims(&dims_of(&tq), &dims_of(&tk), &dims_of(&tv))
+            .map_err(|e| format!("attention: {e}"))?;
+        let r = dims.rank;
         if tk.elem != tq.elem || tv.elem != tq.elem {
             return Err(format!(
                 "q, k and v must have the same element type, got {}, {} and {}",
@@ -49,12 +46,11 @@ impl<'c, 'a> Builder<'c, 'a> {
         let mask_rank = match mask {
             Some(m) => {
                 let tm = tensor_ty(m)?;
-                if tm.elem != "f32" || (tm.rank() != 2 && tm.rank() != r) {
-                    return Err(format!(
-                        "the mask must be an f32 tensor of rank 2 or {r}, got {}",
-                        tm.show()
-                    ));
+                if tm.elem != "f32" {
+                    return Err(format!("the mask must be an f32 tensor, got {}", tm.show()));
                 }
+                shape::mask_dims(&dims_of(&tm), &dims, MaskRule::Compiled)
+                    .map_err(|e| format!("attention: {e}"))?;
                 Some(tm.rank())
             }
             None => None,

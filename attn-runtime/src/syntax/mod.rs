@@ -45,7 +45,9 @@
 //!
 //! `#[attn(..)]` takes options separated by commas, in one or several attributes, each at most
 //! once: `#[attn(causal, kv_heads = 2, dtype = f16, scale = 0.125)]`. They are the defaults of every
-//! `attention` of the kernel (a call's named arguments override `scale` and `causal`):
+//! `attention` of the kernel (a call's named arguments override `scale` and `causal`). `scale`
+//! and `causal` are the fields of [`AttentionOptions`](crate::options::AttentionOptions), parsed
+//! by one parser in both places and validated by its `validate`:
 //!
 //! - `scale = <f32 literal>`: the scale of the scores (default `1/sqrt(D)`). The scale is an
 //!   f32 constant in every dtype: in f64 kernels too, `1/sqrt(D)` is rounded to f32 (exact when
@@ -63,7 +65,9 @@
 //!
 //! A mask is an additive f32 tensor (`-inf` removes a key), `[Sq, Sk]` (shared by every batch
 //! and head) or of q's rank with each leading dim 1 (broadcast) or equal to q's:
-//! `[1, 1, Sq, Sk]`, `[B, 1, Sq, Sk]`, `[B, Hq, Sq, Sk]`. In a kernel of another dtype than f32, a
+//! `[1, 1, Sq, Sk]`, `[B, 1, Sq, Sk]`, `[B, Hq, Sq, Sk]`
+//! ([`MaskRule::Compiled`](crate::shape::MaskRule::Compiled): the shared shape rule of
+//! [`crate::shape`], which every check of a kernel's shapes uses). In a kernel of another dtype than f32, a
 //! mask must be an input of the kernel (that input is then f32); an input cannot be both a mask
 //! and a tensor of another type.
 //!
@@ -76,11 +80,14 @@
 //! crate's version. The build script lists what it compiled in a [`Manifest`].
 
 mod check;
+mod kernel;
 mod manifest;
+mod option;
 mod parse;
 
-pub use check::{Input, Kernel, Node, Op, Value};
+pub use kernel::{Input, Kernel, Node, Op, Value};
 pub use manifest::{MANIFEST_EXTENSION, Manifest, ManifestDuplicate, ManifestFile, ManifestKernel};
+pub use option::ATTENTION_OPTIONS;
 pub use parse::{Body, DTYPES, DimLit, Invocation, KernelItem, Options, Param, ShapeLit};
 
 /// The largest accepted dimension.

@@ -1,7 +1,9 @@
 //! Parsing of `attention!` bodies (no semantic checks: see `check`).
 
 use super::MAX_DIM;
+use super::option::{self, Form};
 use crate::DType;
+use crate::options::AttentionOptions;
 use proc_macro2::Span;
 use syn::{
     Attribute, Expr, Ident, Token, Visibility, braced, bracketed,
@@ -81,18 +83,29 @@ pub struct Body {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Options {
-    /// `scale = <f32 literal>`: the attention scale (default `1/sqrt(head dim)`), the default of
-    /// every `attention` of the kernel.
-    pub scale: Option<(f32, Span)>,
-    /// `causal`: bottom-right aligned causal masking (query `i` sees keys `j <= i + Sk - Sq`) for
-    /// every `attention` of the kernel; the span is the keyword's.
-    pub causal: Option<Span>,
+    /// The attention options (`causal`, `scale = <f32 literal>`), validated by
+    /// [`AttentionOptions::validate`]: the defaults of every `attention` of the kernel, which
+    /// its named arguments override. `scale` defaults to `1/sqrt(head dim)`; `causal` is
+    /// bottom-right aligned causal masking (query `i` sees keys `j <= i + Sk - Sq`).
+    pub attention: AttentionOptions,
+    /// The attention options given, each with the span of its keyword, in source order.
+    pub attention_given: Vec<(&'static str, Span)>,
     /// `kv_heads = N`: asserts that k and v of every `attention` of the kernel have `N` heads
     /// (grouped-query attention); the span is the `kv_heads` keyword's.
     pub kv_heads: Option<(usize, Span)>,
     /// `dtype = f32 | f64 | bf16 | f16`: the element type of the kernel's tensors (masks stay
     /// f32); the span is the type's.
     pub dtype: Option<(DType, Span)>,
+}
+
+impl Options {
+    /// The span of the keyword of attention option `option` (`"causal"`, `"scale"`), if given.
+    pub fn attention_span(&self, option: &str) -> Option<Span> {
+        self.attention_given
+            .iter()
+            .find(|(o, _)| *o == option)
+            .map(|(_, s)| *s)
+    }
 }
 
 /// The options `#[attn(..)]` knows, for messages.
@@ -251,11 +264,9 @@ impl Options {
                 .unwrap_or_default();
             let span = meta.path.span();
             let given = match key.as_str() {
-                "causal" => self.causal.is_some(),
-                "scale" => self.scale.is_some(),
                 "kv_heads" => self.kv_heads.is_some(),
                 "dtype" => self.dtype.is_some(),
-                _ => false,
+                _ => self.attention_span(&key).is_some(),
             };
             if given {
                 return Err(syn::Error::new(
@@ -263,88 +274,104 @@ impl Options {
                     format!("option `{key}` is given twice"),
                 ));
             }
-            match key.as_str() {
-                "causal" => {
-                    if meta.input.peek(Token![=]) {
-                        return Err(meta.error(
-                            "`causal` takes no value: write `#[attn(causal)]` (non-causal is the default)",
-                        ));
-                    }
-                    self.causal = Some(span);
+            if let Some(ident) = meta.path.get_ident() {
+                let value: Option<Expr> = if meta.input.peek(Token![=]) {
+                    Some(meta.value()?.parse()?)
+                } else {
+                    None
+                };
+                if let Some(option) =
+                    option::set(&mut self.attention, ident, value.as_ref(), Form::Attribute)?
+                {
+                    self.attention_given.push((option, span));
+                    return Ok(());
                 }
-                "scale" => {
-                    let expr: Expr = meta.value()?.parse()?;
-                    let value = float_literal(&expr, "the attention scale")?;
-                    self.scale = Some((value, expr.span()));
-                }
-                "kv_heads" => {
-                    let expr: Expr = meta.value()?.parse()?;
-                    let n = match &expr {
-                        Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Int(i),
-                            ..
-                        }) if matches!(i.suffix(), "" | "usize") => i.base10_parse::<usize>().ok(),
-                        _ => None,
-                    };
-                    match n {
-                        Some(n) if n >= 1 && n as u64 <= MAX_DIM => {
-                            self.kv_heads = Some((n, span));
-                        }
-                        _ => {
-                            return Err(syn::Error::new_spanned(
-                                &expr,
-                                "`kv_heads` is the number of key/value heads: an integer literal \
-                                 between 1 and the number of query heads, like `kv_heads = 2`",
-                            ));
-                        }
-                    }
-                }
-                "dtype" => {
-                    let expr: Expr = meta.value()?.parse()?;
-                    let name = match &expr {
-                        Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(Ident::unraw),
-                        _ => None,
-                    };
-                    let known = || {
-                        DTYPES
-                            .iter()
-                            .map(|(n, _)| format!("`{n}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    };
-                    let Some(dtype) = name
-                        .as_ref()
-                        .and_then(|n| DTYPES.iter().find(|(d, _)| n == d))
-                        .map(|(_, d)| *d)
-                    else {
-                        return Err(syn::Error::new_spanned(
-                            &expr,
-                            format!(
-                                "unknown dtype `{}`: the element types are {}",
-                                quote::ToTokens::to_token_stream(&expr),
-                                known()
-                            ),
+                if matches!(key.as_str(), "kv_heads" | "dtype") {
+                    let Some(value) = value else {
+                        return Err(syn::Error::new(
+                            span,
+                            format!("`{key}` takes a value, like `{key} = ..`"),
                         ));
                     };
-                    self.dtype = Some((dtype, expr.span()));
-                }
-                _ => {
-                    return Err(syn::Error::new_spanned(
-                        &meta.path,
-                        format!(
-                            "unknown option `{}`; `#[attn(..)]` accepts {KNOWN_OPTIONS}",
-                            quote::ToTokens::to_token_stream(&meta.path)
-                        ),
-                    ));
+                    return self.kernel_option(&key, span, value);
                 }
             }
-            Ok(())
+            Err(syn::Error::new_spanned(
+                &meta.path,
+                format!(
+                    "unknown option `{}`; `#[attn(..)]` accepts {KNOWN_OPTIONS}",
+                    quote::ToTokens::to_token_stream(&meta.path)
+                ),
+            ))
         })
+    }
+
+    /// `kv_heads = N` and `dtype = ..`: the options of the kernel itself (not of its
+    /// `attention`s); `span` is the keyword's.
+    fn kernel_option(&mut self, key: &str, span: Span, expr: Expr) -> syn::Result<()> {
+        if key == "kv_heads" {
+            let n = match &expr {
+                Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(i),
+                    ..
+                }) if matches!(i.suffix(), "" | "usize") => i.base10_parse::<usize>().ok(),
+                _ => None,
+            };
+            return match n {
+                Some(n) if n >= 1 && n as u64 <= MAX_DIM => {
+                    self.kv_heads = Some((n, span));
+                    Ok(())
+                }
+                _ => Err(syn::Error::new_spanned(
+                    &expr,
+                    "`kv_heads` is the number of key/value heads: an integer literal \
+                     between 1 and the number of query heads, like `kv_heads = 2`",
+                )),
+            };
+        }
+        let name = match &expr {
+            Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(Ident::unraw),
+            _ => None,
+        };
+        let Some(dtype) = name
+            .as_ref()
+            .and_then(|n| DTYPES.iter().find(|(d, _)| n == d))
+            .map(|(_, d)| *d)
+        else {
+            let known = DTYPES
+                .iter()
+                .map(|(n, _)| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(syn::Error::new_spanned(
+                &expr,
+                format!(
+                    "unknown dtype `{}`: the element types are {known}",
+                    quote::ToTokens::to_token_stream(&expr),
+                ),
+            ));
+        };
+        self.dtype = Some((dtype, expr.span()));
+        Ok(())
     }
 }
 
-/// Reads an `f32` literal (`0.125`, `-2.0`, `1`, `0.5f32`), or fails at the expression.
+/// Reads an `f32` literal (`0.125`, `-2.0`, `1`, `0.5f32`), or fails at the expression; the
+/// value must be finite.
 pub(crate) fn float_literal(expr: &Expr, what: &str) -> syn::Result<f32> {
+    let value = float_literal_value(expr, what)?;
+    if !value.is_finite() {
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!("{what} must be a finite f32, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Reads an `f32` literal (`0.125`, `-2.0`, `1`, `0.5f32`; `1e39` reads as infinity), or fails
+/// at the expression.
+pub(crate) fn float_literal_value(expr: &Expr, what: &str) -> syn::Result<f32> {
     let (negative, lit) = match expr {
         Expr::Unary(syn::ExprUnary {
             op: syn::UnOp::Neg(_),
@@ -372,12 +399,5 @@ pub(crate) fn float_literal(expr: &Expr, what: &str) -> syn::Result<f32> {
         }) if i.suffix().is_empty() => i.base10_parse().map_err(|_| bad())?,
         _ => return Err(bad()),
     };
-    let value = if negative { -value } else { value };
-    if !value.is_finite() {
-        return Err(syn::Error::new_spanned(
-            expr,
-            format!("{what} must be a finite f32, got {value}"),
-        ));
-    }
-    Ok(value)
+    Ok(if negative { -value } else { value })
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::DType;
+use crate::options::AttentionOptions;
 use quote::quote;
 
 fn kernels(tokens: proc_macro2::TokenStream) -> syn::Result<Vec<Kernel>> {
@@ -119,7 +120,7 @@ fn errors() {
         (quote! { fn f(a: [2]) -> [2] { b } }, "unknown name `b`"),
         (
             quote! { fn f(q: [2, 3], k: [2, 4], v: [2, 2]) -> [2, 2]; },
-            "same head dim",
+            "k has shape [2, 4] but q has shape [2, 3]; the last dimensions (head dim D: 4 and 3) must match",
         ),
         (
             quote! { fn f(a: [65536, 65536]) -> [65536, 65536] { a } },
@@ -139,10 +140,14 @@ fn errors() {
             "collides",
         ),
     ];
-    for (tokens, want) in cases {
-        let got = error(tokens.clone());
-        assert!(got.contains(want), "{tokens}: got `{got}`, want `{want}`");
-    }
+    let failures: Vec<String> = cases
+        .into_iter()
+        .filter_map(|(tokens, want)| {
+            let got = error(tokens.clone());
+            (!got.contains(want)).then(|| format!("{tokens}: got `{got}`, want `{want}`"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -221,7 +226,8 @@ fn options_parse_in_one_or_several_attributes() {
     .unwrap()
     .kernels
     .remove(0);
-    assert!(item.options.causal.is_some());
+    assert!(item.options.attention.causal);
+    assert!(item.options.attention_span("causal").is_some());
     assert_eq!(item.options.kv_heads.map(|k| k.0), Some(2));
     assert_eq!(item.options.dtype.map(|d| d.0), Some(DType::BF16));
     assert!(item.attrs.is_empty());
@@ -235,7 +241,10 @@ fn causal_kernels_are_accepted_and_distinct() {
     assert!(matches!(
         causal.nodes[0].op,
         Op::Attention {
-            causal: true,
+            options: AttentionOptions {
+                causal: true,
+                scale: Some(0.5)
+            },
             mask: None,
             ..
         }
@@ -246,6 +255,20 @@ fn causal_kernels_are_accepted_and_distinct() {
             .ends_with("scale=5e-1,causal);return %3}")
     );
     assert_ne!(plain.symbol(), causal.symbol());
+    // A call's named arguments override the kernel's options.
+    let overridden = kernel(
+        quote! { #[attn(causal, scale = 0.25)] fn f(q: [8, 4], k: [8, 4], v: [8, 4]) -> [8, 4] { attention(q, k, v, causal = false) } },
+    );
+    assert!(matches!(
+        overridden.nodes[0].op,
+        Op::Attention {
+            options: AttentionOptions {
+                causal: false,
+                scale: Some(0.25)
+            },
+            ..
+        }
+    ));
     // The pre-option spec is unchanged for kernels without options.
     assert_eq!(
         plain.canonical(),
@@ -380,27 +403,27 @@ fn option_errors() {
         ),
         (
             quote! { fn f(q: [1, 6, 4, 8], k: [1, 4, 4, 8], v: [1, 4, 4, 8]) -> [1, 6, 4, 8]; },
-            "q [1, 6, 4, 8] has 6 heads, k [1, 4, 4, 8] has 4",
+            "k has shape [1, 4, 4, 8] but q has shape [1, 6, 4, 8]; the query heads (6) must be a multiple of the key/value heads (4)",
         ),
         (
             quote! { fn f(q: [6, 4, 8], k: [2, 4, 8], v: [3, 4, 8]) -> [6, 4, 8]; },
-            "k and v must have the same number of heads",
+            "v has shape [3, 4, 8] but k has shape [2, 4, 8]; k and v must have the same number of heads (Hkv: 3 and 2)",
         ),
         (
             quote! { fn f(q: [2, 6, 4, 8], k: [1, 2, 4, 8], v: [1, 2, 4, 8]) -> [2, 6, 4, 8]; },
-            "batch dims",
+            "k has shape [1, 2, 4, 8] but q has shape [2, 6, 4, 8]; the leading (batch) dimensions (B: 1 and 2) must match",
         ),
         (
             quote! { fn f(q: [4, 8], k: [5, 8], v: [5, 8], mask: [5, 4]) -> [4, 8]; },
-            "the mask must be f32 [Sq, Sk] = [4, 5]",
+            "mask has shape [5, 4]; compiled kernels take a mask [Sq, Sk] = [4, 5]; its dim 0 (5) must be Sq = 4",
         ),
         (
             quote! { fn f(q: [2, 3, 4, 8], k: [2, 3, 5, 8], v: [2, 3, 5, 8], mask: [3, 3, 4, 5]) -> [2, 3, 4, 8]; },
-            "or [1|2, 1|3, 4, 5]",
+            "or of q's rank with each leading dim 1 or q's: [1|2, 1|3, 4, 5]; its dim 0 (3) must be 1 or B = 2",
         ),
         (
             quote! { fn f(q: [2, 3, 4, 8], k: [2, 3, 5, 8], v: [2, 3, 5, 8], mask: [3, 4, 5]) -> [2, 3, 4, 8]; },
-            "got [3, 4, 5]",
+            "mask has shape [3, 4, 5]; compiled kernels take a mask [Sq, Sk] = [4, 5], or of q's rank",
         ),
         (
             quote! { fn f(q: [4, 8], k: [5, 8], v: [5, 8], bias: [4, 5]) -> [4, 8]; },
@@ -439,6 +462,34 @@ fn option_errors() {
             "`kv_heads` is an option of `attention`",
         ),
         (
+            quote! { #[attn(scale = 1e40)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "option `scale`: the scale must be finite, got inf",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, scale = -1e40) } },
+            "option `scale`: the scale must be finite, got -inf",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, 1e40) } },
+            "option `scale`: the scale must be finite",
+        ),
+        (
+            quote! { #[attn(scale)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "`scale` takes a value, like `scale = ..`",
+        ),
+        (
+            quote! { #[attn(kv_heads)] fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8]; },
+            "`kv_heads` takes a value",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, causal = true, causal = false) } },
+            "`causal` is given twice in this `attention`",
+        ),
+        (
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8], m: [1, 4]) -> [4, 8] { attention(q, k, v, mask = m) } },
+            "mask has shape [1, 4]; compiled kernels take a mask [Sq, Sk] = [4, 4]; its dim 0 (1) must be Sq = 4",
+        ),
+        (
             quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8]) -> [4, 8] { attention(q, k, v, bias = q) } },
             "unknown argument of `attention`",
         ),
@@ -475,8 +526,12 @@ fn option_errors() {
             "used both as an attention mask",
         ),
     ];
-    for (tokens, want) in cases {
-        let got = error(tokens.clone());
-        assert!(got.contains(want), "{tokens}: got `{got}`, want `{want}`");
-    }
+    let failures: Vec<String> = cases
+        .into_iter()
+        .filter_map(|(tokens, want)| {
+            let got = error(tokens.clone());
+            (!got.contains(want)).then(|| format!("{tokens}: got `{got}`, want `{want}`"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -80,8 +80,7 @@ fn expected(
         k,
         v,
         &AttentionOptions {
-            scale,
-            causal,
+            options: attn::options::AttentionOptions { causal, scale },
             mask: mask.map(Tensor::view),
             key_padding: None,
         },
@@ -379,10 +378,9 @@ fn gqa_causal_f64() {
             &[1, 2, 9, 16],
             v.as_flattened().as_flattened().as_flattened(),
         ),
-        &AttentionOptions {
-            causal: true,
-            ..AttentionOptions::default()
-        },
+        &attn::options::AttentionOptions::new()
+            .with_causal(true)
+            .into(),
     )
     .unwrap();
     check(

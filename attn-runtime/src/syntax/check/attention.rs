@@ -1,0 +1,181 @@
+//! Checking `attention`: its arguments, its options (parsed by [`option`](super::super::option),
+//! validated by [`AttentionOptions::validate`]) and its shapes, by the shared rule of
+//! [`crate::shape`] with compiled kernels' mask rule ([`MaskRule::Compiled`]).
+
+use super::super::option::{self, Form};
+use super::super::parse::float_literal_value;
+use super::{At, Builder, Op, Value, show};
+use crate::DType;
+use crate::options::{AttentionOptions, default_scale};
+use crate::shape::{self, AttentionShapeError, MaskRule, Operand};
+use syn::{Expr, ext::IdentExt, spanned::Spanned};
+
+/// One `attention` to check: its operands with the tokens errors about them point at, and its
+/// options (the kernel's, overridden by the call's named arguments).
+pub(super) struct AttentionCall {
+    pub(super) q: (Value, At),
+    pub(super) k: (Value, At),
+    pub(super) v: (Value, At),
+    /// The mask operand.
+    pub(super) mask: Option<(Value, At)>,
+    /// The options; `scale: None` is `1/sqrt(D)`.
+    pub(super) options: AttentionOptions,
+    /// The whole call (or the kernel's name, for the declaration form).
+    pub(super) at: At,
+}
+
+const USAGE: &str = "`attention(q, k, v)`, optionally followed by a scale literal and the named \
+     arguments `scale = <f32 literal>`, `mask = <f32 input>`, `causal = true | false`";
+
+impl Builder {
+    /// `attention(q, k, v)`, then optionally a scale literal, then named arguments: `mask =
+    /// <tensor>` and the attention options (`scale = <f32 literal>`, `causal = <bool literal>`).
+    pub(super) fn attention_call(
+        &mut self,
+        call: &syn::ExprCall,
+        args: &[&Expr],
+    ) -> syn::Result<Value> {
+        let [q, k, v, rest @ ..] = args else {
+            return Err(syn::Error::new_spanned(
+                call,
+                format!(
+                    "`attention` takes q, k and v, got {} argument{}: {USAGE}",
+                    args.len(),
+                    if args.len() == 1 { "" } else { "s" }
+                ),
+            ));
+        };
+        let mut operand = |e: &Expr| -> syn::Result<(Value, At)> {
+            Ok((self.eval(e)?, quote::ToTokens::to_token_stream(e)))
+        };
+        let (q, k, v) = (operand(q)?, operand(k)?, operand(v)?);
+        let mut options = self.defaults;
+        let mut given: Vec<&str> = Vec::new();
+        let mut mask: Option<(Value, At)> = None;
+        for (i, a) in rest.iter().enumerate() {
+            let Expr::Assign(assign) = a else {
+                if i == 0 {
+                    // A positional scale.
+                    options.scale = Some(f64::from(float_literal_value(a, "the attention scale")?));
+                    options
+                        .validate()
+                        .map_err(|e| syn::Error::new_spanned(a, e.to_string()))?;
+                    given.push("scale");
+                    continue;
+                }
+                return Err(syn::Error::new_spanned(
+                    a,
+                    format!("expected a named argument: {USAGE}"),
+                ));
+            };
+            let key = match &*assign.left {
+                Expr::Path(p) if p.qself.is_none() => p.path.get_ident(),
+                _ => None,
+            };
+            let key_span = assign.left.span();
+            let name = key.map(|k| k.unraw().to_string()).unwrap_or_default();
+            if given.contains(&name.as_str()) || (name == "mask" && mask.is_some()) {
+                return Err(syn::Error::new(
+                    key_span,
+                    format!("`{name}` is given twice in this `attention`"),
+                ));
+            }
+            if name == "mask" {
+                let m = self.eval(&assign.right)?;
+                mask = Some((m, quote::ToTokens::to_token_stream(&assign.right)));
+                continue;
+            }
+            let set = match key {
+                Some(key) => option::set(&mut options, key, Some(&assign.right), Form::Argument)?,
+                None => None,
+            };
+            match set {
+                Some(option) => given.push(option),
+                None => {
+                    return Err(syn::Error::new(
+                        key_span,
+                        format!("unknown argument of `attention`: {USAGE}"),
+                    ));
+                }
+            }
+        }
+        self.attention(AttentionCall {
+            q,
+            k,
+            v,
+            mask,
+            options,
+            at: quote::ToTokens::to_token_stream(call),
+        })
+    }
+
+    /// Checks one `attention` and adds it to the kernel.
+    pub(super) fn attention(&mut self, c: AttentionCall) -> syn::Result<Value> {
+        let dtype = self.kernel.dtype;
+        for (v, at) in [&c.q, &c.k, &c.v] {
+            self.use_as(*v, dtype, false, at)?;
+        }
+        let (q, k, v) = (c.q.0, c.k.0, c.v.0);
+        let (sq, sk, sv) = (self.shape(q), self.shape(k), self.shape(v));
+        // The tokens of the argument at fault.
+        let at = |e: AttentionShapeError<usize>| {
+            let tokens = match e.arg() {
+                Operand::Q => &c.q.1,
+                Operand::K => &c.k.1,
+                Operand::V => &c.v.1,
+                Operand::Mask => c.mask.as_ref().map_or(&c.at, |m| &m.1),
+            };
+            syn::Error::new_spanned(tokens, format!("`attention`: {e}"))
+        };
+        let dims = shape::attention_dims(&sq, &sk, &sv).map_err(at)?;
+        if let Some((n, span)) = self.kv_heads {
+            if dims.rank < 3 {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "`kv_heads = {n}` needs heads: q, k and v of rank 3 ([H, S, D]) or 4 \
+                         ([B, H, S, D]); got q {}, k {}",
+                        show(&sq),
+                        show(&sk)
+                    ),
+                ));
+            }
+            if dims.hkv != n {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "`kv_heads = {n}`, but k {} and v {} have {} key/value heads (dim {}; \
+                         q {} has {} query heads)",
+                        show(&sk),
+                        show(&sv),
+                        dims.hkv,
+                        dims.rank - 3,
+                        show(&sq),
+                        dims.hq
+                    ),
+                ));
+            }
+        }
+        if let Some((m, tokens)) = &c.mask {
+            self.use_as(*m, DType::F32, true, tokens)?;
+            shape::mask_dims(&self.shape(*m), &dims, MaskRule::Compiled).map_err(at)?;
+        }
+        // Every scale of a kernel spec is an f32 value: the default too.
+        let scale = c
+            .options
+            .scale
+            .unwrap_or_else(|| f64::from(default_scale(dims.d) as f32));
+        self.attentions += 1;
+        let op = Op::Attention {
+            q,
+            k,
+            v,
+            mask: c.mask.as_ref().map(|m| m.0),
+            options: AttentionOptions {
+                scale: Some(scale),
+                ..c.options
+            },
+        };
+        self.push(op, dims.output(), &c.at)
+    }
+}
