@@ -276,7 +276,19 @@ impl<'a> Attention<'a> {
         }
         self.options.validate()?;
         // Every field, so that a new option cannot be forgotten here.
-        let AttentionOptions { causal, scale } = self.options;
+        let AttentionOptions {
+            causal,
+            scale,
+            window,
+            softcap,
+        } = self.options;
+        if window.is_some() || softcap.is_some() {
+            return Err(Error::Unsupported {
+                op: "attention",
+                message: "the `window` and `softcap` options are not available in this build yet"
+                    .into(),
+            });
+        }
         let scale = scale.unwrap_or_else(|| default_scale(dims.d));
         let target = dims.target();
         // The mask as a 4-D strided view (zero strides where it broadcasts), merged with the key

@@ -31,8 +31,15 @@ pub struct AttentionOptions {
     /// triangle when `Sq == Sk`); a query that sees no key gives zeros.
     pub causal: bool,
     /// The scale of the scores; `None` is `1/sqrt(D)` (D: the head dim of q and k). Must be
-    /// finite.
+    /// finite. f64 attention uses it exactly; f32, bf16 and f16 round it to f32.
     pub scale: Option<f64>,
+    /// A sliding window `(left, right)`: with `p(i) = i + Sk - Sq` query `i`'s bottom-right
+    /// aligned position, query `i` sees the keys `j` with `p(i) - left <= j <= p(i) + right`
+    /// (`usize::MAX`: unbounded on that side); with `causal` the right bound is also `p(i)`.
+    pub window: Option<(usize, usize)>,
+    /// Logit softcapping: each scaled score `s` becomes `cap * tanh(s / cap)` (before the ALiBi
+    /// bias and the mask). Must be positive and finite.
+    pub softcap: Option<f32>,
 }
 
 impl AttentionOptions {
@@ -41,7 +48,39 @@ impl AttentionOptions {
         AttentionOptions {
             causal: false,
             scale: None,
+            window: None,
+            softcap: None,
         }
+    }
+
+    /// These options with a sliding window of `left` keys before and `right` keys after each
+    /// query's position (`usize::MAX`: unbounded).
+    pub const fn with_window(mut self, left: usize, right: usize) -> Self {
+        self.window = Some((left, right));
+        self
+    }
+
+    /// These options with logit softcapping at `cap`.
+    pub const fn with_softcap(mut self, cap: f32) -> Self {
+        self.softcap = Some(cap);
+        self
+    }
+
+    /// The visible keys of a query at bottom-right position `p` (may be negative), as the
+    /// inclusive range `[lo, hi]` of key indices before clipping to `[0, Sk)`: the window's
+    /// bounds, and `causal`'s `p`, combined (`None` on a side without a bound). The one rule
+    /// every layer (reference, kernels' parameters) derives the visible keys from.
+    pub fn key_bounds(&self, p: i64) -> (Option<i64>, Option<i64>) {
+        let side = |n: usize| (n != usize::MAX).then(|| i64::try_from(n).unwrap_or(i64::MAX));
+        let (mut lo, mut hi) = (None, None);
+        if let Some((l, r)) = self.window {
+            lo = side(l).map(|l| p.saturating_sub(l));
+            hi = side(r).map(|r| p.saturating_add(r));
+        }
+        if self.causal {
+            hi = Some(hi.map_or(p, |h| h.min(p)));
+        }
+        (lo, hi)
     }
 
     /// These options with `causal` set to `on`.
@@ -56,7 +95,8 @@ impl AttentionOptions {
         self
     }
 
-    /// Checks every option: the scale, when given, is finite.
+    /// Checks every option: the scale, when given, is finite; the softcap, when given, is
+    /// positive and finite.
     pub fn validate(&self) -> Result<(), OptionError> {
         if let Some(s) = self.scale
             && !s.is_finite()
@@ -64,6 +104,14 @@ impl AttentionOptions {
             return Err(OptionError {
                 option: "scale",
                 message: format!("the scale must be finite, got {s}"),
+            });
+        }
+        if let Some(c) = self.softcap
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(OptionError {
+                option: "softcap",
+                message: format!("the softcap must be positive and finite, got {c}"),
             });
         }
         Ok(())
@@ -111,6 +159,27 @@ mod tests {
         assert!(o.causal);
         assert_eq!(o.scale_for(4), 2.0);
         assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn window_and_causal_key_bounds() {
+        let o = AttentionOptions::new();
+        assert_eq!(o.key_bounds(5), (None, None));
+        assert_eq!(o.with_causal(true).key_bounds(5), (None, Some(5)));
+        let w = o.with_window(2, 1);
+        assert_eq!(w.key_bounds(5), (Some(3), Some(6)));
+        assert_eq!(w.with_causal(true).key_bounds(5), (Some(3), Some(5)));
+        assert_eq!(o.with_window(usize::MAX, 0).key_bounds(-3), (None, Some(-3)));
+        assert_eq!(o.with_window(0, usize::MAX).key_bounds(7), (Some(7), None));
+    }
+
+    #[test]
+    fn softcaps_must_be_positive_and_finite() {
+        for c in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
+            let e = AttentionOptions::new().with_softcap(c).validate().unwrap_err();
+            assert_eq!(e.option, "softcap");
+        }
+        assert!(AttentionOptions::new().with_softcap(30.0).validate().is_ok());
     }
 
     #[test]

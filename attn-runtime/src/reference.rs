@@ -135,7 +135,7 @@ pub fn attention<T: Element>(
         &AttentionOptions {
             options: options::AttentionOptions {
                 scale,
-                causal: false,
+                ..options::AttentionOptions::new()
             },
             ..AttentionOptions::default()
         },

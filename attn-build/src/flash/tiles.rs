@@ -9,12 +9,11 @@ use crate::emit::{Cmp, Emitter, Val};
 /// Returns the accumulators row by row.
 pub fn score_tile(e: &mut Emitter, cx: &Ctx, qp: &Val, kp: &Val, mb: &Val) -> Vec<Val> {
     let (w, br, bcv) = (cx.t.w, cx.t.br, cx.t.bc_vecs);
-    let (c0, c1) = (e.idx(0), e.idx(1));
+    let c0 = e.idx(0);
     let vzero = e.float(0.0, &cx.vt);
     let inits = vec![vzero; br * bcv];
     let mca = cx.t.mca_markers;
-    e.for_(&c0, &cx.d, &c1, &inits, |e, dd, a| {
-        e.mca_marker(mca, true, "score_tile");
+    let step = |e: &mut Emitter, dd: &Val, a: &[Val]| -> Vec<Val> {
         let kv: Vec<Val> = (0..bcv)
             .map(|j| {
                 let col = e.idx(j * w);
@@ -30,10 +29,14 @@ pub fn score_tile(e: &mut Emitter, cx: &Ctx, qp: &Val, kp: &Val, mb: &Val) -> Ve
                 out.push(e.vfma(&qb, &kv[j], &a[r * bcv + j]));
             }
         }
-        e.mca_marker(mca, false, "score_tile");
         out
-    })
+    };
+    let region = mca.then_some("score_tile");
+    e.unrolled(&c0, &cx.d, UNROLL, &inits, region, &step)
 }
+
+/// Steps per iteration of the tiles' loops (see [`Emitter::unrolled`]).
+const UNROLL: usize = 2;
 
 /// One `O = alpha O + P V` register tile: rows `rows` of the output scratch `out`, the vectors
 /// of Dv starting at `cols`, over the keys `0..keys` of the current block.
@@ -61,14 +64,13 @@ pub fn pv_tile(
 ) {
     let nv = tile.cols.len();
     let w = tile.alpha[0].ty().lanes();
-    let (c0, c1) = (e.idx(0), e.idx(1));
+    let c0 = e.idx(0);
     // The block's products are summed from zero and added to the rescaled O once (two-level
     // accumulation: about 4x less rounding error than accumulating into O key by key).
     let vzero = e.float(0.0, tile.alpha[0].ty());
     let inits = vec![vzero; tile.rows.len() * nv];
     let region = format!("pv_tile_{}x{nv}", tile.rows.len());
-    let acc = e.for_(&c0, tile.keys, &c1, &inits, |e, j, a| {
-        e.mca_marker(mca, true, &region);
+    let step = |e: &mut Emitter, j: &Val, a: &[Val]| -> Vec<Val> {
         let vv: Vec<Val> = tile
             .cols
             .iter()
@@ -83,9 +85,10 @@ pub fn pv_tile(
                 out.push(e.vfma(&pb, &vv[i], &a[r * nv + i]));
             }
         }
-        e.mca_marker(mca, false, &region);
         out
-    });
+    };
+    let region = mca.then_some(region.as_str());
+    let acc = e.unrolled(&c0, tile.keys, UNROLL, &inits, region, &step);
     for (r, (row, alpha)) in tile.rows.iter().zip(tile.alpha).enumerate() {
         for (i, col) in tile.cols.iter().enumerate() {
             let o = e.vload(tile.out, &[row, col], w);

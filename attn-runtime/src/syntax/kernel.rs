@@ -163,10 +163,21 @@ impl Kernel {
                     mask,
                     options,
                 } => {
-                    let AttentionOptions { causal, scale } = options;
+                    let AttentionOptions {
+                        causal,
+                        scale,
+                        window,
+                        softcap,
+                    } = options;
                     let mut a = format!("attention({},{},{}", n(*q), n(*k), n(*v));
                     if let Some(scale) = scale {
                         let _ = write!(a, ",scale={}", float_repr(*scale as f32));
+                    }
+                    if let Some((l, r)) = window {
+                        let _ = write!(a, ",window=({l},{r})");
+                    }
+                    if let Some(c) = softcap {
+                        let _ = write!(a, ",softcap={}", float_repr(*c));
                     }
                     if let Some(m) = mask {
                         let _ = write!(a, ",mask={}", n(*m));

@@ -243,7 +243,8 @@ fn causal_kernels_are_accepted_and_distinct() {
         Op::Attention {
             options: AttentionOptions {
                 causal: true,
-                scale: Some(0.5)
+                scale: Some(0.5),
+                ..
             },
             mask: None,
             ..
@@ -264,7 +265,8 @@ fn causal_kernels_are_accepted_and_distinct() {
         Op::Attention {
             options: AttentionOptions {
                 causal: false,
-                scale: Some(0.25)
+                scale: Some(0.25),
+                ..
             },
             ..
         }

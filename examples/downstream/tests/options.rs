@@ -80,7 +80,11 @@ fn expected(
         k,
         v,
         &AttentionOptions {
-            options: attn::options::AttentionOptions { causal, scale },
+            options: attn::options::AttentionOptions {
+                causal,
+                scale,
+                ..Default::default()
+            },
             mask: mask.map(Tensor::view),
             key_padding: None,
         },
