@@ -44,6 +44,13 @@
 //! and by debug and release builds, or in `ATTN_CACHE_DIR`. Entries not used for a while are
 //! evicted, least recently used first, when the cache outgrows `ATTN_CACHE_MAX_MB` (512 by
 //! default); see [`Build::cache_max_bytes`].
+//!
+//! # Unsafe code
+//!
+//! Every `unsafe` operation (LLVM's C API, raw MLIR handles) is in the private `ffi` module,
+//! behind safe functions; the rest of the crate denies `unsafe_code`.
+
+#![deny(unsafe_code)]
 
 mod build;
 pub mod cache;
@@ -57,8 +64,6 @@ mod ffi;
 #[cfg(feature = "codegen")]
 pub mod flash;
 pub mod graph;
-#[cfg(feature = "codegen")]
-mod llvm;
 #[cfg(feature = "codegen")]
 pub mod lower;
 pub mod pipeline;
