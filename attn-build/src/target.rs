@@ -5,17 +5,17 @@
 //! `aarch64-unknown-linux-gnu` on an x86-64 host), honor `-C target-cpu` / `ATTN_TARGET_CPU`, and
 //! build several ISA levels of one kernel for run-time dispatch.
 //!
-//! `emit` and the exact host CPU need the `codegen` feature.
+//! The object emission (`emit`: LLVM IR, then the optimization pipeline [`LLVM_PASSES`], then
+//! code generation, each step timed) and the exact host CPU need the `codegen` feature. The
+//! LLVM C API itself is called in the crate's `ffi` module.
 
 #[cfg(feature = "codegen")]
 use crate::ffi::llvm::{self, FileType, LlvmModule, TargetMachine};
 #[cfg(feature = "codegen")]
 use melior::ir::Module;
+use std::time::Duration;
 #[cfg(feature = "codegen")]
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Instant};
 
 /// A code-generation target.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
