@@ -41,7 +41,7 @@ pub enum OutputKind {
 /// pipeline of the new pass manager, as `opt -passes=` takes).
 pub const LLVM_PASSES: &str = "default<O3>";
 
-/// How long each LLVM step of [`emit`] took.
+/// How long each LLVM step of `emit` took.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EmitTimes {
     /// Translating the LLVM-dialect module to LLVM IR.
