@@ -26,8 +26,11 @@
 //! attn_build::Build::new().file("src/lib.rs").compile("kernels").unwrap();
 //! ```
 //!
-//! Set `ATTN_DUMP_IR=<dir>` to get the IR of every stage of every kernel, and `ATTN_VERBOSE=1`
-//! for one progress line per kernel.
+//! Kernels (one object per ISA variant) are compiled concurrently, by up to `NUM_JOBS` worker
+//! threads (see [`Build::jobs`]); the library and bindings do not depend on the number. Set
+//! `ATTN_DUMP_IR=<dir>` to get the IR of every stage of every kernel, and `ATTN_VERBOSE=1` for one
+//! progress line per object (with the time of the MLIR passes, LLVM optimization and code
+//! generation) or cache hit.
 //!
 //! # Features
 //!
