@@ -46,7 +46,8 @@ use targets::Targets;
 /// file (inline modules included) with its static shapes, under the symbol the macro derives from
 /// the same spec, and leaves `OUT_DIR/<name>.attn-manifest` listing them for the macro to check.
 ///
-/// Objects are cached (see [`Build::cache_dir`] and [`Build::cache_max_bytes`]). With
+/// Objects are cached (see [`Build::cache_dir`] and [`Build::cache_max_bytes`]); those missing
+/// are compiled concurrently (see [`Build::jobs`]). With
 /// [`Build::skip_codegen`] (the default without the `codegen` feature) nothing is compiled or
 /// linked: only the bindings and the manifest are written.
 #[derive(Clone, Debug)]
