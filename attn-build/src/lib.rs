@@ -26,8 +26,11 @@
 //! attn_build::Build::new().file("src/lib.rs").compile("kernels").unwrap();
 //! ```
 //!
-//! Set `ATTN_DUMP_IR=<dir>` to get the IR of every stage of every kernel, and `ATTN_VERBOSE=1`
-//! for one progress line per kernel.
+//! Kernels (one object per ISA variant) are compiled concurrently, by up to `NUM_JOBS` worker
+//! threads (see [`Build::jobs`]); the library and bindings do not depend on the number. Set
+//! `ATTN_DUMP_IR=<dir>` to get the IR of every stage of every kernel, and `ATTN_VERBOSE=1` for one
+//! progress line per object (with the time of the MLIR passes, LLVM optimization and code
+//! generation) or cache hit.
 //!
 //! # Features
 //!
@@ -44,6 +47,13 @@
 //! and by debug and release builds, or in `ATTN_CACHE_DIR`. Entries not used for a while are
 //! evicted, least recently used first, when the cache outgrows `ATTN_CACHE_MAX_MB` (512 by
 //! default); see [`Build::cache_max_bytes`].
+//!
+//! # Unsafe code
+//!
+//! Every `unsafe` operation (LLVM's C API, raw MLIR handles) is in the private `ffi` module,
+//! behind safe functions; the rest of the crate denies `unsafe_code`.
+
+#![deny(unsafe_code)]
 
 mod build;
 pub mod cache;
@@ -57,8 +67,6 @@ mod ffi;
 #[cfg(feature = "codegen")]
 pub mod flash;
 pub mod graph;
-#[cfg(feature = "codegen")]
-mod llvm;
 #[cfg(feature = "codegen")]
 pub mod lower;
 pub mod pipeline;

@@ -15,7 +15,7 @@ use crate::{
     Error, dialect,
     flash::Tiling,
     lower,
-    target::{self, OutputKind, TargetSpec},
+    target::{self, EmitTimes, OutputKind, TargetSpec},
 };
 #[cfg(feature = "codegen")]
 use melior::{
@@ -283,31 +283,39 @@ impl Compiler {
             ));
         }
         if want_llvm_ir {
-            let ir = crate::llvm::module_to_llvm_ir(&module)
+            let ir = target::llvm_ir(&module)
                 .ok_or_else(|| self.fail(kernel, Stage::LlvmIr, "translation to LLVM IR failed"))?;
             observe(Stage::LlvmIr, &ir);
         }
         Ok(module)
     }
 
-    /// Writes an object file of a fully lowered module, optimized at -O3 for the compiler's
-    /// target (see [`Compiler::for_target`]).
-    pub fn emit_object(&self, kernel: &str, module: &Module, path: &Path) -> Result<(), Error> {
+    /// Writes an object file of a fully lowered module, optimized with
+    /// [`LLVM_PASSES`](target::LLVM_PASSES) for the compiler's target (see
+    /// [`Compiler::for_target`]); returns the time of translation, optimization and code
+    /// generation.
+    pub fn emit_object(
+        &self,
+        kernel: &str,
+        module: &Module,
+        path: &Path,
+    ) -> Result<EmitTimes, Error> {
         self.emit(kernel, module, path, OutputKind::Object)
     }
 
-    /// Writes an object or assembly file of a fully lowered module for the compiler's target.
+    /// Writes an object or assembly file of a fully lowered module for the compiler's target;
+    /// returns the time of each LLVM step.
     pub fn emit(
         &self,
         kernel: &str,
         module: &Module,
         path: &Path,
         kind: OutputKind,
-    ) -> Result<(), Error> {
-        target::emit(module, &self.target, kind, path)
+    ) -> Result<EmitTimes, Error> {
+        let times = target::emit(module, &self.target, kind, path)
             .map_err(|e| self.fail(kernel, Stage::LlvmIr, &e))?;
         match std::fs::metadata(path) {
-            Ok(m) if m.len() > 0 => Ok(()),
+            Ok(m) if m.len() > 0 => Ok(times),
             _ => Err(self.fail(kernel, Stage::LlvmIr, "the code generator wrote no output")),
         }
     }

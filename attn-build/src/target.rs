@@ -5,16 +5,17 @@
 //! `aarch64-unknown-linux-gnu` on an x86-64 host), honor `-C target-cpu` / `ATTN_TARGET_CPU`, and
 //! build several ISA levels of one kernel for run-time dispatch.
 //!
-//! `emit` and the exact host CPU need the `codegen` feature.
+//! The object emission (`emit`: LLVM IR, then the optimization pipeline [`LLVM_PASSES`], then
+//! code generation, each step timed) and the exact host CPU need the `codegen` feature. The
+//! LLVM C API itself is called in the crate's `ffi` module.
 
 #[cfg(feature = "codegen")]
-use melior::ir::Module;
+use crate::ffi::llvm::{self, FileType, LlvmModule, TargetMachine};
 #[cfg(feature = "codegen")]
-use std::{
-    ffi::{CStr, CString, c_char, c_void},
-    path::Path,
-    sync::Once,
-};
+use melior::ir::Module;
+use std::time::Duration;
+#[cfg(feature = "codegen")]
+use std::{path::Path, time::Instant};
 
 /// A code-generation target.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -36,127 +37,30 @@ pub enum OutputKind {
     Assembly,
 }
 
-#[cfg(feature = "codegen")]
-type Ref = *mut c_void;
+/// The LLVM optimization pipeline run on every kernel before code generation (a textual
+/// pipeline of the new pass manager, as `opt -passes=` takes).
+pub const LLVM_PASSES: &str = "default<O3>";
 
-#[cfg(feature = "codegen")]
-#[allow(non_snake_case)]
-unsafe extern "C" {
-    fn LLVMInitializeX86TargetInfo();
-    fn LLVMInitializeX86Target();
-    fn LLVMInitializeX86TargetMC();
-    fn LLVMInitializeX86AsmPrinter();
-    fn LLVMInitializeX86AsmParser();
-    fn LLVMInitializeAArch64TargetInfo();
-    fn LLVMInitializeAArch64Target();
-    fn LLVMInitializeAArch64TargetMC();
-    fn LLVMInitializeAArch64AsmPrinter();
-    fn LLVMInitializeAArch64AsmParser();
-    fn LLVMGetDefaultTargetTriple() -> *mut c_char;
-    fn LLVMGetHostCPUName() -> *mut c_char;
-    fn LLVMGetHostCPUFeatures() -> *mut c_char;
-    fn LLVMGetTargetFromTriple(
-        triple: *const c_char,
-        target: *mut Ref,
-        error: *mut *mut c_char,
-    ) -> i32;
-    fn LLVMCreateTargetMachine(
-        target: Ref,
-        triple: *const c_char,
-        cpu: *const c_char,
-        features: *const c_char,
-        level: u32,
-        reloc: u32,
-        code_model: u32,
-    ) -> Ref;
-    fn LLVMDisposeTargetMachine(tm: Ref);
-    fn LLVMCreateTargetDataLayout(tm: Ref) -> Ref;
-    fn LLVMDisposeTargetData(data: Ref);
-    fn LLVMSetModuleDataLayout(module: mlir_sys::LLVMModuleRef, data: Ref);
-    fn LLVMTargetMachineEmitToFile(
-        tm: Ref,
-        module: mlir_sys::LLVMModuleRef,
-        filename: *const c_char,
-        kind: u32,
-        error: *mut *mut c_char,
-    ) -> i32;
-    fn LLVMCreatePassBuilderOptions() -> Ref;
-    fn LLVMDisposePassBuilderOptions(options: Ref);
-    fn LLVMRunPasses(
-        module: mlir_sys::LLVMModuleRef,
-        passes: *const c_char,
-        tm: Ref,
-        options: Ref,
-    ) -> Ref;
-    fn LLVMGetErrorMessage(error: Ref) -> *mut c_char;
-    fn LLVMDisposeErrorMessage(message: *mut c_char);
-}
-
-#[cfg(feature = "codegen")]
-const CODEGEN_AGGRESSIVE: u32 = 3;
-#[cfg(feature = "codegen")]
-const RELOC_PIC: u32 = 2;
-#[cfg(feature = "codegen")]
-const CODE_MODEL_DEFAULT: u32 = 0;
-
-#[cfg(feature = "codegen")]
-static INIT: Once = Once::new();
-
-#[cfg(feature = "codegen")]
-fn init() {
-    // SAFETY: LLVM's target registration functions take no arguments and are idempotent; `Once`
-    // keeps them from racing.
-    INIT.call_once(|| unsafe {
-        LLVMInitializeX86TargetInfo();
-        LLVMInitializeX86Target();
-        LLVMInitializeX86TargetMC();
-        LLVMInitializeX86AsmPrinter();
-        // Inline assembly (the LLVM-MCA markers of `attnc --mca`) needs the parsers.
-        LLVMInitializeX86AsmParser();
-        LLVMInitializeAArch64TargetInfo();
-        LLVMInitializeAArch64Target();
-        LLVMInitializeAArch64TargetMC();
-        LLVMInitializeAArch64AsmPrinter();
-        LLVMInitializeAArch64AsmParser();
-    });
-}
-
-/// Takes ownership of an LLVM-allocated message and copies it out.
-#[cfg(feature = "codegen")]
-fn take_message(raw: *mut c_char) -> String {
-    if raw.is_null() {
-        return String::new();
-    }
-    // SAFETY: `raw` is a NUL-terminated string allocated by LLVM, freed exactly once here.
-    unsafe {
-        let s = CStr::from_ptr(raw).to_string_lossy().into_owned();
-        mlir_sys::LLVMDisposeMessage(raw);
-        s
-    }
-}
-
-#[cfg(feature = "codegen")]
-fn cstring(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("`{s}` contains a NUL byte"))
+/// How long each LLVM step of `emit` took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmitTimes {
+    /// Translating the LLVM-dialect module to LLVM IR.
+    pub translate: Duration,
+    /// The LLVM optimization pipeline ([`LLVM_PASSES`]).
+    pub optimize: Duration,
+    /// Code generation (instruction selection, register allocation, ...) and writing the file.
+    pub codegen: Duration,
 }
 
 impl TargetSpec {
     /// The machine running this code, with its exact CPU and features.
     #[cfg(feature = "codegen")]
     pub fn host() -> Self {
-        init();
-        // SAFETY: these return LLVM-allocated strings that `take_message` frees.
-        let (triple, cpu, features) = unsafe {
-            (
-                LLVMGetDefaultTargetTriple(),
-                LLVMGetHostCPUName(),
-                LLVMGetHostCPUFeatures(),
-            )
-        };
+        let (triple, cpu, features) = llvm::host();
         TargetSpec {
-            triple: take_message(triple),
-            cpu: take_message(cpu),
-            features: take_message(features),
+            triple,
+            cpu,
+            features,
         }
     }
 
@@ -189,93 +93,54 @@ impl TargetSpec {
     }
 }
 
-/// Translates `module` (LLVM dialect) to LLVM IR, optimizes it at O3 for `target` and writes an
-/// object or assembly file to `path`.
+/// Translates `module` (LLVM dialect) to LLVM IR, optimizes it with [`LLVM_PASSES`] for
+/// `target` and writes an object or assembly file to `path`; returns the time of each step.
 #[cfg(feature = "codegen")]
 pub fn emit(
     module: &Module,
     target: &TargetSpec,
     kind: OutputKind,
     path: &Path,
-) -> Result<(), String> {
-    init();
-    let triple = cstring(&target.triple)?;
-    let cpu = cstring(&target.cpu)?;
-    let features = cstring(&target.features)?;
-    let path_c = cstring(path.to_str().ok_or("the output path is not UTF-8")?)?;
-    let passes = cstring("default<O3>")?;
-    // SAFETY: every LLVM object created here is disposed before returning, in reverse order of
-    // creation; the LLVM module is owned by the LLVM context created here; strings passed in are
-    // NUL-terminated and outlive the calls; error strings are freed by `take_message`.
-    unsafe {
-        let mut llvm_target: Ref = std::ptr::null_mut();
-        let mut error: *mut c_char = std::ptr::null_mut();
-        if LLVMGetTargetFromTriple(triple.as_ptr(), &mut llvm_target, &mut error) != 0 {
-            return Err(format!(
-                "unknown target `{}`: {}",
-                target.triple,
-                take_message(error)
-            ));
-        }
-        let tm = LLVMCreateTargetMachine(
-            llvm_target,
-            triple.as_ptr(),
-            cpu.as_ptr(),
-            features.as_ptr(),
-            CODEGEN_AGGRESSIVE,
-            RELOC_PIC,
-            CODE_MODEL_DEFAULT,
-        );
-        if tm.is_null() {
-            return Err(format!(
-                "cannot create a target machine for {}",
-                target.key()
-            ));
-        }
-        let ctx = mlir_sys::LLVMContextCreate();
-        let llvm_module =
-            mlir_sys::mlirTranslateModuleToLLVMIR(module.as_operation().to_raw(), ctx);
-        let result = if llvm_module.is_null() {
-            Err("translation to LLVM IR failed".to_string())
-        } else {
-            mlir_sys::LLVMSetTarget(llvm_module, triple.as_ptr());
-            let layout = LLVMCreateTargetDataLayout(tm);
-            LLVMSetModuleDataLayout(llvm_module, layout);
-            LLVMDisposeTargetData(layout);
-            let options = LLVMCreatePassBuilderOptions();
-            let err = LLVMRunPasses(llvm_module, passes.as_ptr(), tm, options);
-            LLVMDisposePassBuilderOptions(options);
-            let result = if !err.is_null() {
-                let raw = LLVMGetErrorMessage(err);
-                let msg = CStr::from_ptr(raw).to_string_lossy().into_owned();
-                LLVMDisposeErrorMessage(raw);
-                Err(format!("LLVM optimization failed: {msg}"))
-            } else {
-                let file_kind = match kind {
-                    OutputKind::Object => 1,
-                    OutputKind::Assembly => 0,
-                };
-                let mut error: *mut c_char = std::ptr::null_mut();
-                if LLVMTargetMachineEmitToFile(
-                    tm,
-                    llvm_module,
-                    path_c.as_ptr(),
-                    file_kind,
-                    &mut error,
-                ) != 0
-                {
-                    Err(format!("code generation failed: {}", take_message(error)))
-                } else {
-                    Ok(())
-                }
-            };
-            mlir_sys::LLVMDisposeModule(llvm_module);
-            result
-        };
-        mlir_sys::LLVMContextDispose(ctx);
-        LLVMDisposeTargetMachine(tm);
-        result
-    }
+) -> Result<EmitTimes, String> {
+    emit_with_passes(module, target, kind, path, LLVM_PASSES)
+}
+
+/// [`emit`] with another LLVM optimization pipeline (`default<O2>`, `default<O3>`, or any
+/// pipeline `opt -passes=` accepts): to compare pipelines on a kernel.
+#[cfg(feature = "codegen")]
+pub fn emit_with_passes(
+    module: &Module,
+    target: &TargetSpec,
+    kind: OutputKind,
+    path: &Path,
+    passes: &str,
+) -> Result<EmitTimes, String> {
+    let tm = TargetMachine::new(&target.triple, &target.cpu, &target.features)?;
+    let start = Instant::now();
+    let mut ir = LlvmModule::translate(module).ok_or("translation to LLVM IR failed")?;
+    ir.configure_for(&tm);
+    let translated = Instant::now();
+    ir.optimize(&tm, passes)
+        .map_err(|e| format!("LLVM optimization failed: {e}"))?;
+    let optimized = Instant::now();
+    let file_type = match kind {
+        OutputKind::Object => FileType::Object,
+        OutputKind::Assembly => FileType::Assembly,
+    };
+    ir.emit_to_file(&tm, path, file_type)
+        .map_err(|e| format!("code generation failed: {e}"))?;
+    Ok(EmitTimes {
+        translate: translated - start,
+        optimize: optimized - translated,
+        codegen: optimized.elapsed(),
+    })
+}
+
+/// Translates `module` (LLVM dialect) to LLVM IR text, unoptimized and without a target; `None`
+/// if translation fails.
+#[cfg(feature = "codegen")]
+pub fn llvm_ir(module: &Module) -> Option<String> {
+    LlvmModule::translate(module).map(|m| m.print())
 }
 
 /// The ELF machine number of an object file (`62` x86-64, `183` AArch64), if it is ELF.

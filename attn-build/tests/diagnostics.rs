@@ -151,3 +151,45 @@ fn attn_verbose_prints_one_progress_line_per_kernel_compiled() {
         "{loud:?}"
     );
 }
+
+#[test]
+fn with_several_jobs_the_first_failing_kernel_is_reported() {
+    if let Some(dir) = child_dir() {
+        // The first kernel takes longest to lower: compiled concurrently, the others fail first.
+        let mut g = Graph::new();
+        let q = g.input("q", TensorType::f32_dynamic(2));
+        let k = g.input("k", TensorType::f32_dynamic(2));
+        let v = g.input("v", TensorType::f32_dynamic(2));
+        let o = g
+            .attention(q, k, v, attn_build::graph::Scale::Constant(0.5))
+            .unwrap();
+        let mut b = Build::new();
+        b.out_dir(&dir).cargo_metadata(false).jobs(3);
+        b.kernel(KernelDef::new("slow_first", g, o));
+        for i in 0..4 {
+            let mut g = Graph::new();
+            let x = g.input("x", TensorType::f32_static(&[4]));
+            let y = g.scale(x, 2.0).unwrap();
+            b.kernel(KernelDef::new(&format!("quick{i}"), g, y));
+        }
+        println!("ERROR<<{}>>", b.compile("several").unwrap_err());
+        return;
+    }
+    let dir = scratch("first-error");
+    let out = child(
+        "with_several_jobs_the_first_failing_kernel_is_reported",
+        &dir,
+        &[("TARGET", "riscv64gc-unknown-linux-gnu")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let error = stdout
+        .split("ERROR<<")
+        .nth(1)
+        .and_then(|s| s.split(">>").next())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        error.starts_with("kernel `slow_first` (declared at attn-build/tests/diagnostics.rs:"),
+        "{error}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -169,17 +169,28 @@ mod tests {
         let w = o.with_window(2, 1);
         assert_eq!(w.key_bounds(5), (Some(3), Some(6)));
         assert_eq!(w.with_causal(true).key_bounds(5), (Some(3), Some(5)));
-        assert_eq!(o.with_window(usize::MAX, 0).key_bounds(-3), (None, Some(-3)));
+        assert_eq!(
+            o.with_window(usize::MAX, 0).key_bounds(-3),
+            (None, Some(-3))
+        );
         assert_eq!(o.with_window(0, usize::MAX).key_bounds(7), (Some(7), None));
     }
 
     #[test]
     fn softcaps_must_be_positive_and_finite() {
         for c in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
-            let e = AttentionOptions::new().with_softcap(c).validate().unwrap_err();
+            let e = AttentionOptions::new()
+                .with_softcap(c)
+                .validate()
+                .unwrap_err();
             assert_eq!(e.option, "softcap");
         }
-        assert!(AttentionOptions::new().with_softcap(30.0).validate().is_ok());
+        assert!(
+            AttentionOptions::new()
+                .with_softcap(30.0)
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -430,13 +430,25 @@ fn run(args: &Args) -> Result<String, (u8, String)> {
                 let result = c
                     .emit(&kernel.name, &module, &path, OutputKind::Assembly)
                     .map_err(|e| (1, format!("error: {e}")))
-                    .and_then(|()| {
-                        std::fs::read_to_string(&path)
-                            .map_err(|e| (1, format!("error: reading {}: {e}", path.display())))
+                    .and_then(|times| {
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| (1, format!("error: reading {}: {e}", path.display())))?;
+                        Ok((text, times))
                     });
                 let _ = std::fs::remove_file(&path);
-                progress(start, &format!("`{}`: assembly", kernel.name));
-                out.push_str(&result?);
+                let (text, times) = result?;
+                progress(
+                    start,
+                    &format!(
+                        "`{}`: assembly (translation {:.1} ms, LLVM optimization {:.1} ms, \
+                         code generation {:.1} ms)",
+                        kernel.name,
+                        times.translate.as_secs_f64() * 1e3,
+                        times.optimize.as_secs_f64() * 1e3,
+                        times.codegen.as_secs_f64() * 1e3
+                    ),
+                );
+                out.push_str(&text);
             }
             _ => out.push_str(&printed.unwrap_or_default()),
         }

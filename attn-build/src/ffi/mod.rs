@@ -3,4 +3,5 @@
 //! emission and translation ([`llvm`]). The rest of the crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+pub mod llvm;
 pub mod mlir;

@@ -94,6 +94,12 @@ impl Graph {
             .options
             .validate()
             .map_err(|e| Self::err(OP, e.to_string()))?;
+        if options.options.window.is_some() || options.options.softcap.is_some() {
+            return Err(Self::err(
+                OP,
+                "options `window` and `softcap` are not compiled by this version yet".into(),
+            ));
+        }
         let scale = match (options.scale_input, options.options.scale) {
             (Some(s), Some(c)) => {
                 return Err(Self::err(

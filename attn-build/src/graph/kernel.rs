@@ -135,7 +135,13 @@ impl KernelDef {
     ) -> String {
         // Every field, so that a new option cannot be forgotten here.
         let AttentionOptions {
-            options: options::AttentionOptions { causal, scale: _ },
+            options:
+                options::AttentionOptions {
+                    causal,
+                    scale: _,
+                    window: _,
+                    softcap: _,
+                },
             scale_input: _,
             mask,
             positions,
