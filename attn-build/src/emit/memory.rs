@@ -253,7 +253,10 @@ impl Emitter {
             return x.clone();
         }
         let (ty, xt) = (dest.ty().clone(), x.ty().clone());
-        let (ones, strides) = (vec!["1"; lead.len()].join(", "), vec!["1"; ty.rank()].join(", "));
+        let (ones, strides) = (
+            vec!["1"; lead.len()].join(", "),
+            vec!["1"; ty.rank()].join(", "),
+        );
         let offs = lead.iter().map(Val::name).collect::<Vec<_>>().join(", ");
         self.op(
             ty.clone(),

@@ -216,7 +216,9 @@ pub fn function(
     result: &Ty,
     body: impl FnOnce(&mut Emitter, &[Val]) -> Val,
 ) -> String {
-    function_n(name, args, std::slice::from_ref(result), |e, a| vec![body(e, a)])
+    function_n(name, args, std::slice::from_ref(result), |e, a| {
+        vec![body(e, a)]
+    })
 }
 
 /// [`function`] with any number of results.

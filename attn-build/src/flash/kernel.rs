@@ -191,7 +191,10 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val, lse: bool) -> Vec
     let mut carried = vec![init];
     if lse {
         let empty = Ty::dyn_tensor(1, cx.ct);
-        carried.push(e.op(empty.clone(), format_args!("tensor.empty({}) : {empty}", cx.sq)));
+        carried.push(e.op(
+            empty.clone(),
+            format_args!("tensor.empty({}) : {empty}", cx.sq),
+        ));
     }
     let res = e.for_(&c0, &cx.sq, &cqs, &carried, |e, q0, out| {
         let left = e.sub(&cx.sq, q0);

@@ -9,15 +9,7 @@ use crate::emit::{Cmp, Emitter, Ty, Val, math, math::Reduce};
 /// in row `r`'s options, `m = max(s, -3e38)` and `l = 2^(s - m)` (1 for a finite sink, 0 for
 /// `-inf`): the sink is in the denominator from the start.
 #[allow(clippy::too_many_arguments)]
-pub fn init_rows(
-    e: &mut Emitter,
-    cx: &Ctx,
-    mods: &Mods,
-    n: &Val,
-    ob: &Val,
-    ms: &Val,
-    ls: &Val,
-) {
+pub fn init_rows(e: &mut Emitter, cx: &Ctx, mods: &Mods, n: &Val, ob: &Val, ms: &Val, ls: &Val) {
     let (c0, c1, cw) = (e.idx(0), e.idx(1), e.idx(cx.t.w));
     let vzero = e.float(0.0, &cx.vt);
     let st: Ty = cx.ct.into();

@@ -25,7 +25,11 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
     }
     for (on, arg, ty) in [
         (spec.positions, "pos", Ty::dyn_tensor(1, Scalar::F32)),
-        (spec.window, "window", Ty::Tensor(vec![Some(2)], Scalar::F32)),
+        (
+            spec.window,
+            "window",
+            Ty::Tensor(vec![Some(2)], Scalar::F32),
+        ),
         (spec.softcap, "softcap", Ty::dyn_tensor(0, Scalar::F32)),
         (spec.sinks, "sinks", per_row.clone()),
         (spec.alibi, "slopes", per_row.clone()),
@@ -69,17 +73,9 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
             .collect();
         let positions = match arg("pos") {
             Some(p) => Some(p),
-            None => var
-                .positions()
-                .then(|| bottom_right_positions(e, &sq, &sk)),
+            None => var.positions().then(|| bottom_right_positions(e, &sq, &sk)),
         };
-        let window = arg("window").map(|w| {
-            if spec.causal {
-                causal_window(e, &w)
-            } else {
-                w
-            }
-        });
+        let window = arg("window").map(|w| if spec.causal { causal_window(e, &w) } else { w });
         debug_assert!(var.band != Band::Window || window.is_some());
         let (softcap, sinks, slopes) = (arg("softcap"), arg("sinks"), arg("slopes"));
         let init = a[a.len() - 1].clone();
@@ -167,7 +163,10 @@ fn causal_window(e: &mut Emitter, w: &Val) -> Val {
     let after = e.cmp(Cmp::Lt, &zero, &r);
     let r = e.select(&after, &zero, &r);
     let ty = w.ty().clone();
-    e.op(ty.clone(), format_args!("tensor.from_elements {l}, {r} : {ty}"))
+    e.op(
+        ty.clone(),
+        format_args!("tensor.from_elements {l}, {r} : {ty}"),
+    )
 }
 
 /// The per-head value `values[h]` spread over the head's `sq` rows (`tensor<?xf32>`).

@@ -64,7 +64,8 @@ impl From<Scale> for AttentionOptions {
 
 /// The optional operands of `transformer.attention`, in their order after `(q, k, v, scale)`
 /// (the op's `operandSegmentSizes` has one entry for each, after four 1s).
-pub const ATTENTION_OPTIONAL: [&str; 6] = ["mask", "positions", "window", "softcap", "sinks", "slopes"];
+pub const ATTENTION_OPTIONAL: [&str; 6] =
+    ["mask", "positions", "window", "softcap", "sinks", "slopes"];
 
 /// Where the attention scale comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -104,10 +105,16 @@ impl Graph {
         const OP: &str = "attention";
         let o = &options.options;
         if options.window_input.is_some() && o.window.is_some() {
-            return Err(Self::err(OP, "the window is given twice: option `window` and an input".into()));
+            return Err(Self::err(
+                OP,
+                "the window is given twice: option `window` and an input".into(),
+            ));
         }
         if options.softcap_input.is_some() && o.softcap.is_some() {
-            return Err(Self::err(OP, "the softcap is given twice: option `softcap` and an input".into()));
+            return Err(Self::err(
+                OP,
+                "the softcap is given twice: option `softcap` and an input".into(),
+            ));
         }
         let f32_of = |g: &Graph, v: Value, what: &str, want: &[Dim]| -> Result<(), GraphError> {
             let t = g.check(v, OP)?;
@@ -117,10 +124,18 @@ impl Graph {
             if ok {
                 return Ok(());
             }
-            let want = want.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            let want = want
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
             Err(Self::err(
                 OP,
-                format!("{what} must be f32 [{want}] for q {}; got {}", g.describe(q), g.describe(v)),
+                format!(
+                    "{what} must be f32 [{want}] for q {}; got {}",
+                    g.describe(q),
+                    g.describe(v)
+                ),
             ))
         };
         if let Some(w) = options.window_input {
@@ -130,7 +145,11 @@ impl Graph {
             f32_of(self, c, "the softcap input", &[])?;
         }
         let per_head = if dims.rank == 2 { dims.sq } else { dims.hq };
-        let what = if dims.rank == 2 { "[Sq] (one per row)" } else { "[Hq] (one per query head)" };
+        let what = if dims.rank == 2 {
+            "[Sq] (one per row)"
+        } else {
+            "[Hq] (one per query head)"
+        };
         for (name, x) in [("sinks", options.sinks), ("alibi", options.alibi)] {
             if let Some(x) = x {
                 f32_of(self, x, &format!("option `{name}` {what}"), &[per_head])?;

@@ -226,7 +226,14 @@ impl KernelDef {
             }
             (None, None) => None,
         };
-        let optional = [val(mask), val(positions), window, softcap, val(sinks), val(alibi)];
+        let optional = [
+            val(mask),
+            val(positions),
+            window,
+            softcap,
+            val(sinks),
+            val(alibi),
+        ];
         let (mut names, mut types, mut sizes) = (String::new(), String::new(), String::new());
         for x in &optional {
             let _ = write!(sizes, ", {}", usize::from(x.is_some()));

@@ -101,7 +101,11 @@ fn segments(op: &OperationRef, name: &str) -> Result<Vec<usize>, String> {
         .ok_or_else(|| format!("`{name}` is not an i32 array: {text}"))?;
     inner
         .split(',')
-        .map(|n| n.trim().parse::<usize>().map_err(|_| format!("bad `{name}`: {text}")))
+        .map(|n| {
+            n.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad `{name}`: {text}"))
+        })
         .collect()
 }
 
@@ -182,8 +186,9 @@ impl<'c, 'a> Builder<'c, 'a> {
         };
         let dyn_text = dynamic(r, &tq.elem).text();
         let s = self.extract_scalar(o.scale)?;
-        let mut sources: Vec<DimSource> =
-            (0..r - 1).map(|i| DimSource { of: o.q, index: i }).collect();
+        let mut sources: Vec<DimSource> = (0..r - 1)
+            .map(|i| DimSource { of: o.q, index: i })
+            .collect();
         sources.push(DimSource {
             of: o.v,
             index: r - 1,
@@ -213,16 +218,14 @@ impl<'c, 'a> Builder<'c, 'a> {
         if o.lse {
             results.push(self.ty(&lse_dyn)?);
         }
-        let call = self
-            .rw
-            .insert(
-                OperationBuilder::new("func.call", self.loc)
-                    .add_operands(&operands)
-                    .add_attributes(&[(self.ident("callee"), self.attr(&format!("@{symbol}"))?)])
-                    .add_results(&results)
-                    .build()
-                    .map_err(|e| format!("internal: building the call failed: {e}"))?,
-            );
+        let call = self.rw.insert(
+            OperationBuilder::new("func.call", self.loc)
+                .add_operands(&operands)
+                .add_attributes(&[(self.ident("callee"), self.attr(&format!("@{symbol}"))?)])
+                .add_results(&results)
+                .build()
+                .map_err(|e| format!("internal: building the call failed: {e}"))?,
+        );
         let result = |i: usize| -> Result<Value<'c, 'a>, String> {
             let v: Value = call.result(i).map_err(|e| e.to_string())?.into();
             Ok(detach(v))

@@ -61,7 +61,9 @@ fn op_name(op: &OperationRef) -> String {
 
 /// One lowering per op of the dialect (the names of [`crate::dialect::OPS`]).
 const PATTERNS: [(&str, Lowering); 7] = [
-    ("matmul", |op, b| one(b.matmul(operand(op, 0)?, operand(op, 1)?))),
+    ("matmul", |op, b| {
+        one(b.matmul(operand(op, 0)?, operand(op, 1)?))
+    }),
     ("transpose", |op, b| one(b.transpose(operand(op, 0)?))),
     ("softmax", |op, b| one(b.softmax(operand(op, 0)?))),
     ("add", |op, b| {
@@ -81,7 +83,9 @@ const PATTERNS: [(&str, Lowering); 7] = [
         let c = b.float(factor.value(), &tx.elem)?;
         one(b.scale_by(x, c))
     }),
-    ("attention", |op, b| b.attention(&attention::Operands::of(op)?)),
+    ("attention", |op, b| {
+        b.attention(&attention::Operands::of(op)?)
+    }),
 ];
 
 /// The single replacement value of a one-result op.

@@ -74,17 +74,23 @@ impl ScoreMod for Band {
             None => (far.clone(), e.int(0, &Ty::I32)),
         };
         let positions = self.positions.clone();
-        let span = e.for_(&c0, &rows.n, &c1, &[far.clone(), near.clone()], |e, r, a| {
-            let row = e.add(&rows.q0, r);
-            let p = e.extract(&positions, &[&row]);
-            let p = clamp_i32(e, &p);
-            let first = e.sub(&p, &left);
-            let last = e.add(&p, &right);
-            let end = e.add(&last, &one);
-            e.store(&first, &lo, &[r]);
-            e.store(&end, &hi, &[r]);
-            vec![e.min_s(&a[0], &first), e.max_s(&a[1], &end)]
-        });
+        let span = e.for_(
+            &c0,
+            &rows.n,
+            &c1,
+            &[far.clone(), near.clone()],
+            |e, r, a| {
+                let row = e.add(&rows.q0, r);
+                let p = e.extract(&positions, &[&row]);
+                let p = clamp_i32(e, &p);
+                let first = e.sub(&p, &left);
+                let last = e.add(&p, &right);
+                let end = e.add(&last, &one);
+                e.store(&first, &lo, &[r]);
+                e.store(&end, &hi, &[r]);
+                vec![e.min_s(&a[0], &first), e.max_s(&a[1], &end)]
+            },
+        );
         e.each(&rows.n, &rows.padded, &c1, |e, r| {
             e.store(&far, &lo, &[r]);
             e.store(&near, &hi, &[r]);

@@ -186,7 +186,11 @@ impl Mods {
         span
     }
 
-    fn all(&self, e: &mut Emitter, f: impl Fn(&dyn ScoreMod, &mut Emitter) -> Option<Val>) -> Option<Val> {
+    fn all(
+        &self,
+        e: &mut Emitter,
+        f: impl Fn(&dyn ScoreMod, &mut Emitter) -> Option<Val>,
+    ) -> Option<Val> {
         let mut all: Option<Val> = None;
         for m in &self.list {
             if let Some(c) = f(m.as_ref(), e) {
