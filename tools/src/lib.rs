@@ -20,3 +20,31 @@
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+/// Includes a guide page as the documentation of an empty item, so that its Rust code blocks
+/// are doc tests (blocks marked `ignore` need a build script listing them, see each page).
+macro_rules! guide_pages {
+    ($($name:ident => $file:literal),* $(,)?) => {
+        $(
+            #[cfg(doctest)]
+            #[doc = include_str!(concat!("../../docs/guide/", $file))]
+            pub struct $name;
+        )*
+    };
+}
+
+guide_pages! {
+    GuideReadme => "README.md",
+    GuideApi => "api.md",
+    GuideKernels => "kernels.md",
+    GuideArchitecture => "architecture.md",
+    GuidePipelineAndIr => "pipeline-and-ir.md",
+    GuideAbi => "abi.md",
+    GuideIsaDispatch => "isa-dispatch.md",
+    GuideBuildErrors => "build-errors.md",
+    GuideDocsRs => "docs-rs.md",
+    GuidePerformance => "performance.md",
+    GuideTuning => "tuning.md",
+    GuideTesting => "testing.md",
+    GuideLimitations => "limitations.md",
+}
