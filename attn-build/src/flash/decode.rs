@@ -21,8 +21,8 @@
 //! The exponentials flush `-inf` to exactly 0 in every variant; NaN and infinite scores
 //! propagate to their rows as in the packed path.
 
+use super::ctx::Ctx;
 use super::hook::{Keys, Mods, Rows};
-use super::kernel::Ctx;
 use super::pack::tail_load;
 use super::{softmax, tiles};
 use crate::emit::{Cmp, Emitter, Ty, Val, math};
