@@ -67,14 +67,6 @@ impl Emitter {
         )
     }
 
-    /// A read prefetch of `m[idx]` (locality 1: `prefetcht2` on x86).
-    pub fn prefetch(&mut self, m: &Val, idx: &[&Val]) {
-        let (ty, i) = (m.ty().clone(), list(idx));
-        self.stmt(format_args!(
-            "memref.prefetch {m}[{i}], read, locality<1>, data : {ty}"
-        ));
-    }
-
     /// Dim `i` of a tensor or memref (an index).
     pub fn dim(&mut self, t: &Val, i: usize) -> Val {
         let ci = self.idx(i);

@@ -26,7 +26,7 @@ use super::hook::{Keys, Mods, Rows};
 use super::pack::tail_load;
 use super::{softmax, tiles};
 use crate::emit::{Cmp, Emitter, Ty, Val, math};
-use attn_runtime::tuning::{DECODE_BLOCK_VECS, DECODE_PREFETCH_BLOCKS, DECODE_ROWS};
+use attn_runtime::tuning::{DECODE_BLOCK_VECS, DECODE_PV_VECS, DECODE_ROWS};
 
 /// What the phases of the decode path share: the D and Dv splits (full vectors, masked tail),
 /// Q pre-scaled, and the per-row scratch (`alpha`, scores and P of the current key block).
@@ -87,21 +87,6 @@ impl Stream {
         }
     }
 
-    /// Prefetches the K and V rows of the block `DECODE_PREFETCH_BLOCKS` ahead of `kb`, row by
-    /// row (one touch per 64-byte line), so that DRAM streams them in order while the
-    /// interleaved reads of the current block hit the cache.
-    fn prefetch(&self, e: &mut Emitter, cx: &Ctx, kb: &Val) {
-        let (c0, c16, cbk) = (e.idx(0), e.idx(16), e.idx(self.bk));
-        let cdist = e.idx(self.bk * DECODE_PREFETCH_BLOCKS);
-        let nxt = e.add(kb, &cdist);
-        e.range(&cbk, |e, j| {
-            let k = e.add(&nxt, j);
-            let k = e.min_s(&k, &self.skm1);
-            e.each(&c0, &cx.d, &c16, |e, c| e.prefetch(&cx.ku, &[&k, c]));
-            e.each(&c0, &cx.dv, &c16, |e, c| e.prefetch(&cx.vu, &[&k, c]));
-        });
-    }
-
     /// Scores, masks and the online-softmax update of every row for the key block `keys`
     /// (P in `sb`, alpha in `als`).
     fn scores(&self, e: &mut Emitter, cx: &Ctx, mods: &Mods, keys: &Keys, ms: &Val, ls: &Val) {
@@ -131,8 +116,9 @@ impl Stream {
     }
 
     /// `O = alpha O + P V` over the block's `jn` keys from `kb`, row by row (the block of V stays
-    /// in L1 for the rows of a GQA group), in tiles of `PV` vectors of Dv, then single vectors,
-    /// then the masked last partial vector.
+    /// in L1 for the rows of a GQA group). One row's tile is a chain of dependent FMAs per
+    /// vector, so tiles are wide: [`DECODE_PV_VECS`] vectors of Dv, then at most one tile each of
+    /// half, a quarter, .. of that for the full vectors left, then the masked last partial vector.
     fn pv(&self, e: &mut Emitter, cx: &Ctx, kb: &Val, jn: &Val, ob: &Val) {
         let w = self.w;
         let tile = |e: &mut Emitter, row: &Val, c: &Val, nv: usize, masked: bool| {
@@ -163,15 +149,33 @@ impl Stream {
                 |e, _, j| e.load(&self.sb, &[row, j]),
             );
         };
-        let pvv = cx.t.pv_vecs;
-        let (c0, cw, chunk) = (e.idx(0), e.idx(w), e.idx(pvv * w));
-        let cend = e.round_down(&self.dvfull, pvv * w);
+        let big = DECODE_PV_VECS;
+        let (c0, cw, chunk) = (e.idx(0), e.idx(w), e.idx(big * w));
+        let cend = e.round_down(&self.dvfull, big * w);
+        let left = e.sub(&self.dvfull, &cend);
+        let leftv = e.div(&left, &cw);
+        // The pieces of `leftv` (< big) in binary, largest first: piece `n` is present when bit
+        // `n` of `leftv` is set and starts after the larger pieces, at `round_down(leftv, 2n)`.
+        let pieces: Vec<(usize, Val, Val)> = std::iter::successors(Some(big / 2), |n| Some(n / 2))
+            .take_while(|&n| n > 0)
+            .map(|n| {
+                let before = e.round_down(&leftv, 2 * n);
+                let bit = e.sub(&leftv, &before);
+                let cn = e.idx(n);
+                let has = e.cmp(Cmp::Ge, &bit, &cn);
+                let off = e.mul(&before, &cw);
+                (n, has, e.add(&cend, &off))
+            })
+            .collect();
         e.range(&cx.sq, |e, r| {
-            e.each(&c0, &cend, &chunk, |e, c| tile(e, r, c, pvv, false));
-            e.each(&cend, &self.dvfull, &cw, |e, c| tile(e, r, c, 1, false));
+            e.each(&c0, &cend, &chunk, |e, c| tile(e, r, c, big, false));
+            for (n, has, c) in &pieces {
+                e.when(has, |e| tile(e, r, c, *n, false));
+            }
             e.when(&self.has_dvtail, |e| tile(e, r, &self.dvfull, 1, true));
         });
     }
+
     /// The scores of query row `r` against the `w` keys from `k0` (keys past Sk clamped to the
     /// last): `w` accumulators along D, then one transposing reduction to a vector of `w` scores.
     fn row_scores(&self, e: &mut Emitter, cx: &Ctx, r: &Val, k0: &Val) -> Val {
@@ -239,7 +243,6 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &
     e.each(&lo, &span.hi, &cbk, |e, kb| {
         let left = e.sub(&span.hi, kb);
         let jn = e.min_s(&left, &cbk);
-        st.prefetch(e, cx, kb);
         let keys = Keys {
             kb: kb.clone(),
             width: st.bk,

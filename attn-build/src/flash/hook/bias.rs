@@ -174,7 +174,11 @@ impl ScoreMod for Sinks {
 
     fn row_init(&self, e: &mut Emitter, cx: &Ctx, r: &Val) -> Option<Val> {
         let q0 = self.q0.as_ref()?;
+        // Padded rows past Sq (discarded) read the last row's sink.
+        let c1 = e.idx(1);
+        let last = e.sub(&cx.sq, &c1);
         let row = e.add(q0, r);
+        let row = e.min_s(&row, &last);
         let s = e.extract(&self.sinks, &[&row]);
         let s = e.convert(&s, cx.ct);
         let log2e = cx.log2e(e, &cx.ct.into());
