@@ -53,6 +53,7 @@ fn dtype_variants<T: attn::AttentionElement>(
                 options: AttentionOptions::new().with_causal(causal),
                 mask: with_mask.then(|| m64.view()),
                 key_padding: None,
+                ..Default::default()
             };
             let expected = reference::attention_with(&wide(&qs), &wide(&kt), &wide(&vt), &options)?;
             let label = format!("attention {name}{variant} rows={rows}");
@@ -193,6 +194,7 @@ fn main() -> Result<(), attn::Error> {
             options: AttentionOptions::new().with_causal(causal),
             mask: with_mask.then(|| mask.view()),
             key_padding: padded.then_some(&valid[..]),
+            ..Default::default()
         };
         check(
             name,

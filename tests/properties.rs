@@ -181,6 +181,7 @@ proptest! {
             options: AttentionOptions::new().with_causal(causal),
             mask: mask.as_ref().map(|m| m.view()),
             key_padding: padding.then_some(&valid[..]),
+            ..Default::default()
         };
         let expected = reference::attention_with(&q, &k, &v, &options).unwrap();
         assert_close(&out, &expected);
