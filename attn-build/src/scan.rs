@@ -133,8 +133,16 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                 k,
                 v,
                 mask,
+                sinks,
+                alibi,
                 options,
             } => {
+                if sinks.is_some() || alibi.is_some() {
+                    return Err(Error::Config(format!(
+                        "kernel `{}`: `sinks` and `alibi` are not compiled by this attn-build yet",
+                        k.name
+                    )));
+                }
                 let q = val(*q, &nodes);
                 let scale = exact_scale(options.scale, g.ty(q));
                 g.attention_with(
