@@ -42,6 +42,7 @@ pub mod baseline;
 #[allow(unsafe_code)]
 mod kernels;
 mod kv_cache;
+mod merge;
 mod ops;
 mod threads;
 
@@ -52,6 +53,7 @@ pub use attn_runtime::{
 };
 pub use attn_runtime::{half, isa, options};
 pub use kv_cache::KvCache;
+pub use merge::merge_partials;
 pub use ops::{
     add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose,
 };

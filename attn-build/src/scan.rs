@@ -116,6 +116,7 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
         inputs.push(g.input(&i.name, ty));
     }
     let mut nodes: Vec<Value> = Vec::new();
+    let kernel_name = &k.name;
     let val = |v: syntax::Value, nodes: &[Value]| match v {
         syntax::Value::Input(i) => inputs[i],
         syntax::Value::Node(i) => nodes[i],
@@ -139,8 +140,8 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
             } => {
                 if sinks.is_some() || alibi.is_some() {
                     return Err(Error::Config(format!(
-                        "kernel `{}`: `sinks` and `alibi` are not compiled by this attn-build yet",
-                        k.name
+                        "kernel `{kernel_name}`: `sinks` and `alibi` are not compiled by this \
+                         attn-build yet"
                     )));
                 }
                 let q = val(*q, &nodes);
