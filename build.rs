@@ -103,6 +103,43 @@ fn kernels() -> Result<Vec<KernelDef>, attn_build::GraphError> {
                 o,
             ));
         }
+        // Every option at run time (`attention_opts[_mask][_<dtype>]_r2`): per-row positions
+        // (f32), a window `(left, right)` (f32 [2]; causal is right = min(right, 0)), a softcap
+        // (f32 []; not positive: off), per-row sinks and ALiBi slopes (f32 [Sq]; -inf / 0: none),
+        // and the rows' log-sum-exp as a second output (`lse`, compute type).
+        for (variant, mask) in [("_opts", false), ("_opts_mask", true)] {
+            let ty = |rank| TensorType::new(element, &vec![Dim::Dynamic; rank]);
+            let mut g = Graph::new();
+            let q = g.input("q", ty(2));
+            let k = g.input("k", ty(2));
+            let v = g.input("v", ty(2));
+            let s = g.input("scale", TensorType::new(element.compute(), &[]));
+            let mask = mask.then(|| g.input("mask", dynamic(2)));
+            let positions = g.input("positions", dynamic(1));
+            let window = g.input("window", TensorType::f32(&[Dim::Static(2)]));
+            let softcap = g.input("softcap", dynamic(0));
+            let sinks = g.input("sinks", dynamic(1));
+            let slopes = g.input("slopes", dynamic(1));
+            let (o, lse) = g.attention_lse(
+                q,
+                k,
+                v,
+                AttentionOptions {
+                    scale_input: Some(s),
+                    mask,
+                    positions: Some(positions),
+                    window_input: Some(window),
+                    softcap_input: Some(softcap),
+                    sinks: Some(sinks),
+                    alibi: Some(slopes),
+                    ..AttentionOptions::default()
+                },
+            )?;
+            out.push(
+                KernelDef::new(&format!("attention{variant}{suffix}_r2"), g, o)
+                    .with_output("lse", lse),
+            );
+        }
     }
     Ok(out)
 }

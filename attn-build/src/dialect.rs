@@ -6,9 +6,12 @@
 //! by the [graph API](crate::graph) when IR is built and again by the lowering patterns, which
 //! report a diagnostic at the op instead of lowering ill-shaped IR.
 //!
-//! `attention` has two optional operands after the scale: an additive `mask` (`[Sq, Sk]`) and
-//! the causal query `positions` (`[Sq]`: row `i` sees the keys `j <= positions[i]`); its generic
-//! form therefore always carries `operandSegmentSizes = array<i32: 1, 1, 1, 1, m, p>`.
+//! `attention` has optional operands after the scale: an additive `mask`, the query `positions`
+//! (`[Sq]`), a `window` (`[2]`: left, right), a `softcap` (`[]`), per-head `sinks` and ALiBi
+//! `slopes` (`[Hq]`, or `[Sq]` per row at rank 2); and an optional second result, the rows'
+//! log-sum-exp. Its generic form therefore always carries
+//! `operandSegmentSizes = array<i32: 1, 1, 1, 1, m, p, w, c, s, a>` and
+//! `resultSegmentSizes = array<i32: 1, l>`; see `crate::flash::Spec` for the semantics.
 
 use melior::{
     Context,
@@ -67,13 +70,18 @@ irdl.dialect @transformer {
     %scale = irdl.base "!builtin.tensor"
     %mask = irdl.base "!builtin.tensor"
     %positions = irdl.base "!builtin.tensor"
+    %window = irdl.base "!builtin.tensor"
+    %softcap = irdl.base "!builtin.tensor"
+    %sinks = irdl.base "!builtin.tensor"
+    %slopes = irdl.base "!builtin.tensor"
     %true = irdl.is true
     %false = irdl.is false
     %causal = irdl.any_of(%true, %false)
     %result = irdl.base "!builtin.tensor"
-    irdl.operands(query: %query, key: %key, value: %value, scale: %scale, mask: optional %mask, positions: optional %positions)
+    %lse = irdl.base "!builtin.tensor"
+    irdl.operands(query: %query, key: %key, value: %value, scale: %scale, mask: optional %mask, positions: optional %positions, window: optional %window, softcap: optional %softcap, sinks: optional %sinks, slopes: optional %slopes)
     irdl.attributes { "causal" = %causal }
-    irdl.results(result: %result)
+    irdl.results(result: %result, lse: optional %lse)
   }
 }
 "##;

@@ -313,7 +313,10 @@ mod tests {
         }
         let ir = defs[0].to_transformer_ir("gqa");
         assert!(ir.contains("causal = true"), "{ir}");
-        assert!(ir.contains("array<i32: 1, 1, 1, 1, 1, 0>"), "{ir}");
+        assert!(
+            ir.contains("array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0>"),
+            "{ir}"
+        );
         assert!(ir.contains("memref<2x4x8x16xbf16>"), "{ir}");
         assert!(
             ir.contains("tensor<f32>"),

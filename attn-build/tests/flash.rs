@@ -47,7 +47,7 @@ fn attention_with(name: &str, rank: usize, mask_rank: Option<usize>, causal: boo
                 options: options::AttentionOptions::new().with_causal(causal),
                 scale_input: Some(s),
                 mask,
-                positions: None,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -16,6 +16,8 @@ use std::fmt::Write as _;
 pub(super) struct Binding {
     name: String,
     args: Vec<(String, TensorType)>,
+    /// How many of `args` (the last ones) are outputs.
+    outputs: usize,
     /// ISA level and symbol of each variant, best first.
     variants: Vec<(Option<Isa>, String)>,
 }
@@ -26,6 +28,7 @@ impl Binding {
         Binding {
             name: k.name.clone(),
             args: k.args.clone(),
+            outputs: k.outputs,
             variants: k
                 .variants
                 .iter()
@@ -44,6 +47,7 @@ impl Binding {
             .map(|(i, p)| Binding {
                 name: p.def.name.clone(),
                 args: kernel_args(&p.def),
+                outputs: p.def.outputs().len(),
                 variants: targets
                     .for_kernel(i, plan.explicit)
                     .iter()
@@ -84,7 +88,11 @@ pub(super) fn render(runtime_path: &str, kernels: &[Binding]) -> String {
             .iter()
             .enumerate()
             .map(|(i, (name, ty))| {
-                let role = if i + 1 == n { "Output" } else { "Input" };
+                let role = if i + k.outputs >= n {
+                    "Output"
+                } else {
+                    "Input"
+                };
                 // The name of the `attn_runtime::DType` variant.
                 let dtype = format!("{:?}", ty.element);
                 format!(
@@ -103,8 +111,8 @@ pub(super) fn render(runtime_path: &str, kernels: &[Binding]) -> String {
         let safety = "    // SAFETY: each entry is the C interface of the MLIR function of the same symbol, compiled\n    \
              // by attn-build from the kernel definition that produced this argument list, for the ISA\n    \
              // level it is listed with: it takes one memref descriptor pointer per argument (inputs,\n    \
-             // then the output) with these ranks and element types, reads only the inputs, writes\n    \
-             // only the output, and keeps no state.";
+             // then the outputs) with these ranks and element types, reads only the inputs, writes\n    \
+             // only the outputs, and keeps no state.";
         let constructor = if k.variants.iter().all(|v| v.0.is_some()) && k.variants.len() > 1 {
             let list = k
                 .variants

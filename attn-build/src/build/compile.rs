@@ -145,6 +145,7 @@ pub(super) fn compile_planned(plan: &Plan, opts: &Options) -> Result<Vec<Compile
                     object: variant.object.clone(),
                     cached: e.cached,
                     args: kernel_args(def),
+                    outputs: def.outputs().len(),
                     variants: vec![variant],
                 });
             }

@@ -167,7 +167,9 @@ pub(super) fn kernel_args(k: &KernelDef) -> Vec<(String, TensorType)> {
             )
         })
         .collect();
-    args.push(("out".to_string(), k.output_type().clone()));
+    for (name, v) in k.outputs() {
+        args.push((name, k.graph.ty(v).clone()));
+    }
     args
 }
 

@@ -15,8 +15,10 @@ pub struct CompiledKernel {
     pub object: PathBuf,
     /// True when the object came from the cache.
     pub cached: bool,
-    /// Argument names and types, inputs then the output (named `out`).
+    /// Argument names and types, inputs then the outputs (the first named `out`).
     pub args: Vec<(String, TensorType)>,
+    /// How many of `args` (the last ones) are outputs.
+    pub outputs: usize,
     /// Every compiled variant (ISA level, symbol, object), best first; `symbol` and `object`
     /// above are those of the first.
     pub variants: Vec<CompiledVariant>,

@@ -160,16 +160,22 @@ impl Emitter {
         self.op(ty.clone(), format_args!("math.absf {x} : {ty}"))
     }
 
+    /// `|x|` of integers.
+    pub fn abs_i(&mut self, x: &Val) -> Val {
+        let ty = x.ty().clone();
+        self.op(ty.clone(), format_args!("math.absi {x} : {ty}"))
+    }
+
     /// Rounds to the nearest integer, ties to even (`roundps`).
     pub fn round_even(&mut self, x: &Val) -> Val {
         let ty = x.ty().clone();
         self.op(ty.clone(), format_args!("math.roundeven {x} : {ty}"))
     }
 
-    /// `tanh(x)`.
-    pub fn tanh(&mut self, x: &Val) -> Val {
+    /// `log2(x)` (a call of the C library's `log2` for scalars).
+    pub fn log2(&mut self, x: &Val) -> Val {
         let ty = x.ty().clone();
-        self.op(ty.clone(), format_args!("math.tanh {x} : {ty}"))
+        self.op(ty.clone(), format_args!("math.log2 {x} : {ty}"))
     }
 
     /// A comparison; the result is `i1` of the operands' shape.

@@ -152,37 +152,36 @@ impl Emitter {
         }
     }
 
-    /// Loops over `bounds` (one `scf.for` from 0 step 1 per dim) carrying the tensor `out`:
-    /// `body` gets the induction variables and the carried tensor and returns the new one.
-    /// Returns the final tensor.
+    /// Loops over `bounds` (one `scf.for` from 0 step 1 per dim) carrying the tensors `outs`:
+    /// `body` gets the induction variables and the carried tensors and returns the new ones.
+    /// Returns the final tensors.
     pub fn nest(
         &mut self,
         bounds: &[Val],
-        out: Val,
-        body: &mut dyn FnMut(&mut Emitter, &[Val], Val) -> Val,
-    ) -> Val {
+        outs: Vec<Val>,
+        body: &mut dyn FnMut(&mut Emitter, &[Val], Vec<Val>) -> Vec<Val>,
+    ) -> Vec<Val> {
         fn level(
             e: &mut Emitter,
             bounds: &[Val],
             ivs: &mut Vec<Val>,
-            out: Val,
-            body: &mut dyn FnMut(&mut Emitter, &[Val], Val) -> Val,
-        ) -> Val {
+            outs: Vec<Val>,
+            body: &mut dyn FnMut(&mut Emitter, &[Val], Vec<Val>) -> Vec<Val>,
+        ) -> Vec<Val> {
             if ivs.len() == bounds.len() {
                 let now = ivs.clone();
-                return body(e, &now, out);
+                return body(e, &now, outs);
             }
             let (c0, c1) = (e.idx(0), e.idx(1));
             let hi = bounds[ivs.len()].clone();
-            let res = e.for_(&c0, &hi, &c1, &[out], |e, iv, a| {
+            e.for_(&c0, &hi, &c1, &outs, |e, iv, a| {
                 ivs.push(iv.clone());
-                let r = level(e, bounds, ivs, a[0].clone(), body);
+                let r = level(e, bounds, ivs, a.to_vec(), body);
                 ivs.pop();
-                vec![r]
-            });
-            res[0].clone()
+                r
+            })
         }
-        level(self, bounds, &mut Vec::new(), out, body)
+        level(self, bounds, &mut Vec::new(), outs, body)
     }
 
     /// `for iv in lo..hi` carrying `inits`, unrolled `u` times: a main loop of step `u` whose

@@ -66,6 +66,79 @@ fn exp2_one(e: &mut Emitter, t: &Val) -> Val {
     e.mul(&y, &scale)
 }
 
+/// `tanh(x)` of f32 or f64 scalars or vectors. f32: `x P(x^2) / Q(x^2)` with `|x|` clamped to
+/// 9, `P` and `Q` of degree 4, fitted for relative error (about 3e-7 evaluated in f32). f64:
+/// `(1 - t) / (1 + t)` with `t = e^{-2|x|}` and the sign of `x`, and its Taylor polynomial below
+/// `|x| = 0.02`, where the quotient would cancel (below 1e-15 relative). NaN gives NaN.
+pub fn tanh(e: &mut Emitter, x: &Val) -> Val {
+    let ty = x.ty().clone();
+    if ty.elem().bits() == 64 {
+        return tanh_wide(e, x);
+    }
+    let (lo, hi) = (e.float(-9.0, &ty), e.float(9.0, &ty));
+    let xc = e.max(x, &lo);
+    let below = e.cmp(super::Cmp::Lt, &xc, &hi);
+    let xc = e.select(&below, &xc, &hi);
+    let z = e.mul(&xc, &xc);
+    let horner = |e: &mut Emitter, cs: &[f64]| {
+        let mut y = e.float(cs[cs.len() - 1], &ty);
+        for &c in cs[..cs.len() - 1].iter().rev() {
+            let c = e.float(c, &ty);
+            y = e.fma(&y, &z, &c);
+        }
+        y
+    };
+    let p = horner(
+        e,
+        &[
+            0.999_999_996_577_984_1,
+            0.134_110_056_541_880_43,
+            0.003_531_055_765_178_944,
+            2.118_678_267_047_028e-5,
+            1.414_337_823_545_016_8e-8,
+        ],
+    );
+    let q = horner(
+        e,
+        &[
+            1.0,
+            0.467_443_326_796_386_8,
+            0.026_012_278_606_729_61,
+            0.000_334_338_611_789_067_3,
+            8.101_884_308_822_616e-7,
+        ],
+    );
+    let num = e.mul(&xc, &p);
+    e.div(&num, &q)
+}
+
+fn tanh_wide(e: &mut Emitter, x: &Val) -> Val {
+    let ty = x.ty().clone();
+    let y = e.abs(x);
+    let m2log2e = e.float(-2.0 * std::f64::consts::LOG2_E, &ty);
+    let t = e.mul(&y, &m2log2e);
+    let t = exp2(e, &[t]).remove(0);
+    let one = e.float(1.0, &ty);
+    let num = e.sub(&one, &t);
+    let den = e.add(&one, &t);
+    let big = e.div(&num, &den);
+    // y - y^3/3 + 2y^5/15 - 17y^7/315
+    let y2 = e.mul(&y, &y);
+    let mut s = e.float(-17.0 / 315.0, &ty);
+    for c in [2.0 / 15.0, -1.0 / 3.0, 1.0] {
+        let c = e.float(c, &ty);
+        s = e.fma(&s, &y2, &c);
+    }
+    let small = e.mul(&s, &y);
+    let cut = e.float(0.02, &ty);
+    let tiny = e.cmp(super::Cmp::Lt, &y, &cut);
+    let r = e.select(&tiny, &small, &big);
+    let zero = e.float(0.0, &ty);
+    let neg = e.cmp(super::Cmp::Lt, x, &zero);
+    let nr = e.neg(&r);
+    e.select(&neg, &nr, &r)
+}
+
 /// The shuffles of [`transpose`] for `w` vectors of `w` lanes: per stage `s` (1, 2, 4, ..), the
 /// lanes of the concatenation `[a, b]` (a[l] is l, b[l] is w + l) giving the new rows `i` and
 /// `i + s` for every `i` with bit `s` clear: the off-diagonal `s x s` blocks of every `2s x 2s`

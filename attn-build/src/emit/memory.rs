@@ -247,6 +247,44 @@ impl Emitter {
         )
     }
 
+    /// `dest` with the 1-D tensor `x` inserted at leading indices `lead` (sizes 1, then `n`).
+    pub fn insert_slice1(&mut self, x: &Val, dest: &Val, lead: &[Val], n: &Val) -> Val {
+        if lead.is_empty() {
+            return x.clone();
+        }
+        let (ty, xt) = (dest.ty().clone(), x.ty().clone());
+        let (ones, strides) = (
+            vec!["1"; lead.len()].join(", "),
+            vec!["1"; ty.rank()].join(", "),
+        );
+        let offs = lead.iter().map(Val::name).collect::<Vec<_>>().join(", ");
+        self.op(
+            ty.clone(),
+            format_args!(
+                "tensor.insert_slice {x} into {dest}[{offs}, 0] [{ones}, {n}] [{strides}] : {xt} into {ty}"
+            ),
+        )
+    }
+
+    /// `func.call @callee(args)` with several results.
+    pub fn call_n(&mut self, callee: &str, args: &[Val], results: &[Ty]) -> Vec<Val> {
+        let names = args.iter().map(Val::name).collect::<Vec<_>>().join(", ");
+        let tys = args
+            .iter()
+            .map(|a| a.ty().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rt = results
+            .iter()
+            .map(Ty::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.ops(
+            results,
+            format_args!("func.call @{callee}({names}) : ({tys}) -> ({rt})"),
+        )
+    }
+
     /// `func.call @callee(args) -> result`.
     pub fn call(&mut self, callee: &str, args: &[Val], result: &Ty) -> Val {
         let names = args.iter().map(Val::name).collect::<Vec<_>>().join(", ");

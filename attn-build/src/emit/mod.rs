@@ -216,22 +216,45 @@ pub fn function(
     result: &Ty,
     body: impl FnOnce(&mut Emitter, &[Val]) -> Val,
 ) -> String {
+    function_n(name, args, std::slice::from_ref(result), |e, a| {
+        vec![body(e, a)]
+    })
+}
+
+/// [`function`] with any number of results.
+pub fn function_n(
+    name: &str,
+    args: &[(&str, Ty)],
+    results: &[Ty],
+    body: impl FnOnce(&mut Emitter, &[Val]) -> Vec<Val>,
+) -> String {
     let mut e = Emitter::new();
     let vals: Vec<Val> = args
         .iter()
         .map(|(n, t)| Val::new(format!("%{n}"), t.clone()))
         .collect();
-    let ret = body(&mut e, &vals);
+    let rets = body(&mut e, &vals);
+    debug_assert_eq!(rets.len(), results.len());
     let params = vals
         .iter()
         .map(|v| format!("{v}: {}", v.ty()))
         .collect::<Vec<_>>()
         .join(", ");
+    let tys = results
+        .iter()
+        .map(Ty::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = rets
+        .iter()
+        .map(|v| v.name().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut s = String::new();
-    let _ = writeln!(s, "  func.func private @{name}({params}) -> {result} {{");
+    let _ = writeln!(s, "  func.func private @{name}({params}) -> ({tys}) {{");
     s.push_str(&e.consts);
     s.push_str(&e.body);
-    let _ = writeln!(s, "    return {ret} : {result}\n  }}");
+    let _ = writeln!(s, "    return {names} : {tys}\n  }}");
     s
 }
 

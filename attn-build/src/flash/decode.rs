@@ -31,7 +31,7 @@ use attn_runtime::tuning::{DECODE_BLOCK_VECS, DECODE_PREFETCH_BLOCKS, DECODE_ROW
 
 /// The decode branch: leaves the unnormalized output rows in `ob` (at least `DECODE_ROWS x Dv'`)
 /// and the row sums in `ls`; the caller normalizes.
-pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ls: &Val) {
+pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &Val) {
     let (w, br) = (cx.t.w, cx.t.br);
     let bk = DECODE_BLOCK_VECS * w;
     let (ku, vu) = (&cx.ku, &cx.vu);
@@ -49,7 +49,6 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ls: &Val) {
     let has_dvtail = e.cmp(Cmp::Ne, &dvtail, &c0);
 
     let qb = e.alloc(Ty::memref(&[Some(DECODE_ROWS), None], cx.ct), &[&dp]);
-    let ms = e.alloc(Ty::memref(&[Some(DECODE_ROWS)], cx.ct), &[]);
     let als = e.alloc(Ty::memref(&[Some(DECODE_ROWS)], cx.ct), &[]);
     let sb = e.alloc(Ty::memref(&[Some(DECODE_ROWS), Some(bk)], cx.ct), &[]);
     // Q * scale, zero-padded.
@@ -63,7 +62,6 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ls: &Val) {
         });
         e.each(&cx.d, &dp, &c1, |e, dd| e.store(&zero, &qb, &[r, dd]));
     });
-    softmax::init_rows(e, cx, &cx.sq, ob, &ms, ls, -3.0e38);
     let block = Rows {
         q0: c0.clone(),
         n: cx.sq.clone(),
@@ -72,6 +70,7 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ls: &Val) {
         kw: bk,
     };
     mods.begin_rows(e, cx, &block);
+    softmax::init_rows(e, cx, mods, &cx.sq, ob, ms, ls);
     let span = mods.key_span(e, cx);
     let kend = span.hi;
     let skm1 = e.sub(&cx.sk, &c1);
@@ -116,7 +115,7 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ls: &Val) {
                     e.vload(&sb, &[r, &col], w)
                 })
                 .collect();
-            let alpha = softmax::update(e, cx.t.mca_markers, &[sv], &ms, ls, r, |e, _, j, p| {
+            let alpha = softmax::update(e, cx.t.mca_markers, &[sv], ms, ls, r, |e, _, j, p| {
                 let col = e.idx(j * w);
                 e.vstore(p, &sb, &[r, &col]);
             });

@@ -2,8 +2,13 @@
 //! choice between the packed and the streaming path, and the packed path as a sequence of named
 //! phases.
 
-use super::hook::{AddMask, Causal, Keys, Mods, Rows, ScoreMod};
-use super::{Variant, decode, pack, softmax, tiles};
+use super::hook::{
+    Keys, Mods, Rows, ScoreMod,
+    band::Band as BandMod,
+    bias::{Alibi, Sinks, Softcap},
+    mask::AddMask,
+};
+use super::{Band, Variant, decode, pack, softmax, tiles};
 use crate::emit::{self, Cmp, Emitter, Scalar, Ty, Val};
 use attn_runtime::{
     DType,
@@ -61,20 +66,39 @@ pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
     let (st, ct) = (Scalar::of(dt), Scalar::of(dt.compute()));
     let t = base.lanes_of(ct.bits());
     let t2 = Ty::dyn_tensor(2, st);
+    let f1 = Ty::dyn_tensor(1, Scalar::F32);
     let mut args = vec![
         ("q", t2.clone()),
         ("k", t2.clone()),
         ("v", t2.clone()),
         ("scale", ct.into()),
     ];
-    if var.mask {
-        args.push(("mask", Ty::dyn_tensor(2, Scalar::F32)));
-    }
-    if var.causal {
-        args.push(("pos", Ty::dyn_tensor(1, Scalar::F32)));
+    for (on, arg, ty) in [
+        (var.mask, "mask", Ty::dyn_tensor(2, Scalar::F32)),
+        (var.positions(), "pos", f1.clone()),
+        (
+            var.band == Band::Window,
+            "window",
+            Ty::Tensor(vec![Some(2)], Scalar::F32),
+        ),
+        (var.softcap, "softcap", Ty::dyn_tensor(0, Scalar::F32)),
+        (var.sinks, "sinks", f1.clone()),
+        (var.alibi, "slopes", f1.clone()),
+    ] {
+        if on {
+            args.push((arg, ty));
+        }
     }
     args.push(("init", t2.clone()));
-    emit::function(name, &args, &t2, |e, a| {
+    let mut results = vec![t2.clone()];
+    if var.lse {
+        results.push(Ty::dyn_tensor(1, ct));
+    }
+    emit::function_n(name, &args, &results, |e, a| {
+        let arg = |n: &str| {
+            let at = args.iter().position(|(x, _)| *x == n);
+            at.map(|i| a[i].clone())
+        };
         let (sq, d) = (e.dim(&a[0], 0), e.dim(&a[0], 1));
         let (sk, dv) = (e.dim(&a[1], 0), e.dim(&a[2], 1));
         let dvp = e.round_up(&dv, t.w);
@@ -101,18 +125,29 @@ pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
             k_unit,
             v_unit,
         };
+        // The options in the order they act on a score: softcap, ALiBi, mask, then the keys'
+        // removal, then the sinks in the softmax.
         let mut list: Vec<Box<dyn ScoreMod>> = Vec::new();
-        let mut at = 4;
-        if var.mask {
-            list.push(Box::new(AddMask::new(a[at].clone())));
-            at += 1;
+        if let Some(cap) = arg("softcap") {
+            list.push(Box::new(Softcap::new(e, &cx, &cap)));
         }
-        if var.causal {
-            list.push(Box::new(Causal::new(a[at].clone())));
+        if let (Some(slopes), Some(pos)) = (arg("slopes"), arg("pos")) {
+            list.push(Box::new(Alibi::new(slopes, pos)));
+        }
+        if let Some(mask) = arg("mask") {
+            list.push(Box::new(AddMask::new(mask)));
+        }
+        if var.band != Band::All
+            && let Some(pos) = arg("pos")
+        {
+            list.push(Box::new(BandMod::new(pos, arg("window"))));
+        }
+        if let Some(sinks) = arg("sinks") {
+            list.push(Box::new(Sinks::new(sinks)));
         }
         let mut mods = Mods::new(list);
         let init = a[a.len() - 1].clone();
-        body(e, &cx, &mut mods, init)
+        body(e, &cx, &mut mods, init, var.lse)
     })
 }
 
@@ -135,8 +170,8 @@ fn unit_rows(e: &mut Emitter, t: &Val, rows: &Val, cols: &Val) -> (Val, Val) {
 }
 
 /// The kernel body: super-blocks of `QS` rows, each by the decode or the packed path, then
-/// normalized into the output.
-fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val) -> Val {
+/// normalized into the output (and, with `lse`, the rows' log-sum-exp).
+fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val, lse: bool) -> Vec<Val> {
     let qs = cx.t.qs;
     // Few query rows with unit-stride K and V rows: the streaming decode path, which reads K
     // and V in place; else the packed path.
@@ -147,10 +182,21 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val) -> Val {
     let both = e.and(&cx.k_unit, &cx.v_unit);
     let streaming = e.and(&few, &both);
     let ob = e.alloc(Ty::memref(&[Some(qs), None], cx.ct), &[&cx.dvp]);
-    let ls = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
+    let (ms, ls) = (
+        e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]),
+        e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]),
+    );
     let panels = Panels::alloc(e, cx);
     let (c0, cqs) = (e.idx(0), e.idx(qs));
-    let res = e.for_(&c0, &cx.sq, &cqs, &[init], |e, q0, out| {
+    let mut carried = vec![init];
+    if lse {
+        let empty = Ty::dyn_tensor(1, cx.ct);
+        carried.push(e.op(
+            empty.clone(),
+            format_args!("tensor.empty({}) : {empty}", cx.sq),
+        ));
+    }
+    let res = e.for_(&c0, &cx.sq, &cqs, &carried, |e, q0, out| {
         let left = e.sub(&cx.sq, q0);
         let rows = e.min_s(&left, &cqs);
         // O (unnormalized) and l of the rows into `ob` and `ls`, by either path. (The branches
@@ -158,7 +204,7 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val) -> Val {
         let shared = std::cell::RefCell::new(&mut *mods);
         e.if_else(
             &streaming,
-            |e| decode::run(e, cx, &mut shared.borrow_mut(), &ob, &ls),
+            |e| decode::run(e, cx, &mut shared.borrow_mut(), &ob, &ms, &ls),
             |e| {
                 prefill(
                     e,
@@ -167,17 +213,14 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val) -> Val {
                     &panels,
                     q0,
                     &rows,
-                    &ob,
-                    &ls,
+                    [&ob, &ms, &ls],
                 )
             },
         );
         let flush = mods.removes_keys();
-        vec![softmax::normalize(
-            e, cx, flush, q0, &rows, &ob, &ls, &out[0],
-        )]
+        softmax::normalize(e, cx, flush, q0, &rows, &ob, &ms, &ls, out)
     });
-    res[0].clone()
+    res
 }
 
 /// The packed K/V panels of a kernel call: one slot per key block of the call when they fit
@@ -259,8 +302,7 @@ fn prefill(
     panels: &Panels,
     q0: &Val,
     rows: &Val,
-    ob: &Val,
-    ls: &Val,
+    [ob, ms, ls]: [&Val; 3],
 ) {
     let t = cx.t;
     let (w, br, bc, qs) = (t.w, t.br, t.bc(), t.qs);
@@ -268,7 +310,6 @@ fn prefill(
         Ty::memref(&[Some(qs / br), None, Some(br)], cx.ct),
         &[&cx.d],
     );
-    let ms = e.alloc(Ty::memref(&[Some(qs)], cx.ct), &[]);
     // P of every micro-block of a key block, and alpha of every row: the score and softmax
     // phase runs over all micro-blocks before the P.V phase, so that the latency of one
     // micro-block's softmax overlaps the next one's score tile.
@@ -290,7 +331,7 @@ fn prefill(
     };
     mods.begin_rows(e, cx, &block);
     let span = mods.key_span(e, cx);
-    softmax::init_rows(e, cx, &nrows, ob, &ms, ls, -3.0e38);
+    softmax::init_rows(e, cx, mods, &nrows, ob, ms, ls);
     let flush = mods.removes_keys();
     let (c0, c1, cbc) = (e.idx(0), e.idx(1), e.idx(bc));
     let lo = e.round_down(&span.lo, bc);
@@ -308,7 +349,7 @@ fn prefill(
                 let acc = tiles::score_tile(e, cx, &qp, &kp, mb);
                 let mut s: Vec<Vec<Val>> = acc.chunks(t.bc_vecs).map(<[Val]>::to_vec).collect();
                 mods.apply(e, cx, &keys, &mbr, &c0, &mut s, flush);
-                let alpha = softmax::update(e, t.mca_markers, &s, &ms, ls, &mbr, |e, r, j, p| {
+                let alpha = softmax::update(e, t.mca_markers, &s, ms, ls, &mbr, |e, r, j, p| {
                     let (ri, col) = (e.idx(r), e.idx(j * w));
                     e.vstore(p, &pt, &[mb, &ri, &col]);
                 });

@@ -51,42 +51,87 @@ use crate::emit;
 use attn_runtime::DType;
 pub use attn_runtime::tuning::{DECODE_ROWS, Tiling};
 
-/// Which optional inputs a 2-D fused kernel takes.
+/// Which keys the rows of a 2-D kernel see, by their positions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Band {
+    /// Every key.
+    #[default]
+    All,
+    /// Row `i` sees the keys `j <= positions[i]`.
+    Causal,
+    /// Row `i` sees the keys `positions[i] - L <= j <= positions[i] + R`, `(L, R)` the `window`
+    /// input.
+    Window,
+}
+
+/// Which optional inputs and results a 2-D fused kernel has. Inputs, in this order after
+/// `(q, k, v, scale)`: `mask [Sq, Sk]` (f32, any strides), `positions [Sq]` (f32 holding
+/// integers, exact below 2^24; with a band or ALiBi), `window [2]` (f32), `softcap []` (f32),
+/// `sinks [Sq]` (f32), `slopes [Sq]` (f32 ALiBi slopes); results `out` and, with `lse`, the
+/// rows' log-sum-exp `[Sq]` in the compute type. See [`hook`] for their semantics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Variant {
-    /// An additive `[Sq, Sk]` mask (`tensor<?x?xf32>`, any strides) added to the scaled scores.
+    /// An additive mask.
     pub mask: bool,
-    /// Causal masking by per-row positions (`tensor<?xf32>` of length Sq): row `i` sees the keys
-    /// `j <= positions[i]` (f32 holding integers, exact below 2^24); key blocks past the largest
-    /// position of a super-block (and micro-blocks past that of the micro-block) are skipped.
-    pub causal: bool,
+    /// The keys each row sees.
+    pub band: Band,
+    /// Logit softcapping by a run-time value (disabled when not positive).
+    pub softcap: bool,
+    /// Attention sinks per row.
+    pub sinks: bool,
+    /// ALiBi slopes per row.
+    pub alibi: bool,
+    /// Also return the rows' log-sum-exp.
+    pub lse: bool,
 }
 
 impl Variant {
-    /// The dense kernel: no mask, no positions.
+    /// The dense kernel: no option.
     pub const DENSE: Variant = Variant {
         mask: false,
-        causal: false,
+        band: Band::All,
+        softcap: false,
+        sinks: false,
+        alibi: false,
+        lse: false,
     };
 
-    fn tag(&self) -> &'static str {
-        match (self.mask, self.causal) {
-            (false, false) => "",
-            (true, false) => "_m",
-            (false, true) => "_c",
-            (true, true) => "_mc",
+    /// Whether the kernel takes per-row positions.
+    pub fn positions(&self) -> bool {
+        self.band != Band::All || self.alibi
+    }
+
+    fn tag(&self) -> String {
+        let mut t = String::new();
+        for (on, c) in [
+            (self.mask, "m"),
+            (self.band == Band::Causal, "c"),
+            (self.band == Band::Window, "w"),
+            (self.softcap, "t"),
+            (self.sinks, "s"),
+            (self.alibi, "a"),
+            (self.lse, "l"),
+        ] {
+            if on {
+                t.push_str(c);
+            }
         }
+        if t.is_empty() { t } else { format!("_{t}") }
     }
 }
 
 /// One fused attention function: what `convert-transformer-to-linalg` calls for a
-/// `transformer.attention` op.
+/// `transformer.attention` op, whose operands are `(q, k, v, scale, [mask], [positions],
+/// [window], [softcap], [sinks], [slopes])` and results `out` and, with `lse`, the log-sum-exp
+/// of every query row.
 ///
-/// A rank-2 spec without `causal` is a 2-D kernel itself (`(q, k, v, scale, [mask [Sq, Sk]],
-/// [positions], init)`); any other is a wrapper `(q, k, v, scale, [mask], init)` that loops over
-/// the leading dims, maps query head `h` to key/value head `h / (Hq / Hkv)`, slices the mask
-/// (broadcast dims of size 1 read at index 0) and, when `causal`, generates the bottom-right
-/// aligned positions `i + Sk - Sq`, calling the 2-D kernel on every slice.
+/// A rank-2 spec without `causal` whose per-row inputs are all given (positions whenever a
+/// window or ALiBi needs them; sinks and slopes per row) is a 2-D kernel itself (see
+/// [`Variant`]); any other is a wrapper that loops over the leading dims, maps query head `h` to
+/// key/value head `h / (Hq / Hkv)`, slices the mask (broadcast dims of size 1 read at index 0),
+/// generates the bottom-right aligned positions `i + Sk - Sq` when needed, folds `causal` into
+/// the window (`R = min(R, 0)`), spreads the per-head sinks and slopes over the head's rows, and
+/// calls the 2-D kernel on every slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Spec {
     /// The rank of q, k, v and the output (2 to 4).
@@ -95,10 +140,20 @@ pub struct Spec {
     pub dtype: DType,
     /// The rank of the additive f32 mask (2, or `rank`), if any.
     pub mask_rank: Option<usize>,
-    /// Explicit causal positions `[Sq]` (rank 2 only).
+    /// Explicit positions `[Sq]` (rank 2 only): causal by them, or the window's centres.
     pub positions: bool,
     /// Bottom-right aligned causal masking.
     pub causal: bool,
+    /// A window `(L, R)` operand (f32 `[2]`).
+    pub window: bool,
+    /// A softcap operand (f32 `[]`).
+    pub softcap: bool,
+    /// A sinks operand (f32 `[Hq]` at rank 3/4, `[Sq]` at rank 2).
+    pub sinks: bool,
+    /// An ALiBi slopes operand (f32 `[Hq]` at rank 3/4, `[Sq]` at rank 2).
+    pub alibi: bool,
+    /// A second result: the log-sum-exp of every row, `[.., Sq]` in the compute type.
+    pub lse: bool,
 }
 
 impl Spec {
@@ -109,18 +164,34 @@ impl Spec {
         mask_rank: None,
         positions: false,
         causal: false,
+        window: false,
+        softcap: false,
+        sinks: false,
+        alibi: false,
+        lse: false,
     };
 
     /// Whether this is a 2-D kernel (not a wrapper).
     fn is_kernel(&self) -> bool {
-        self.rank == 2 && !self.causal
+        self.rank == 2 && !self.causal && (self.positions || !(self.window || self.alibi))
     }
 
     /// The 2-D kernel variant this spec is, or calls.
     fn variant(&self) -> Variant {
+        let band = if self.window {
+            Band::Window
+        } else if self.causal || self.positions {
+            Band::Causal
+        } else {
+            Band::All
+        };
         Variant {
             mask: self.mask_rank.is_some(),
-            causal: self.positions || self.causal,
+            band,
+            softcap: self.softcap,
+            sinks: self.sinks,
+            alibi: self.alibi,
+            lse: self.lse,
         }
     }
 
@@ -130,9 +201,22 @@ impl Spec {
             return kernel_symbol(t, self.dtype, self.variant());
         }
         let mask = self.mask_rank.map(|r| format!("_m{r}")).unwrap_or_default();
-        let causal = if self.causal { "_c" } else { "" };
+        let mut opts = String::new();
+        for (on, c) in [
+            (self.positions, "p"),
+            (self.causal, "c"),
+            (self.window, "w"),
+            (self.softcap, "t"),
+            (self.sinks, "s"),
+            (self.alibi, "a"),
+            (self.lse, "l"),
+        ] {
+            if on {
+                opts.push_str(c);
+            }
+        }
         format!(
-            "__attn_flash_{}_r{}{mask}{causal}_w_{}",
+            "__attn_flash_{}_r{}{mask}_{opts}_w_{}",
             self.dtype,
             self.rank,
             t.tag()
@@ -173,8 +257,17 @@ pub fn module_text(specs: &[Spec], t: &Tiling) -> String {
 mod tests {
     use super::*;
 
-    /// Every spec the lowering can ask for: ranks, dtypes, mask ranks, causal.
+    /// Every spec the lowering can ask for: ranks, dtypes, mask ranks, causal; and the
+    /// options (window, softcap, sinks, ALiBi, lse) alone and together, with and without masks
+    /// and causal, at ranks 2 and 4.
     pub(crate) fn all_specs() -> Vec<Spec> {
+        let base = |rank, dtype, mask_rank, causal| Spec {
+            rank,
+            dtype,
+            mask_rank,
+            causal,
+            ..Spec::F32_2D
+        };
         let mut specs = Vec::new();
         for dtype in DType::ALL {
             for rank in 2..=4 {
@@ -183,24 +276,40 @@ mod tests {
                         continue;
                     }
                     for causal in [false, true] {
-                        specs.push(Spec {
-                            rank,
-                            dtype,
-                            mask_rank,
-                            positions: false,
-                            causal,
-                        });
+                        specs.push(base(rank, dtype, mask_rank, causal));
                     }
                 }
             }
             for mask_rank in [None, Some(2)] {
                 specs.push(Spec {
-                    rank: 2,
-                    dtype,
-                    mask_rank,
                     positions: true,
-                    causal: false,
+                    ..base(2, dtype, mask_rank, false)
                 });
+            }
+        }
+        let sets: [fn(&mut Spec); 5] = [
+            |s| s.window = true,
+            |s| s.softcap = true,
+            |s| (s.sinks, s.alibi) = (true, true),
+            |s| s.lse = true,
+            |s| (s.window, s.softcap, s.sinks, s.alibi, s.lse) = (true, true, true, true, true),
+        ];
+        for dtype in [DType::F32, DType::F64, DType::BF16] {
+            for rank in [2, 4] {
+                for mask_rank in [None, Some(2)] {
+                    for causal in [false, true] {
+                        for positions in [false, rank == 2] {
+                            for set in sets {
+                                let mut s = base(rank, dtype, mask_rank, causal && !positions);
+                                s.positions = positions;
+                                set(&mut s);
+                                if !specs.contains(&s) {
+                                    specs.push(s);
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         specs
@@ -233,8 +342,8 @@ mod tests {
             rank: 4,
             dtype: DType::BF16,
             mask_rank: Some(4),
-            positions: false,
             causal: true,
+            ..Spec::F32_2D
         };
         assert!(w.symbol(&t).starts_with("__attn_flash_bf16_r4_m4_c_w_"));
         let mut seen = std::collections::HashSet::new();

@@ -1,19 +1,34 @@
 //! The online softmax, shared by the packed and the streaming path: the running row maximum
 //! `m` and row sum `l` in scratch, the update per key block, and the final normalization.
 
+use super::hook::Mods;
 use super::kernel::Ctx;
 use crate::emit::{Cmp, Emitter, Ty, Val, math, math::Reduce};
 
-/// Rows `0..n` of the scratch: `O = 0`, `m = m0`, `l = 0`.
-pub fn init_rows(e: &mut Emitter, cx: &Ctx, n: &Val, ob: &Val, ms: &Val, ls: &Val, m0: f64) {
+/// Rows `0..n` of the scratch: `O = 0`, `m = -3e38`, `l = 0`; with a sink `s` (base-2 units)
+/// in row `r`'s options, `m = max(s, -3e38)` and `l = 2^(s - m)` (1 for a finite sink, 0 for
+/// `-inf`): the sink is in the denominator from the start.
+#[allow(clippy::too_many_arguments)]
+pub fn init_rows(e: &mut Emitter, cx: &Ctx, mods: &Mods, n: &Val, ob: &Val, ms: &Val, ls: &Val) {
     let (c0, c1, cw) = (e.idx(0), e.idx(1), e.idx(cx.t.w));
     let vzero = e.float(0.0, &cx.vt);
     let st: Ty = cx.ct.into();
-    let (m0, zero) = (e.float(m0, &st), e.float(0.0, &st));
+    let (m0, zero) = (e.float(-3.0e38, &st), e.float(0.0, &st));
     e.each(&c0, n, &c1, |e, i| {
         e.each(&c0, &cx.dvp, &cw, |e, c| e.vstore(&vzero, ob, &[i, c]));
-        e.store(&m0, ms, &[i]);
-        e.store(&zero, ls, &[i]);
+        match mods.row_init(e, cx, i) {
+            Some(sink) => {
+                let m = e.max(&sink, &m0);
+                let d = e.sub(&sink, &m);
+                let l = math::exp2(e, &[d]).remove(0);
+                e.store(&m, ms, &[i]);
+                e.store(&l, ls, &[i]);
+            }
+            None => {
+                e.store(&m0, ms, &[i]);
+                e.store(&zero, ls, &[i]);
+            }
+        }
     });
 }
 
@@ -81,7 +96,9 @@ pub fn update(
 }
 
 /// `out[q0 + r][c] = O[r][c] / l[r]` for rows `0..rows`, rounded to the storage type; with
-/// `flush`, a row without keys (`l = 0`) gives zeros, not `0/0`. Returns the new output tensor.
+/// `flush`, a row without keys (`l = 0`) gives zeros, not `0/0`. With a second tensor in `out`,
+/// also `lse[q0 + r] = ln 2 (m[r] + log2 l[r])` (natural units; `-inf` for `l = 0`). Returns
+/// the new tensors.
 #[allow(clippy::too_many_arguments)]
 pub fn normalize(
     e: &mut Emitter,
@@ -90,13 +107,15 @@ pub fn normalize(
     q0: &Val,
     rows: &Val,
     ob: &Val,
+    ms: &Val,
     ls: &Val,
-    out: &Val,
-) -> Val {
+    out: &[Val],
+) -> Vec<Val> {
     let (c0, c1) = (e.idx(0), e.idx(1));
     let st: Ty = cx.ct.into();
     let (one, zero) = (e.float(1.0, &st), e.float(0.0, &st));
-    let res = e.for_(&c0, rows, &c1, std::slice::from_ref(out), |e, r, o| {
+    let ln2 = e.float(std::f64::consts::LN_2, &st);
+    e.for_(&c0, rows, &c1, out, |e, r, o| {
         let l = e.load(ls, &[r]);
         let inv = e.div(&one, &l);
         let inv = if flush {
@@ -106,12 +125,19 @@ pub fn normalize(
             inv
         };
         let row = e.add(q0, r);
-        e.for_(&c0, &cx.dv, &c1, o, |e, c, oo| {
+        let mut next = e.for_(&c0, &cx.dv, &c1, &o[..1], |e, c, oo| {
             let x = e.load(ob, &[r, c]);
             let y = e.mul(&x, &inv);
             let y = e.convert(&y, cx.st);
             vec![e.insert(&y, &oo[0], &[&row, c])]
-        })
-    });
-    res[0].clone()
+        });
+        if let Some(lse) = o.get(1) {
+            let m = e.load(ms, &[r]);
+            let lg = e.log2(&l);
+            let x = e.add(&m, &lg);
+            let x = e.mul(&x, &ln2);
+            next.push(e.insert(&x, lse, &[&row]));
+        }
+        next
+    })
 }

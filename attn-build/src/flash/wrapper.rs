@@ -1,9 +1,10 @@
-//! The wrapper of a rank-3/4 (or implicitly causal) attention: loops over the leading dims,
-//! maps query head `h` to key/value head `h / (Hq / Hkv)`, slices the mask (broadcast dims of
-//! size 1 read at index 0), generates the bottom-right aligned causal positions, and calls the
-//! 2-D kernel on every slice.
+//! The wrapper of an attention that is not a 2-D kernel by itself (rank 3/4, or implicitly
+//! positioned): loops over the leading dims, maps query head `h` to key/value head
+//! `h / (Hq / Hkv)`, slices the mask (broadcast dims of size 1 read at index 0), generates the
+//! bottom-right aligned positions, folds `causal` into a window, spreads per-head sinks and
+//! slopes over the head's rows, calls the 2-D kernel on every slice and gathers its results.
 
-use super::Spec;
+use super::{Band, Spec};
 use crate::emit::{self, Cmp, Emitter, Scalar, Ty, Val};
 
 /// The text of the wrapper `@name` of `spec`, calling the 2-D kernel `@callee`.
@@ -11,6 +12,8 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
     let (st, ct) = (Scalar::of(spec.dtype), Scalar::of(spec.dtype.compute()));
     let rank = spec.rank;
     let tn = Ty::dyn_tensor(rank, st);
+    // Sinks and slopes: per query head (`[Hq]`) at rank 3/4, per row (`[Sq]`) at rank 2.
+    let per_row = Ty::dyn_tensor(1, Scalar::F32);
     let mut args = vec![
         ("q", tn.clone()),
         ("k", tn.clone()),
@@ -20,11 +23,33 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
     if let Some(mr) = spec.mask_rank {
         args.push(("mask", Ty::dyn_tensor(mr, Scalar::F32)));
     }
+    for (on, arg, ty) in [
+        (spec.positions, "pos", Ty::dyn_tensor(1, Scalar::F32)),
+        (
+            spec.window,
+            "window",
+            Ty::Tensor(vec![Some(2)], Scalar::F32),
+        ),
+        (spec.softcap, "softcap", Ty::dyn_tensor(0, Scalar::F32)),
+        (spec.sinks, "sinks", per_row.clone()),
+        (spec.alibi, "slopes", per_row.clone()),
+    ] {
+        if on {
+            args.push((arg, ty));
+        }
+    }
     args.push(("init", tn.clone()));
-    emit::function(name, &args, &tn, |e, a| {
+    let lse_ty = Ty::dyn_tensor(rank - 1, ct);
+    let mut results = vec![tn.clone()];
+    if spec.lse {
+        results.push(lse_ty.clone());
+    }
+    let var = spec.variant();
+    emit::function_n(name, &args, &results, |e, a| {
+        let arg = |n: &str| args.iter().position(|(x, _)| *x == n).map(|i| a[i].clone());
         let lead = rank - 2;
         let (q, k, v, scale) = (&a[0], &a[1], &a[2], &a[3]);
-        let mask = spec.mask_rank.map(|_| a[4].clone());
+        let mask = arg("mask");
         let c1 = e.idx(1);
         let qd: Vec<Val> = (0..rank).map(|i| e.dim(q, i)).collect();
         let (sq, d) = (qd[lead].clone(), qd[lead + 1].clone());
@@ -46,8 +71,24 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
                 e.cmp(Cmp::Eq, &m, &c1)
             })
             .collect();
-        let positions = spec.causal.then(|| bottom_right_positions(e, &sq, &sk));
-        let mut call = |e: &mut Emitter, ivs: &[Val], out: Val| -> Val {
+        let positions = match arg("pos") {
+            Some(p) => Some(p),
+            None => var.positions().then(|| bottom_right_positions(e, &sq, &sk)),
+        };
+        let window = arg("window").map(|w| if spec.causal { causal_window(e, &w) } else { w });
+        debug_assert!(var.band != Band::Window || window.is_some());
+        let (softcap, sinks, slopes) = (arg("softcap"), arg("sinks"), arg("slopes"));
+        let init = a[a.len() - 1].clone();
+        let mut outs = vec![init];
+        if spec.lse {
+            let sizes: Vec<Val> = qd[..rank - 1].to_vec();
+            let names = sizes.iter().map(Val::name).collect::<Vec<_>>().join(", ");
+            outs.push(e.op(
+                lse_ty.clone(),
+                format_args!("tensor.empty({names}) : {lse_ty}"),
+            ));
+        }
+        let mut call = |e: &mut Emitter, ivs: &[Val], outs: Vec<Val>| -> Vec<Val> {
             // k and v: the head index divided by the group size.
             let mut kv_idx = ivs.to_vec();
             if rank >= 3
@@ -75,19 +116,35 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
                 };
                 args.push(ms);
             }
-            if let Some(p) = &positions {
-                args.push(p.clone());
+            args.extend(positions.iter().cloned());
+            args.extend(window.iter().cloned());
+            args.extend(softcap.iter().cloned());
+            for per_head in [&sinks, &slopes].into_iter().flatten() {
+                args.push(if rank == 2 {
+                    per_head.clone()
+                } else {
+                    spread_head(e, per_head, &ivs[ivs.len() - 1], &sq)
+                });
             }
-            args.push(e.slice2(&out, ivs, &sq, &dv));
-            let r = e.call(callee, &args, &Ty::dyn_tensor(2, st));
-            e.insert_slice2(&r, &out, ivs, &sq, &dv)
+            args.push(e.slice2(&outs[0], ivs, &sq, &dv));
+            let t2 = Ty::dyn_tensor(2, st);
+            let mut rtys = vec![t2];
+            if spec.lse {
+                rtys.push(Ty::dyn_tensor(1, ct));
+            }
+            let r = e.call_n(callee, &args, &rtys);
+            let mut next = vec![e.insert_slice2(&r[0], &outs[0], ivs, &sq, &dv)];
+            if spec.lse {
+                next.push(e.insert_slice1(&r[1], &outs[1], ivs, &sq));
+            }
+            next
         };
-        e.nest(&qd[..lead], a[a.len() - 1].clone(), &mut call)
+        e.nest(&qd[..lead], outs, &mut call)
     })
 }
 
-/// `positions[i] = i + Sk - Sq` (f32; negative: the row sees no key): the bottom-right aligned
-/// last visible key of each query row.
+/// `positions[i] = i + Sk - Sq` (f32; negative: before the first key): the bottom-right aligned
+/// position of each query row.
 fn bottom_right_positions(e: &mut Emitter, sq: &Val, sk: &Val) -> Val {
     e.generate1(sq, Scalar::F32, |e, i| {
         let x = e.add(i, sk);
@@ -95,4 +152,25 @@ fn bottom_right_positions(e: &mut Emitter, sq: &Val, sk: &Val) -> Val {
         let x = e.index_cast(&x, Scalar::I64);
         e.si_to_fp(&x, Scalar::F32)
     })
+}
+
+/// The window `(L, min(R, 0))`: causal within the window.
+fn causal_window(e: &mut Emitter, w: &Val) -> Val {
+    let (c0, c1) = (e.idx(0), e.idx(1));
+    let l = e.extract(w, &[&c0]);
+    let r = e.extract(w, &[&c1]);
+    let zero = e.float(0.0, &Scalar::F32.into());
+    let after = e.cmp(Cmp::Lt, &zero, &r);
+    let r = e.select(&after, &zero, &r);
+    let ty = w.ty().clone();
+    e.op(
+        ty.clone(),
+        format_args!("tensor.from_elements {l}, {r} : {ty}"),
+    )
+}
+
+/// The per-head value `values[h]` spread over the head's `sq` rows (`tensor<?xf32>`).
+fn spread_head(e: &mut Emitter, values: &Val, h: &Val, sq: &Val) -> Val {
+    let x = e.extract(values, &[h]);
+    e.generate1(sq, Scalar::F32, |_, _| x.clone())
 }

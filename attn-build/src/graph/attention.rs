@@ -26,10 +26,24 @@ pub struct AttentionOptions {
     /// (shared by every batch and head), or of q's rank with each leading dim 1 (broadcast) or
     /// equal to q's ([`MaskRule::Compiled`]). A row whose every key is removed gives zeros.
     pub mask: Option<Value>,
-    /// Causal masking by explicit positions (rank 2 only): f32 `[Sq]` holding integers (exact
-    /// below 2^24); query row `i` sees the keys `j <= positions[i]`. Fully masked key blocks are
-    /// skipped. Excludes `options.causal`.
+    /// Explicit positions (rank 2 only): f32 `[Sq]` holding integers (exact below 2^24). Without
+    /// a window, query row `i` sees the keys `j <= positions[i]` (causal by positions); with one,
+    /// they are the centres of the rows' windows. Fully masked key blocks are skipped. Excludes
+    /// `options.causal`.
     pub positions: Option<Value>,
+    /// The window `(left, right)` at run time: f32 `[2]` (values of 2^30 and more, or infinite:
+    /// unbounded on that side); query `i` sees the keys `p(i) - left <= j <= p(i) + right`.
+    /// Excludes `options.window`.
+    pub window_input: Option<Value>,
+    /// The softcap at run time: f32 `[]`; not positive: no softcapping. Excludes
+    /// `options.softcap`.
+    pub softcap_input: Option<Value>,
+    /// Attention sinks: f32 `[Hq]` (one logit per query head) for q of rank 3/4, `[Sq]` (one per
+    /// row) at rank 2; `-inf`: none.
+    pub sinks: Option<Value>,
+    /// ALiBi slopes: f32 `[Hq]` for q of rank 3/4, `[Sq]` at rank 2; the bias of key `j` for
+    /// query `i` is `-slope |p(i) - j|`.
+    pub alibi: Option<Value>,
 }
 
 impl From<Scale> for AttentionOptions {
@@ -48,6 +62,11 @@ impl From<Scale> for AttentionOptions {
     }
 }
 
+/// The optional operands of `transformer.attention`, in their order after `(q, k, v, scale)`
+/// (the op's `operandSegmentSizes` has one entry for each, after four 1s).
+pub const ATTENTION_OPTIONAL: [&str; 6] =
+    ["mask", "positions", "window", "softcap", "sinks", "slopes"];
+
 /// Where the attention scale comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Scale {
@@ -59,6 +78,86 @@ pub enum Scale {
 }
 
 impl Graph {
+    /// [`Graph::attention_with`], also returning the log-sum-exp of every query row
+    /// (`[.., Hq, Sq]`, f64 for f64 kernels, else f32): `ln(sum_j e^{s_ij})` over the final
+    /// scores (`+ e^{sink}` with sinks); `-inf` for a row without visible keys.
+    pub fn attention_lse(
+        &mut self,
+        q: Value,
+        k: Value,
+        v: Value,
+        options: AttentionOptions,
+    ) -> Result<(Value, Value), GraphError> {
+        let out = self.attention_with(q, k, v, options)?;
+        let ty = self.ty(out).clone();
+        let r = ty.rank();
+        let lse_ty = TensorType::new(ty.element.compute(), &ty.dims[..r - 1]);
+        Ok((out, self.push(Op::Lse(out), lse_ty)))
+    }
+
+    /// Checks the inputs of the window, softcap, sinks and ALiBi options.
+    fn check_variant_inputs(
+        &self,
+        q: Value,
+        options: &AttentionOptions,
+        dims: &shape::AttentionDims<Dim>,
+    ) -> Result<(), GraphError> {
+        const OP: &str = "attention";
+        let o = &options.options;
+        if options.window_input.is_some() && o.window.is_some() {
+            return Err(Self::err(
+                OP,
+                "the window is given twice: option `window` and an input".into(),
+            ));
+        }
+        if options.softcap_input.is_some() && o.softcap.is_some() {
+            return Err(Self::err(
+                OP,
+                "the softcap is given twice: option `softcap` and an input".into(),
+            ));
+        }
+        let f32_of = |g: &Graph, v: Value, what: &str, want: &[Dim]| -> Result<(), GraphError> {
+            let t = g.check(v, OP)?;
+            let ok = t.element == DType::F32
+                && t.rank() == want.len()
+                && t.dims.iter().zip(want).all(|(a, b)| a.unify(*b).is_some());
+            if ok {
+                return Ok(());
+            }
+            let want = want
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            Err(Self::err(
+                OP,
+                format!(
+                    "{what} must be f32 [{want}] for q {}; got {}",
+                    g.describe(q),
+                    g.describe(v)
+                ),
+            ))
+        };
+        if let Some(w) = options.window_input {
+            f32_of(self, w, "the window input", &[Dim::Static(2)])?;
+        }
+        if let Some(c) = options.softcap_input {
+            f32_of(self, c, "the softcap input", &[])?;
+        }
+        let per_head = if dims.rank == 2 { dims.sq } else { dims.hq };
+        let what = if dims.rank == 2 {
+            "[Sq] (one per row)"
+        } else {
+            "[Hq] (one per query head)"
+        };
+        for (name, x) in [("sinks", options.sinks), ("alibi", options.alibi)] {
+            if let Some(x) = x {
+                f32_of(self, x, &format!("option `{name}` {what}"), &[per_head])?;
+            }
+        }
+        Ok(())
+    }
+
     /// `transformer.attention`: `softmax(q k^T * scale) v` for q `[.., Hq, Sq, D]`,
     /// k `[.., Hkv, Sk, D]`, v `[.., Hkv, Sk, Dv]` (ranks 2 to 4, equal batch dims,
     /// `Hq % Hkv == 0`), giving `[.., Hq, Sq, Dv]`.
@@ -94,12 +193,7 @@ impl Graph {
             .options
             .validate()
             .map_err(|e| Self::err(OP, e.to_string()))?;
-        if options.options.window.is_some() || options.options.softcap.is_some() {
-            return Err(Self::err(
-                OP,
-                "options `window` and `softcap` are not compiled by this version yet".into(),
-            ));
-        }
+        self.check_variant_inputs(q, &options, &dims)?;
         let scale = match (options.scale_input, options.options.scale) {
             (Some(s), Some(c)) => {
                 return Err(Self::err(

@@ -14,6 +14,9 @@ pub struct KernelDef {
     pub graph: Graph,
     /// The value the kernel writes to its output argument.
     pub output: Value,
+    /// More outputs, each written to an argument of that name after `out` (e.g. an attention's
+    /// log-sum-exp, `lse`).
+    pub extra_outputs: Vec<(String, Value)>,
     /// Memory layout of the arguments at the C ABI.
     pub layout: Layout,
     /// How the lowering generates code.
@@ -38,9 +41,24 @@ impl KernelDef {
             name: name.to_string(),
             graph,
             output,
+            extra_outputs: Vec::new(),
             layout: Layout::Strided,
             codegen: Codegen::Fused,
         }
+    }
+
+    /// Adds an output argument `name` (after `out` and the outputs added before) holding
+    /// `value`.
+    pub fn with_output(mut self, name: &str, value: Value) -> Self {
+        self.extra_outputs.push((name.to_string(), value));
+        self
+    }
+
+    /// Every output: `("out", output)`, then the extra ones.
+    pub fn outputs(&self) -> Vec<(String, Value)> {
+        let mut all = vec![("out".to_string(), self.output)];
+        all.extend(self.extra_outputs.iter().cloned());
+        all
     }
 
     /// Sets how code is generated (see [`Codegen`]).
@@ -67,12 +85,13 @@ impl KernelDef {
         let g = &self.graph;
         let mut s = String::new();
         let inputs = g.inputs();
-        let out_ty = self.output_type();
         let mut args: Vec<String> = inputs
             .iter()
             .map(|v| format!("%v{}: {}", v.0, g.ty(*v)))
             .collect();
-        args.push(format!("%out: {}", out_ty.memref(self.layout)));
+        for (name, v) in self.outputs() {
+            args.push(format!("%{name}: {}", g.ty(v).memref(self.layout)));
+        }
         match self.codegen {
             Codegen::Fused => {
                 let _ = writeln!(s, "module {{");
@@ -109,22 +128,36 @@ impl KernelDef {
                     v,
                     scale,
                     options,
-                } => Self::attention_ir(i, g, [*q, *k, *v], *scale, options, ty),
+                } => {
+                    // Its log-sum-exp, when some node takes it, is the op's second result.
+                    let lse = g
+                        .nodes
+                        .iter()
+                        .position(|n| matches!(n.op, Op::Lse(a) if a.0 == i))
+                        .map(|j| (j, g.nodes[j].ty.clone()));
+                    Self::attention_ir(i, g, [*q, *k, *v], *scale, options, ty, lse)
+                }
+                Op::Lse(_) => continue,
             };
             let _ = writeln!(s, "{line}");
         }
-        let _ = writeln!(
-            s,
-            "    bufferization.materialize_in_destination %v{} in restrict writable %out : ({out_ty}, {}) -> ()",
-            self.output.0,
-            out_ty.memref(self.layout)
-        );
+        for (name, v) in self.outputs() {
+            let t = g.ty(v);
+            let _ = writeln!(
+                s,
+                "    bufferization.materialize_in_destination %v{} in restrict writable %{name} : ({t}, {}) -> ()",
+                v.0,
+                t.memref(self.layout)
+            );
+        }
         let _ = writeln!(s, "    return\n  }}\n}}");
         s
     }
 
-    /// The lines of one `transformer.attention`: the scale's constant, if any, then the op, whose
-    /// attributes are the plain-data options (the scale is an operand).
+    /// The lines of one `transformer.attention`: constants of the scale and of the window and
+    /// softcap options, if any, then the op: its operands in [`super::ATTENTION_OPTIONAL`]
+    /// order with their segment sizes, `causal` as an attribute, and with `lse` (the node and
+    /// type of its log-sum-exp) a second result.
     fn attention_ir(
         i: usize,
         g: &Graph,
@@ -132,6 +165,7 @@ impl KernelDef {
         scale: Scale,
         options: &AttentionOptions,
         ty: &TensorType,
+        lse: Option<(usize, TensorType)>,
     ) -> String {
         // Every field, so that a new option cannot be forgotten here.
         let AttentionOptions {
@@ -139,36 +173,84 @@ impl KernelDef {
                 options::AttentionOptions {
                     causal,
                     scale: _,
-                    window: _,
-                    softcap: _,
+                    window,
+                    softcap,
                 },
             scale_input: _,
             mask,
             positions,
+            window_input,
+            softcap_input,
+            sinks,
+            alibi,
         } = *options;
         let elem = ty.element.compute().name();
-        let (pre, sname) = match scale {
-            Scale::Constant(c) => (
-                format!(
-                    "    %s{i} = arith.constant dense<{}> : tensor<{elem}>\n",
+        let mut pre = String::new();
+        let sname = match scale {
+            Scale::Constant(c) => {
+                let _ = writeln!(
+                    pre,
+                    "    %s{i} = arith.constant dense<{}> : tensor<{elem}>",
                     float_literal_f64(c)
-                ),
-                format!("%s{i}"),
-            ),
-            Scale::Input(sv) => (String::new(), format!("%v{}", sv.0)),
+                );
+                format!("%s{i}")
+            }
+            Scale::Input(sv) => format!("%v{}", sv.0),
         };
-        let (mut names, mut types) = (String::new(), String::new());
-        for x in [mask, positions].into_iter().flatten() {
-            let _ = write!(names, ", %v{}", x.0);
-            let _ = write!(types, ", {}", g.ty(x));
+        // Each optional operand: its name and type, or nothing.
+        let val = |x: Option<Value>| x.map(|x| (format!("%v{}", x.0), g.ty(x).to_string()));
+        let window = match (window_input, window) {
+            (Some(w), _) => val(Some(w)),
+            (None, Some((l, r))) => {
+                // usize::MAX (unbounded) and other huge values become 2^30 (unbounded).
+                let side = |n: usize| float_literal_f64(n.min(1 << 30) as f64);
+                let _ = writeln!(
+                    pre,
+                    "    %w{i} = arith.constant dense<[{}, {}]> : tensor<2xf32>",
+                    side(l),
+                    side(r)
+                );
+                Some((format!("%w{i}"), "tensor<2xf32>".to_string()))
+            }
+            (None, None) => None,
+        };
+        let softcap = match (softcap_input, softcap) {
+            (Some(c), _) => val(Some(c)),
+            (None, Some(c)) => {
+                let _ = writeln!(
+                    pre,
+                    "    %c{i} = arith.constant dense<{}> : tensor<f32>",
+                    float_literal(c)
+                );
+                Some((format!("%c{i}"), "tensor<f32>".to_string()))
+            }
+            (None, None) => None,
+        };
+        let optional = [
+            val(mask),
+            val(positions),
+            window,
+            softcap,
+            val(sinks),
+            val(alibi),
+        ];
+        let (mut names, mut types, mut sizes) = (String::new(), String::new(), String::new());
+        for x in &optional {
+            let _ = write!(sizes, ", {}", usize::from(x.is_some()));
+            if let Some((n, t)) = x {
+                let _ = write!(names, ", {n}");
+                let _ = write!(types, ", {t}");
+            }
         }
+        let (lhs, results, rsizes) = match &lse {
+            Some((j, t)) => (format!("%v{i}, %v{j}"), format!("({ty}, {t})"), "1, 1"),
+            None => (format!("%v{i}"), ty.to_string(), "1, 0"),
+        };
         format!(
-            "{pre}    %v{i} = \"transformer.attention\"(%v{}, %v{}, %v{}, {sname}{names}) {{causal = {causal}, operandSegmentSizes = array<i32: 1, 1, 1, 1, {}, {}>}} : ({}, {}, {}, tensor<{elem}>{types}) -> {ty}",
+            "{pre}    {lhs} = \"transformer.attention\"(%v{}, %v{}, %v{}, {sname}{names}) {{causal = {causal}, operandSegmentSizes = array<i32: 1, 1, 1, 1{sizes}>, resultSegmentSizes = array<i32: {rsizes}>}} : ({}, {}, {}, tensor<{elem}>{types}) -> {results}",
             q.0,
             k.0,
             v.0,
-            usize::from(mask.is_some()),
-            usize::from(positions.is_some()),
             g.ty(q),
             g.ty(k),
             g.ty(v)

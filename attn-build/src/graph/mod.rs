@@ -23,7 +23,7 @@ mod kernel;
 mod primitives;
 mod types;
 
-pub use attention::{AttentionOptions, Scale};
+pub use attention::{ATTENTION_OPTIONAL, AttentionOptions, Scale};
 /// The plain-data attention options shared by every layer (`attn_runtime::options`): what
 /// [`AttentionOptions::options`] holds.
 pub use attn_runtime::options;
@@ -70,6 +70,9 @@ pub enum Op {
         /// The options as given.
         options: AttentionOptions,
     },
+    /// The log-sum-exp of every query row of an attention (its second result, `[.., Hq, Sq]`
+    /// in the compute type): `ln(sum_j e^{s_ij} (+ e^{sink}))`, `-inf` for a row without keys.
+    Lse(Value),
 }
 
 #[derive(Clone, Debug)]

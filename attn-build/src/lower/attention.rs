@@ -2,9 +2,10 @@
 //! the module and called), or, in the baseline's `loops` modules, the composition of the
 //! primitives' lowerings.
 
-use super::builder::{Builder, DimSource, LowerResult, TensorTy, dtype_of, tensor_ty};
+use super::builder::{Builder, DimSource, TensorTy, dtype_of, tensor_ty};
 use crate::ffi::mlir::detach;
 use crate::flash::{Spec, Tiling};
+use crate::graph::ATTENTION_OPTIONAL;
 use attn_runtime::shape::{self, Dim, MaskRule};
 use melior::{
     Context,
@@ -14,22 +15,106 @@ use melior::{
     },
 };
 
+/// The operands and attributes of one `transformer.attention` op.
+pub(super) struct Operands<'c, 'a> {
+    q: Value<'c, 'a>,
+    k: Value<'c, 'a>,
+    v: Value<'c, 'a>,
+    scale: Value<'c, 'a>,
+    /// The optional operands, in [`ATTENTION_OPTIONAL`] order.
+    optional: [Option<Value<'c, 'a>>; 6],
+    causal: bool,
+    lse: bool,
+}
+
+impl<'c, 'a> Operands<'c, 'a> {
+    /// Reads the op's operands by its `operandSegmentSizes`.
+    pub(super) fn of(op: &OperationRef<'c, 'a>) -> Result<Self, String> {
+        let sizes = segments(op, "operandSegmentSizes")?;
+        if sizes.len() != 4 + ATTENTION_OPTIONAL.len() {
+            return Err(format!(
+                "transformer.attention has {} operand segments, expected {}",
+                sizes.len(),
+                4 + ATTENTION_OPTIONAL.len()
+            ));
+        }
+        let operand = |i: usize| {
+            op.operand(i)
+                .map(detach)
+                .map_err(|_| format!("transformer.attention: missing operand #{i}"))
+        };
+        let mut optional = [None; 6];
+        let mut at = 4;
+        for (slot, &n) in optional.iter_mut().zip(&sizes[4..]) {
+            if n > 0 {
+                *slot = Some(operand(at)?);
+                at += 1;
+            }
+        }
+        let results = segments(op, "resultSegmentSizes").unwrap_or_else(|_| vec![1, 0]);
+        Ok(Operands {
+            q: operand(0)?,
+            k: operand(1)?,
+            v: operand(2)?,
+            scale: operand(3)?,
+            optional,
+            causal: op
+                .attribute("causal")
+                .is_ok_and(|a| a.to_string() == "true"),
+            lse: results.get(1).is_some_and(|&n| n > 0),
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<Value<'c, 'a>> {
+        let i = ATTENTION_OPTIONAL.iter().position(|n| *n == name)?;
+        self.optional[i]
+    }
+
+    /// The fused function this op calls.
+    fn spec(&self) -> Result<Spec, String> {
+        let tq = tensor_ty(self.q)?;
+        let has = |n: &str| self.get(n).is_some();
+        Ok(Spec {
+            rank: tq.rank(),
+            dtype: dtype_of(&tq.elem).ok_or_else(|| format!("unsupported {}", tq.show()))?,
+            mask_rank: self.get("mask").and_then(TensorTy::of).map(|t| t.rank()),
+            positions: has("positions"),
+            causal: self.causal,
+            window: has("window"),
+            softcap: has("softcap"),
+            sinks: has("sinks"),
+            alibi: has("slopes"),
+            lse: self.lse,
+        })
+    }
+}
+
+/// The counts of a `*SegmentSizes` attribute (`array<i32: 1, 1, 0>`).
+fn segments(op: &OperationRef, name: &str) -> Result<Vec<usize>, String> {
+    let text = op
+        .attribute(name)
+        .map_err(|_| format!("transformer.attention has no `{name}`"))?
+        .to_string();
+    let inner = text
+        .strip_prefix("array<i32:")
+        .and_then(|t| t.strip_suffix('>'))
+        .ok_or_else(|| format!("`{name}` is not an i32 array: {text}"))?;
+    inner
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad `{name}`: {text}"))
+        })
+        .collect()
+}
+
 impl<'c, 'a> Builder<'c, 'a> {
-    /// `softmax(q k^T * scale + mask) v` (causal by `positions` or `causal`): the fused
-    /// kernel, or, in the baseline's `loops` modules, the composition of the primitives'
-    /// lowerings.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn attention(
-        &self,
-        q: Value<'c, 'a>,
-        k: Value<'c, 'a>,
-        v: Value<'c, 'a>,
-        scale: Value<'c, 'a>,
-        mask: Option<Value<'c, 'a>>,
-        positions: Option<Value<'c, 'a>>,
-        causal: bool,
-    ) -> LowerResult<'c, 'a> {
-        let (tq, tk, tv) = (tensor_ty(q)?, tensor_ty(k)?, tensor_ty(v)?);
+    /// `softmax(q k^T * scale + mask) v` with every option: the fused kernel, or, in the
+    /// baseline's `loops` modules, the composition of the primitives' lowerings. Returns the
+    /// output and, when the op has it, the rows' log-sum-exp.
+    pub(super) fn attention(&self, o: &Operands<'c, 'a>) -> Result<Vec<Value<'c, 'a>>, String> {
+        let (tq, tk, tv) = (tensor_ty(o.q)?, tensor_ty(o.k)?, tensor_ty(o.v)?);
         // The shared shape rule (`attn_runtime::shape`), on the op's tensor types.
         let dims_of = |t: &TensorTy| t.dims.iter().map(|&d| Dim::from(d)).collect::<Vec<_>>();
         let dims = shape::attention_dims(&dims_of(&tq), &dims_of(&tk), &dims_of(&tv))
@@ -43,111 +128,124 @@ impl<'c, 'a> Builder<'c, 'a> {
                 tv.show()
             ));
         }
-        let mask_rank = match mask {
-            Some(m) => {
-                let tm = tensor_ty(m)?;
-                if tm.elem != "f32" {
-                    return Err(format!("the mask must be an f32 tensor, got {}", tm.show()));
-                }
-                shape::mask_dims(&dims_of(&tm), &dims, MaskRule::Compiled)
-                    .map_err(|e| format!("attention: {e}"))?;
-                Some(tm.rank())
+        if let Some(m) = o.get("mask") {
+            let tm = tensor_ty(m)?;
+            if tm.elem != "f32" {
+                return Err(format!("the mask must be an f32 tensor, got {}", tm.show()));
             }
-            None => None,
-        };
-        if positions.is_some() && (r != 2 || causal) {
+            shape::mask_dims(&dims_of(&tm), &dims, MaskRule::Compiled)
+                .map_err(|e| format!("attention: {e}"))?;
+        }
+        if o.get("positions").is_some() && (r != 2 || o.causal) {
             return Err(format!(
-                "explicit causal positions need rank-2 operands and no `causal`, got {}",
+                "explicit positions need rank-2 operands and no `causal`, got {}",
                 tq.show()
             ));
         }
-        let spec = Spec {
-            rank: r,
-            dtype: dtype_of(&tq.elem).ok_or_else(|| format!("unsupported {}", tq.show()))?,
-            mask_rank,
-            positions: positions.is_some(),
-            causal,
-        };
-        if self.fused {
-            return self.flash_attention(q, k, v, scale, &spec, &tq, &tv, mask, positions);
+        for name in ["positions", "window", "softcap", "sinks", "slopes"] {
+            if let Some(x) = o.get(name) {
+                let t = tensor_ty(x)?;
+                if t.elem != "f32" {
+                    return Err(format!("`{name}` must be an f32 tensor, got {}", t.show()));
+                }
+            }
         }
-        if mask.is_some()
-            || positions.is_some()
-            || causal
-            || !matches!(tq.elem.as_str(), "f32" | "f64")
-        {
+        let spec = o.spec()?;
+        if self.fused {
+            return self.flash_attention(o, &spec, &tq, &tv);
+        }
+        let options = o.optional.iter().any(Option::is_some) || o.causal || o.lse;
+        if options || !matches!(tq.elem.as_str(), "f32" | "f64") {
             return Err(format!(
                 "the loop pipeline (the baseline) composes plain f32/f64 attention only, got {} with options",
                 tq.show()
             ));
         }
-        let kt = self.transpose(k)?;
-        let scores = self.matmul(q, kt)?;
-        let s = self.extract_scalar(scale)?;
+        let kt = self.transpose(o.k)?;
+        let scores = self.matmul(o.q, kt)?;
+        let s = self.extract_scalar(o.scale)?;
         let scaled = self.scale_by(scores, s)?;
         let p = self.softmax(scaled)?;
-        self.matmul(p, v)
+        Ok(vec![self.matmul(p, o.v)?])
     }
 
-    /// Attention as a call to the fused function of `spec` (`flash.rs`, inserted into the
-    /// module by the pass, inlined later): dynamic-shape operands, the scale as a scalar, and
-    /// a `tensor.empty` destination.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn flash_attention(
+    /// Attention as a call to the fused function of `spec` (inserted into the module by the
+    /// pass, inlined later): dynamic-shape operands, the scale as a scalar, and a
+    /// `tensor.empty` destination.
+    fn flash_attention(
         &self,
-        q: Value<'c, 'a>,
-        k: Value<'c, 'a>,
-        v: Value<'c, 'a>,
-        scale: Value<'c, 'a>,
+        o: &Operands<'c, 'a>,
         spec: &Spec,
         tq: &TensorTy,
         tv: &TensorTy,
-        mask: Option<Value<'c, 'a>>,
-        positions: Option<Value<'c, 'a>>,
-    ) -> LowerResult<'c, 'a> {
+    ) -> Result<Vec<Value<'c, 'a>>, String> {
         let r = tq.rank();
         let dynamic = |rank: usize, elem: &str| TensorTy {
             dims: vec![None; rank],
             elem: elem.to_string(),
         };
         let dyn_text = dynamic(r, &tq.elem).text();
-        let s = self.extract_scalar(scale)?;
-        let mut sources: Vec<DimSource> =
-            (0..r - 1).map(|i| DimSource { of: q, index: i }).collect();
+        let s = self.extract_scalar(o.scale)?;
+        let mut sources: Vec<DimSource> = (0..r - 1)
+            .map(|i| DimSource { of: o.q, index: i })
+            .collect();
         sources.push(DimSource {
-            of: v,
+            of: o.v,
             index: r - 1,
         });
         let init = self.empty(&dynamic(r, &tq.elem), &sources)?;
         let mut operands = vec![
-            self.cast(q, &dyn_text)?,
-            self.cast(k, &dyn_text)?,
-            self.cast(v, &dyn_text)?,
+            self.cast(o.q, &dyn_text)?,
+            self.cast(o.k, &dyn_text)?,
+            self.cast(o.v, &dyn_text)?,
             s,
         ];
-        if let (Some(m), Some(mr)) = (mask, spec.mask_rank) {
-            operands.push(self.cast(m, &dynamic(mr, "f32").text())?);
-        }
-        if let Some(p) = positions {
-            operands.push(self.cast(p, "tensor<?xf32>")?);
+        for x in o.optional.iter().flatten() {
+            // Every optional operand to its dynamic shape; the window keeps its [2].
+            let t = tensor_ty(*x)?;
+            let text = if t.dims == [Some(2)] && o.get("window") == Some(*x) {
+                t.text()
+            } else {
+                dynamic(t.rank(), &t.elem).text()
+            };
+            operands.push(self.cast(*x, &text)?);
         }
         operands.push(init);
         let symbol = spec.symbol(&self.tiling);
-        let call = self.insert(
+        let ct = if tq.elem == "f64" { "f64" } else { "f32" };
+        let lse_dyn = dynamic(r - 1, ct).text();
+        let mut results = vec![self.ty(&dyn_text)?];
+        if o.lse {
+            results.push(self.ty(&lse_dyn)?);
+        }
+        let call = self.rw.insert(
             OperationBuilder::new("func.call", self.loc)
                 .add_operands(&operands)
                 .add_attributes(&[(self.ident("callee"), self.attr(&format!("@{symbol}"))?)])
-                .add_results(&[self.ty(&dyn_text)?])
-                .build(),
-        )?;
+                .add_results(&results)
+                .build()
+                .map_err(|e| format!("internal: building the call failed: {e}"))?,
+        );
+        let result = |i: usize| -> Result<Value<'c, 'a>, String> {
+            let v: Value = call.result(i).map_err(|e| e.to_string())?.into();
+            Ok(detach(v))
+        };
         let mut out_ty = tq.clone();
         out_ty.dims[r - 1] = tv.dims[r - 1];
-        self.cast(call, &out_ty.text())
+        let mut values = vec![self.cast(result(0)?, &out_ty.text())?];
+        if o.lse {
+            let lse_ty = TensorTy {
+                dims: tq.dims[..r - 1].to_vec(),
+                elem: ct.to_string(),
+            };
+            values.push(self.cast(result(1)?, &lse_ty.text())?);
+        }
+        Ok(values)
     }
 }
 
-/// Inserts into `module` the private fused-attention functions that its f32
-/// `transformer.attention` ops of rank 2 to 4 will call (see `flash.rs`).
+/// Inserts into `module` the private fused-attention functions that its `transformer.attention`
+/// ops of rank 2 to 4 will call (see [`crate::flash`]).
 pub(super) fn insert_flash_kernels(
     ctx: &Context,
     module: &OperationRef,
@@ -163,7 +261,7 @@ pub(super) fn insert_flash_kernels(
             .unwrap_or_default()
             .to_string();
         if name == "transformer.attention"
-            && let Some(spec) = attention_spec(&op)
+            && let Ok(spec) = Operands::of(&op).and_then(|o| o.spec())
             && (2..=4).contains(&spec.rank)
             && !specs.contains(&spec)
         {
@@ -181,40 +279,4 @@ pub(super) fn insert_flash_kernels(
     }
     let text = crate::flash::module_text(&specs, tiling);
     super::append_functions(ctx, module, &text, &existing, "the fused attention kernel")
-}
-
-/// The optional operands of a `transformer.attention` op: the mask has the rank of q (>= 2),
-/// the positions rank 1.
-pub(super) fn attention_optional<'c, 'a>(
-    op: &OperationRef<'c, 'a>,
-) -> (Option<Value<'c, 'a>>, Option<Value<'c, 'a>>) {
-    let (mut mask, mut positions) = (None, None);
-    for i in 4..op.operand_count() {
-        if let Ok(x) = op.operand(i) {
-            match TensorTy::of(x).map(|t| t.rank()) {
-                Some(1) => positions = Some(detach(x)),
-                _ => mask = Some(detach(x)),
-            }
-        }
-    }
-    (mask, positions)
-}
-
-/// The fused function a `transformer.attention` op calls, if its types have one.
-fn attention_spec(op: &OperationRef) -> Option<Spec> {
-    let tq = TensorTy::of(op.operand(0).ok()?)?;
-    let (mask, positions) = attention_optional(op);
-    Some(Spec {
-        rank: tq.rank(),
-        dtype: dtype_of(&tq.elem)?,
-        mask_rank: mask.and_then(TensorTy::of).map(|t| t.rank()),
-        positions: positions.is_some(),
-        causal: attention_causal(op),
-    })
-}
-
-/// The `causal` attribute of a `transformer.attention` op.
-pub(super) fn attention_causal(op: &OperationRef) -> bool {
-    op.attribute("causal")
-        .is_ok_and(|a| a.to_string() == "true")
 }

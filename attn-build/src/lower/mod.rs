@@ -39,8 +39,10 @@ use melior::{
     pass::Pass,
 };
 
-/// Lowers one matched op of the pattern's kind; returns the replacement value.
-type Lowering = for<'c, 'a> fn(&OperationRef<'c, 'a>, &Builder<'c, 'a>) -> LowerResult<'c, 'a>;
+/// Lowers one matched op of the pattern's kind; returns the replacement values (one per result
+/// of the op).
+type Lowering =
+    for<'c, 'a> fn(&OperationRef<'c, 'a>, &Builder<'c, 'a>) -> Result<Vec<Value<'c, 'a>>, String>;
 
 /// Operand `i` of `op`, or an error naming the op.
 fn operand<'c, 'a>(op: &OperationRef<'c, 'a>, i: usize) -> Result<Value<'c, 'a>, String> {
@@ -59,14 +61,16 @@ fn op_name(op: &OperationRef) -> String {
 
 /// One lowering per op of the dialect (the names of [`crate::dialect::OPS`]).
 const PATTERNS: [(&str, Lowering); 7] = [
-    ("matmul", |op, b| b.matmul(operand(op, 0)?, operand(op, 1)?)),
-    ("transpose", |op, b| b.transpose(operand(op, 0)?)),
-    ("softmax", |op, b| b.softmax(operand(op, 0)?)),
+    ("matmul", |op, b| {
+        one(b.matmul(operand(op, 0)?, operand(op, 1)?))
+    }),
+    ("transpose", |op, b| one(b.transpose(operand(op, 0)?))),
+    ("softmax", |op, b| one(b.softmax(operand(op, 0)?))),
     ("add", |op, b| {
-        b.elementwise("arith.addf", operand(op, 0)?, operand(op, 1)?)
+        one(b.elementwise("arith.addf", operand(op, 0)?, operand(op, 1)?))
     }),
     ("mul", |op, b| {
-        b.elementwise("arith.mulf", operand(op, 0)?, operand(op, 1)?)
+        one(b.elementwise("arith.mulf", operand(op, 0)?, operand(op, 1)?))
     }),
     ("scale", |op, b| {
         let x = operand(op, 0)?;
@@ -77,21 +81,17 @@ const PATTERNS: [(&str, Lowering); 7] = [
             .and_then(|a| FloatAttribute::try_from(a).ok())
             .ok_or("transformer.scale needs a float `factor` attribute")?;
         let c = b.float(factor.value(), &tx.elem)?;
-        b.scale_by(x, c)
+        one(b.scale_by(x, c))
     }),
     ("attention", |op, b| {
-        let (mask, positions) = attention::attention_optional(op);
-        b.attention(
-            operand(op, 0)?,
-            operand(op, 1)?,
-            operand(op, 2)?,
-            operand(op, 3)?,
-            mask,
-            positions,
-            attention::attention_causal(op),
-        )
+        b.attention(&attention::Operands::of(op)?)
     }),
 ];
+
+/// The single replacement value of a one-result op.
+fn one<'c, 'a>(v: LowerResult<'c, 'a>) -> Result<Vec<Value<'c, 'a>>, String> {
+    v.map(|v| vec![v])
+}
 
 /// The lowering of the dialect op `name` (without the `transformer.` prefix).
 fn lowering_of(name: &str) -> Option<Lowering> {
@@ -136,8 +136,8 @@ fn add_pattern(
             fused,
         };
         match check_half(&op).and_then(|()| lower(&op, &builder)) {
-            Ok(value) => {
-                rw.replace_op_with_values(op, &[value]);
+            Ok(values) => {
+                rw.replace_op_with_values(op, &values);
                 true
             }
             Err(message) => {

@@ -38,9 +38,20 @@ pub fn function(rank: usize, t: &Tiling) -> String {
         let bp = e.alloc(Ty::memref(&[None, Some(mt.nc)], Scalar::F32), &[&k]);
         let ct = e.alloca(Ty::memref(&[Some(mt.mr), Some(mt.nr())], Scalar::F32));
         let sizes = Sizes { m, k, n };
-        e.nest(&bounds, a[2].clone(), &mut |e, p, out| {
-            column_blocks(e, &mt, ta, tb, p, &sizes, &bp, &ct, out)
+        e.nest(&bounds, vec![a[2].clone()], &mut |e, p, out| {
+            vec![column_blocks(
+                e,
+                &mt,
+                ta,
+                tb,
+                p,
+                &sizes,
+                &bp,
+                &ct,
+                out[0].clone(),
+            )]
         })
+        .remove(0)
     })
 }
 

@@ -77,9 +77,10 @@ pub fn function(rank: usize, t: &Tiling) -> String {
             unit,
             meta,
         };
-        e.nest(&bounds, a[1].clone(), &mut |e, p, out| {
-            row_softmax(e, x, &row, p, out)
+        e.nest(&bounds, vec![a[1].clone()], &mut |e, p, out| {
+            vec![row_softmax(e, x, &row, p, out[0].clone())]
         })
+        .remove(0)
     })
 }
 

@@ -34,6 +34,82 @@ pub type Kernel6 = unsafe extern "C" fn(
     *mut c_void,
 );
 
+/// A kernel entry point taking seven descriptor pointers.
+pub type Kernel7 = unsafe extern "C" fn(
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+);
+/// A kernel entry point taking eight descriptor pointers.
+pub type Kernel8 = unsafe extern "C" fn(
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+);
+/// A kernel entry point taking nine descriptor pointers.
+pub type Kernel9 = unsafe extern "C" fn(
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+);
+/// A kernel entry point taking ten descriptor pointers.
+pub type Kernel10 = unsafe extern "C" fn(
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+);
+/// A kernel entry point taking eleven descriptor pointers.
+pub type Kernel11 = unsafe extern "C" fn(
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+);
+/// A kernel entry point taking twelve descriptor pointers.
+pub type Kernel12 = unsafe extern "C" fn(
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+    *mut c_void,
+);
+
 /// A kernel entry point of any supported arity.
 #[derive(Debug, Clone, Copy)]
 pub enum KernelFn {
@@ -49,6 +125,18 @@ pub enum KernelFn {
     A5(Kernel5),
     /// Six arguments.
     A6(Kernel6),
+    /// Seven arguments.
+    A7(Kernel7),
+    /// Eight arguments.
+    A8(Kernel8),
+    /// Nine arguments.
+    A9(Kernel9),
+    /// Ten arguments.
+    A10(Kernel10),
+    /// Eleven arguments.
+    A11(Kernel11),
+    /// Twelve arguments.
+    A12(Kernel12),
 }
 
 impl KernelFn {
@@ -61,6 +149,12 @@ impl KernelFn {
             KernelFn::A4(_) => 4,
             KernelFn::A5(_) => 5,
             KernelFn::A6(_) => 6,
+            KernelFn::A7(_) => 7,
+            KernelFn::A8(_) => 8,
+            KernelFn::A9(_) => 9,
+            KernelFn::A10(_) => 10,
+            KernelFn::A11(_) => 11,
+            KernelFn::A12(_) => 12,
         }
     }
 }
@@ -243,7 +337,7 @@ impl Kernel {
     pub fn launch(&self, args: &mut [DynMemRef<'_>]) -> Result<(), Error> {
         self.check(args)?;
         let entry = self.select()?;
-        let mut p = [core::ptr::null_mut::<c_void>(); 6];
+        let mut p = [core::ptr::null_mut::<c_void>(); 12];
         for (slot, d) in p.iter_mut().zip(args.iter_mut()) {
             *slot = d.as_kernel_arg();
         }
@@ -267,6 +361,12 @@ impl Kernel {
                 KernelFn::A4(f) => f(p[0], p[1], p[2], p[3]),
                 KernelFn::A5(f) => f(p[0], p[1], p[2], p[3], p[4]),
                 KernelFn::A6(f) => f(p[0], p[1], p[2], p[3], p[4], p[5]),
+                KernelFn::A7(f) => f(p[0], p[1], p[2], p[3], p[4], p[5], p[6]),
+                KernelFn::A8(f) => f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]),
+                KernelFn::A9(f) => f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]),
+                KernelFn::A10(f) => f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]),
+                KernelFn::A11(f) => f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]),
+                KernelFn::A12(f) => f(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]),
             }
         }
         Ok(())
