@@ -154,7 +154,14 @@ fn sink_logits(rng: &mut Rng, n: usize) -> Vec<f32> {
 }
 
 /// Shape prefixes of q and of k/v, then Sq, Sk, D, Dv.
-type Layout = (&'static [usize], &'static [usize], usize, usize, usize, usize);
+type Layout = (
+    &'static [usize],
+    &'static [usize],
+    usize,
+    usize,
+    usize,
+    usize,
+);
 
 /// Every option alone, then combined, for one element type, at ranks 2 to 4 with GQA.
 fn every_option<T: AttentionElement>(seed: u64) {

@@ -80,9 +80,9 @@ pub enum Op {
         /// An additive f32 mask: `[Sq, Sk]`, or of q's rank with each leading dim 1 or q's
         /// ([`MaskRule::Compiled`](crate::shape::MaskRule::Compiled)).
         mask: Option<Value>,
-        /// Attention-sink logits, f32 `[Hq]` (one per query head, `[1]` at rank 2).
+        /// Attention-sink logits, f32 `[Hq]` (one per query head; `[Sq]` at rank 2).
         sinks: Option<Value>,
-        /// ALiBi slopes, f32 `[Hq]` (one per query head, `[1]` at rank 2).
+        /// ALiBi slopes, f32 `[Hq]` (one per query head; `[Sq]` at rank 2).
         alibi: Option<Value>,
         /// The options, resolved: the call's named arguments over the kernel's `#[attn(..)]`.
         /// `scale` is always `Some`: the explicit scale, else `1/sqrt(D)` rounded to f32 (every

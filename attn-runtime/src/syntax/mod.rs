@@ -85,10 +85,11 @@
 //!
 //! # Sinks and ALiBi
 //!
-//! `sinks` and `alibi` are f32 tensors `[Hq]`, one value per query head (`[1]` at rank 2), like
-//! masks always f32 and, in kernels of another dtype, inputs of the kernel. `sinks[h]` is a
-//! logit whose `exp` joins the softmax denominator of every row of head `h` (no value vector);
-//! `alibi[h]` is the slope of the bias `-alibi[h] * |p - j|` added to the scores.
+//! `sinks` and `alibi` are f32 tensors `[Hq]`, one value per query head (at rank 2, where q has
+//! one head, `[Sq]`: one per query row, as `attn_build::graph` takes them), like masks always
+//! f32 and, in kernels of another dtype, inputs of the kernel. `sinks[h]` is a logit whose `exp`
+//! joins the softmax denominator of every row of head `h` (no value vector); `alibi[h]` is the
+//! slope of the bias `-alibi[h] * |p - j|` added to the scores.
 //!
 //! # Checking, specs and symbols
 //!

@@ -551,7 +551,7 @@ fn window_softcap_sinks_and_alibi() {
     // Inputs after q, k, v in any order; sinks and alibi stay f32 in other dtypes.
     let k = kernel(quote! {
         #[attn(dtype = bf16)]
-        fn f(q: [2, 8], k: [5, 8], v: [5, 8], alibi: [1], mask: [2, 5]) -> [2, 8];
+        fn f(q: [2, 8], k: [5, 8], v: [5, 8], alibi: [2], mask: [2, 5]) -> [2, 8];
     });
     assert_eq!(
         k.inputs.iter().map(|i| i.dtype).collect::<Vec<_>>(),
@@ -571,7 +571,7 @@ fn window_softcap_sinks_and_alibi() {
     // Named arguments in bodies override the kernel's options; usize::MAX is unbounded.
     let k = kernel(quote! {
         #[attn(window = (4, 4), softcap = 5.0)]
-        fn b(q: [3, 8], k: [6, 8], v: [6, 8], s: [1], a: [1]) -> [3, 8] {
+        fn b(q: [3, 8], k: [6, 8], v: [6, 8], s: [3], a: [3]) -> [3, 8] {
             attention(q, k, v, window = (18446744073709551615, 0), softcap = 2.5, sinks = s, alibi = a)
         }
     });
@@ -651,15 +651,15 @@ fn window_softcap_sinks_and_alibi_errors() {
             "sinks has shape [3] but must be [Hq] = [2]: one sink logit per query head of q [2, 4, 8]",
         ),
         (
-            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8], alibi: [4]) -> [4, 8]; },
-            "alibi has shape [4] but must be [Hq] = [1]: one ALiBi slope per query head",
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8], alibi: [1]) -> [4, 8]; },
+            "alibi has shape [1] but must be [Sq] = [4]: one ALiBi slope per query row (rank 2: one head) of q [4, 8]",
         ),
         (
             quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8], sink: [1]) -> [4, 8]; },
             "must be named `mask`, `sinks` or `alibi`, not `sink`",
         ),
         (
-            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8], s: [1]) -> [4, 8] { attention(q, k, v, sinks = s, sinks = s) } },
+            quote! { fn f(q: [4, 8], k: [4, 8], v: [4, 8], s: [4]) -> [4, 8] { attention(q, k, v, sinks = s, sinks = s) } },
             "`sinks` is given twice in this `attention`",
         ),
         (

@@ -18,9 +18,9 @@ pub(super) struct AttentionCall {
     pub(super) v: (Value, At),
     /// The mask operand.
     pub(super) mask: Option<(Value, At)>,
-    /// The sink logits, f32 `[Hq]`.
+    /// The sink logits, f32 `[Hq]` (`[Sq]` at rank 2).
     pub(super) sinks: Option<(Value, At)>,
-    /// The ALiBi slopes, f32 `[Hq]`.
+    /// The ALiBi slopes, f32 `[Hq]` (`[Sq]` at rank 2).
     pub(super) alibi: Option<(Value, At)>,
     /// The options; `scale: None` is `1/sqrt(D)`.
     pub(super) options: AttentionOptions,
@@ -177,6 +177,13 @@ impl Builder {
             self.use_as(*m, DType::F32, "an attention mask", tokens)?;
             shape::mask_dims(&self.shape(*m), &dims, MaskRule::Compiled).map_err(at)?;
         }
+        // One value per query head, or at rank 2 (one head) one per query row, as the graph
+        // API takes them.
+        let (n, per, unit) = if dims.rank == 2 {
+            (dims.sq, "[Sq]", "query row (rank 2: one head)")
+        } else {
+            (dims.hq, "[Hq]", "query head")
+        };
         for (name, role, what, operand) in [
             (
                 "sinks",
@@ -194,14 +201,13 @@ impl Builder {
             let Some((x, tokens)) = operand else { continue };
             self.use_as(*x, DType::F32, role, tokens)?;
             let s = self.shape(*x);
-            if s != [dims.hq] {
+            if s != [n] {
                 return Err(syn::Error::new_spanned(
                     tokens,
                     format!(
-                        "`attention`: {name} has shape {} but must be [Hq] = [{}]: {what} per \
-                         query head of q {}",
+                        "`attention`: {name} has shape {} but must be {per} = [{n}]: {what} per \
+                         {unit} of q {}",
                         show(&s),
-                        dims.hq,
                         show(&sq)
                     ),
                 ));
