@@ -14,10 +14,9 @@
 //!   remove.
 //! - The online softmax update per row over the block (shared with the packed path); `P` is
 //!   stored in place of the scores, `alpha` per row.
-//! - `O = alpha O + P V` with the shared P.V tile, in tiles of up to `BR` rows x `PV` vectors of
-//!   Dv, V vectors read in place (the last partial vector of a row with a masked load); every
-//!   row count `1..=BR` and every Dv remainder has its own tile, so no padded row or column is
-//!   computed.
+//! - `O = alpha O + P V` with the shared P.V tile, row by row (the block of V stays in L1 for
+//!   the rows of a GQA group), in tiles of `PV` vectors of Dv, then single vectors, then the
+//!   last partial vector with a masked load: no padded row or column is computed.
 //!
 //! The exponentials flush `-inf` to exactly 0 in every variant; NaN and infinite scores
 //! propagate to their rows as in the packed path.
@@ -32,7 +31,7 @@ use attn_runtime::tuning::{DECODE_BLOCK_VECS, DECODE_PREFETCH_BLOCKS, DECODE_ROW
 /// The decode branch: leaves the unnormalized output rows in `ob` (at least `DECODE_ROWS x Dv'`)
 /// and the row sums in `ls`; the caller normalizes.
 pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &Val) {
-    let (w, br) = (cx.t.w, cx.t.br);
+    let w = cx.t.w;
     let bk = DECODE_BLOCK_VECS * w;
     let (ku, vu) = (&cx.ku, &cx.vu);
     let (c0, c1, cw) = (e.idx(0), e.idx(1), e.idx(w));
@@ -121,21 +120,17 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &
             });
             e.vstore(&alpha, &als, &[r]);
         });
-        // O = alpha O + P V over the block's keys, in tiles of nr rows x (nf full vectors,
-        // plus one masked vector when `masked`).
-        let tile = |e: &mut Emitter, rows: &[Val], c: &Val, nf: usize, masked: bool| {
-            let nv = nf + usize::from(masked);
+        // O = alpha O + P V over the block's keys, row by row (V's block stays in L1 for the
+        // rows of a GQA group), in tiles of `PV` vectors of Dv, then single vectors, then the
+        // masked last partial vector.
+        let tile = |e: &mut Emitter, row: &Val, c: &Val, nv: usize, masked: bool| {
             let cols = tiles::columns(e, c, nv, w);
-            let alpha: Vec<Val> = rows
-                .iter()
-                .map(|row| {
-                    let a = e.load(&als, &[row]);
-                    e.splat(&a, w)
-                })
-                .collect();
+            let a = e.load(&als, &[row]);
+            let alpha = [e.splat(&a, w)];
+            let rows = [row.clone()];
             let t = tiles::PvTile {
                 out: ob,
-                rows,
+                rows: &rows,
                 cols: &cols,
                 alpha: &alpha,
                 keys: &jn,
@@ -144,54 +139,25 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &
                 e,
                 cx.t.mca_markers,
                 &t,
-                |e, j, i, col| {
+                |e, j, _, col| {
                     let key = e.add(kb, j);
-                    if i < nf {
+                    if masked {
+                        tail_load(e, cx, vu, &key, col, &dvtail, &cx.dv, &dvmask)
+                    } else {
                         let x = e.vload(vu, &[&key, col], w);
                         e.convert(&x, cx.ct)
-                    } else {
-                        tail_load(e, cx, vu, &key, col, &dvtail, &cx.dv, &dvmask)
                     }
                 },
-                |e, ri, j| e.load(&sb, &[&rows[ri], j]),
+                |e, _, j| e.load(&sb, &[row, j]),
             );
         };
         let pvv = cx.t.pv_vecs;
-        let pv_rows = |e: &mut Emitter, rg: &Val, nr: usize| {
-            let rows = tiles::columns(e, rg, nr, 1);
-            let cpv = e.idx(pvv);
-            let ntile = e.div(&nfv, &cpv);
-            let tiled = e.mul(&ntile, &cpv);
-            let cend = e.mul(&tiled, &cw);
-            let chunk = e.idx(pvv * w);
-            e.each(&c0, &cend, &chunk, |e, c| tile(e, &rows, c, pvv, false));
-            // The full vectors past the last full tile (0..pvv), then the partial vector.
-            let rem = e.sub(&nfv, &tiled);
-            for rf in 0..pvv {
-                let crf = e.idx(rf);
-                let is = e.cmp(Cmp::Eq, &rem, &crf);
-                e.when(&is, |e| {
-                    if rf == 0 {
-                        e.when(&has_dvtail, |e| tile(e, &rows, &cend, 0, true));
-                    } else {
-                        e.if_else(
-                            &has_dvtail,
-                            |e| tile(e, &rows, &cend, rf, true),
-                            |e| tile(e, &rows, &cend, rf, false),
-                        );
-                    }
-                });
-            }
-        };
-        let cbr = e.idx(br);
-        e.each(&c0, &cx.sq, &cbr, |e, rg| {
-            let left = e.sub(&cx.sq, rg);
-            let nr = e.min_s(&left, &cbr);
-            for k in 1..=br {
-                let ck = e.idx(k);
-                let is = e.cmp(Cmp::Eq, &nr, &ck);
-                e.when(&is, |e| pv_rows(e, rg, k));
-            }
+        let chunk = e.idx(pvv * w);
+        let cend = e.round_down(&dvfull, pvv * w);
+        e.range(&cx.sq, |e, r| {
+            e.each(&c0, &cend, &chunk, |e, c| tile(e, r, c, pvv, false));
+            e.each(&cend, &dvfull, &cw, |e, c| tile(e, r, c, 1, false));
+            e.when(&has_dvtail, |e| tile(e, r, &dvfull, 1, true));
         });
     });
 }

@@ -101,16 +101,18 @@ fn pack_k_transposed(e: &mut Emitter, cx: &Ctx, kb: &Val, kp: &Val) {
     let dtail = e.sub(&cx.d, &dfull);
     let dmask = e.create_mask(&dtail, w);
     let has_tail = e.cmp(Cmp::Ne, &dtail, &c0);
-    for jv in 0..cx.t.bc_vecs {
+    let cbcv = e.idx(cx.t.bc_vecs);
+    e.range(&cbcv, |e, jv| {
+        let col = e.mul(jv, &cw);
+        let base = e.add(kb, &col);
         let keys: Vec<(Val, Val)> = (0..w)
             .map(|i| {
-                let off = e.idx(jv * w + i);
-                let key = e.add(kb, &off);
+                let off = e.idx(i);
+                let key = e.add(&base, &off);
                 let ok = e.cmp(Cmp::Ult, &key, &cx.sk);
                 (e.min_s(&key, &skm1), ok)
             })
             .collect();
-        let col = e.idx(jv * w);
         let block = |e: &mut Emitter, dd: &Val, tail: bool| {
             let rows: Vec<Val> = keys
                 .iter()
@@ -133,7 +135,7 @@ fn pack_k_transposed(e: &mut Emitter, cx: &Ctx, kb: &Val, kp: &Val) {
         };
         e.each(&c0, &dfull, &cw, |e, dd| block(e, dd, false));
         e.when(&has_tail, |e| block(e, &dfull, true));
-    }
+    });
 }
 
 /// K^T * scale2 element by element (K rows with a stride).
