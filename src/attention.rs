@@ -309,7 +309,7 @@ impl<'a> Attention<'a> {
             v.try_as_tensor_view()?,
         );
         let dims = check(&q, &k, &v)?;
-        let mut out = Tensor::zeros(&dims.output())?;
+        let mut out = Tensor::zeros(&out_shape(&dims)[..dims.rank])?;
         self.run_checked(q, k, v, dims, &mut out.view_mut(), None)?;
         Ok(out)
     }
@@ -439,6 +439,13 @@ fn check<T: Element>(
     shape::check_nonempty("attention", "k", k.shape())?;
     shape::check_nonempty("attention", "v", v.shape())?;
     Ok(dims)
+}
+
+/// The output's shape (the first `rank` dims): q's with `Dv` last, without allocating.
+fn out_shape(dims: &AttentionDims) -> [usize; 4] {
+    let mut s = [dims.b, dims.hq, dims.sq, dims.dv];
+    s.rotate_left(4 - dims.rank);
+    s
 }
 
 fn check_padding(p: &[bool], dims: &AttentionDims) -> Result<(), Error> {
