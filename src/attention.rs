@@ -36,9 +36,9 @@
 //!   row stride, or `Sq = 1` as in decoding), the `Hq / Hkv` query heads of a group are stacked
 //!   as the rows of one kernel call, so each K/V head is read (and packed) once per group.
 //! - split-KV decoding: when a group's rows fit one work item (at most
-//!   [`tuning::MIN_ITEM_ROWS`](attn_runtime::tuning::MIN_ITEM_ROWS) stacked rows, as in
+//!   [`tuning::SPLIT_KV_MAX_ROWS`](crate::tuning::SPLIT_KV_MAX_ROWS) stacked rows, as in
 //!   decoding) and there are more than
-//!   [`tuning::SPLIT_KV_KEYS`](attn_runtime::tuning::SPLIT_KV_KEYS) keys, the keys are split
+//!   [`tuning::SPLIT_KV_KEYS`](crate::tuning::SPLIT_KV_KEYS) keys, the keys are split
 //!   into chunks of that fixed size, computed in parallel and merged by their log-sum-exp.
 //!   The split depends on the shapes only, never on the thread count, so results are bitwise
 //!   identical for any number of threads.

@@ -51,7 +51,7 @@ pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
     TensorViewMut, reference,
 };
-pub use attn_runtime::{half, isa, options};
+pub use attn_runtime::{half, isa, options, tuning};
 pub use kv_cache::KvCache;
 pub use merge::merge_partials;
 pub use ops::{
