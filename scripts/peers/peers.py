@@ -11,11 +11,11 @@ Peers:
          s /= rowsum; s @ v. Grouped-query heads by broadcasting (B, Hkv, G, Sq, D) against
          (B, Hkv, 1, Sk, D).
 
-The flags mirror examples/bench.rs. Causal masking is bottom-right aligned like attn's (query i
+The flags mirror tools/src/bin/bench.rs. Causal masking is bottom-right aligned like attn's (query i
 sees keys j <= i + Sk - Sq); torch's is_causal is top-left aligned, so torch refuses causal shapes
 with Sq != Sk rather than time something else.
 
-Attention variants (as examples/bench.rs; p(i) = i + Sk - Sq): --window L,R (query i sees keys
+Attention variants (as tools/src/bin/bench.rs; p(i) = i + Sk - Sq): --window L,R (query i sees keys
 p(i) - L <= j <= p(i) + R; `max`: unbounded), --softcap C (s = C tanh(s / C)), --alibi (bias
 -slope_h |p(i) - j|, slopes 2^(-8h/H)), --sinks (logit (h % 4) - 1 per head in the softmax
 denominator). torch SDPA takes a window as an explicit boolean mask (causal folded in, bottom-right
@@ -30,7 +30,7 @@ Timing: one call for a correctness check (max abs error against a float64 refere
 and last query head), warm-up (>= 2 calls and >= 0.1 s), then samples of `inner` back-to-back
 calls (a sample lasts >= 10 ms) until --budget seconds have passed (3 to 30 samples; fewer
 when a call is slow). Reported: the median per-call time over the samples. FLOPs are
-4 * B * Hq * Sq * Sk * D, dense-equivalent for causal shapes, as in examples/bench.rs.
+4 * B * Hq * Sq * Sk * D, dense-equivalent for causal shapes, as in tools/src/bin/bench.rs.
 """
 import argparse
 import json
@@ -85,7 +85,7 @@ def has_variants(a):
 
 
 def per_head(heads):
-    """ALiBi slopes 2^(-8h/H) and sink logits (h % 4) - 1, as examples/bench.rs."""
+    """ALiBi slopes 2^(-8h/H) and sink logits (h % 4) - 1, as tools/src/bin/bench.rs."""
     slopes = [2.0 ** (-8.0 * h / heads) for h in range(1, heads + 1)]
     sinks = [float(h % 4) - 1.0 for h in range(heads)]
     return slopes, sinks
