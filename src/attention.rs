@@ -210,7 +210,7 @@ impl<'a> Attention<'a> {
     /// ```
     /// use attn::{Attention, Tensor};
     /// // Each token sees itself and the 2 tokens before it (Mistral-style, window 3).
-    /// let x = Tensor::random(&[6, 8], 7)?;
+    /// let x = Tensor::<f32>::random(&[6, 8], 7)?;
     /// let out = Attention::new().causal(true).window(2, 0).run(&x, &x, &x)?;
     /// assert_eq!(out.shape(), &[6, 8]);
     /// # Ok::<(), attn::Error>(())
@@ -322,9 +322,9 @@ impl<'a> Attention<'a> {
     ///
     /// ```
     /// use attn::{Attention, Tensor};
-    /// let q = Tensor::random(&[2, 3, 8], 1)?;
-    /// let k = Tensor::random(&[2, 5, 8], 2)?;
-    /// let v = Tensor::random(&[2, 5, 4], 3)?;
+    /// let q = Tensor::<f32>::random(&[2, 3, 8], 1)?;
+    /// let k = Tensor::<f32>::random(&[2, 5, 8], 2)?;
+    /// let v = Tensor::<f32>::random(&[2, 5, 4], 3)?;
     /// let (out, lse) = Attention::new().causal(true).run_with_lse(&q, &k, &v)?;
     /// assert_eq!((out.shape(), lse.shape()), (&[2, 3, 4][..], &[2, 3][..]));
     /// # Ok::<(), attn::Error>(())

@@ -143,7 +143,7 @@ impl<T: AttentionElement> KvCache<T> {
     ///
     /// ```
     /// use attn::{Attention, KvCache, Tensor};
-    /// let mut cache = KvCache::new(1, 1, 64, 8, 8)?;
+    /// let mut cache = KvCache::<f32>::new(1, 1, 64, 8, 8)?;
     /// cache.append(&Tensor::random(&[1, 1, 10, 8], 1)?, &Tensor::random(&[1, 1, 10, 8], 2)?)?;
     /// let q = Tensor::random(&[1, 2, 1, 8], 3)?; // 2 query heads over 1 KV head
     /// let local = Attention::new().causal(true).window(3, 0).softcap(30.0).sinks(&[0.5, -1.0]);
