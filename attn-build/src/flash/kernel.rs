@@ -2,6 +2,7 @@
 //! choice between the packed and the streaming path, and the packed path as a sequence of named
 //! phases.
 
+use super::ctx::Ctx;
 use super::hook::{
     Keys, Mods, Rows, ScoreMod,
     band::Band as BandMod,
@@ -14,52 +15,6 @@ use attn_runtime::{
     DType,
     tuning::{PANEL_CACHE_BYTES, Tiling},
 };
-
-/// What the phases of one 2-D kernel share: types, arguments, sizes and views.
-pub struct Ctx {
-    /// The tiling, in lanes of the compute type.
-    pub t: Tiling,
-    /// The storage type of q, k, v and the output.
-    pub st: Scalar,
-    /// The compute type (f32, or f64 for f64 storage).
-    pub ct: Scalar,
-    /// `vector<w x ct>`.
-    pub vt: Ty,
-    /// Queries `[Sq, D]`.
-    pub q: Val,
-    /// Keys `[Sk, D]`.
-    pub k: Val,
-    /// Values `[Sk, Dv]`.
-    pub v: Val,
-    /// The scale of the scores times `log2 e`: scores are kept in base-2 units, so that
-    /// `exp(s - m)` is `2^(s2 - m2)` (no multiplication per score).
-    pub scale2: Val,
-    /// Query rows.
-    pub sq: Val,
-    /// Head dim of q and k.
-    pub d: Val,
-    /// Keys.
-    pub sk: Val,
-    /// Head dim of v.
-    pub dv: Val,
-    /// `Dv` rounded up to the vector width.
-    pub dvp: Val,
-    /// K and V as buffers with unit stride along their rows (valid where `k_unit` / `v_unit`).
-    pub ku: Val,
-    /// See `ku`.
-    pub vu: Val,
-    /// `i1`: K's rows have unit stride.
-    pub k_unit: Val,
-    /// `i1`: V's rows have unit stride.
-    pub v_unit: Val,
-}
-
-impl Ctx {
-    /// `log2 e` as a scalar or vector of the compute type `ty`.
-    pub fn log2e(&self, e: &mut Emitter, ty: &Ty) -> Val {
-        e.float(std::f64::consts::LOG2_E, ty)
-    }
-}
 
 /// The text of the 2-D kernel `@name` for `dt` and `var` (tiling `base` in f32 lanes).
 pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
@@ -196,7 +151,7 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val, lse: bool) -> Vec
             format_args!("tensor.empty({}) : {empty}", cx.sq),
         ));
     }
-    let res = e.for_(&c0, &cx.sq, &cqs, &carried, |e, q0, out| {
+    e.for_(&c0, &cx.sq, &cqs, &carried, |e, q0, out| {
         let left = e.sub(&cx.sq, q0);
         let rows = e.min_s(&left, &cqs);
         // O (unnormalized) and l of the rows into `ob` and `ls`, by either path. (The branches
@@ -219,8 +174,7 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val, lse: bool) -> Vec
         );
         let flush = mods.removes_keys();
         softmax::normalize(e, cx, flush, q0, &rows, &ob, &ms, &ls, out)
-    });
-    res
+    })
 }
 
 /// The packed K/V panels of a kernel call: one slot per key block of the call when they fit

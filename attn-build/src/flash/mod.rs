@@ -39,6 +39,7 @@
 //! max too); when a mod removes keys, removed keys get `-inf`, the exponentials flush it to 0, and
 //! a row with no visible key gives zeros.
 
+pub mod ctx;
 mod decode;
 pub mod hook;
 mod kernel;

@@ -1,7 +1,7 @@
 //! Packing of the packed path: Q panels per super-block, K and V panels per key block, so the
 //! register tiles only do aligned full-width loads from L1 whatever the strides of the inputs.
 
-use super::kernel::Ctx;
+use super::ctx::Ctx;
 use crate::emit::{Cmp, Emitter, Scalar, Ty, Val, math};
 
 /// The super-block's Q rows `q0..` into `qp` laid out `[mb][d][r]` (`nmb` micro-blocks of `BR`

@@ -1,8 +1,8 @@
 //! The online softmax, shared by the packed and the streaming path: the running row maximum
 //! `m` and row sum `l` in scratch, the update per key block, and the final normalization.
 
+use super::ctx::Ctx;
 use super::hook::Mods;
-use super::kernel::Ctx;
 use crate::emit::{Cmp, Emitter, Ty, Val, math, math::Reduce};
 
 /// Rows `0..n` of the scratch: `O = 0`, `m = -3e38`, `l = 0`; with a sink `s` (base-2 units)

@@ -1,7 +1,7 @@
 //! The register tiles: the score tile `S = Q K^T` of the packed path and the `O = alpha O + P V`
 //! tile shared by both paths.
 
-use super::kernel::Ctx;
+use super::ctx::Ctx;
 use crate::emit::{Cmp, Emitter, Val};
 
 /// The score tile of micro-block `mb`: `S[r][j] = sum_d Qp[mb][d][r] * Kp[d][j]` for `BR` rows

@@ -4,15 +4,12 @@
 
 use super::builder::{Builder, DimSource, TensorTy, dtype_of, tensor_ty};
 use crate::ffi::mlir::detach;
-use crate::flash::{Spec, Tiling};
+use crate::flash::Spec;
 use crate::graph::ATTENTION_OPTIONAL;
 use attn_runtime::shape::{self, Dim, MaskRule};
-use melior::{
-    Context,
-    ir::{
-        OperationRef, Value,
-        operation::{OperationBuilder, OperationLike, WalkOrder, WalkResult},
-    },
+use melior::ir::{
+    OperationRef, Value,
+    operation::{OperationBuilder, OperationLike},
 };
 
 /// The operands and attributes of one `transformer.attention` op.
@@ -71,7 +68,7 @@ impl<'c, 'a> Operands<'c, 'a> {
     }
 
     /// The fused function this op calls.
-    fn spec(&self) -> Result<Spec, String> {
+    pub(super) fn spec(&self) -> Result<Spec, String> {
         let tq = tensor_ty(self.q)?;
         let has = |n: &str| self.get(n).is_some();
         Ok(Spec {
@@ -242,41 +239,4 @@ impl<'c, 'a> Builder<'c, 'a> {
         }
         Ok(values)
     }
-}
-
-/// Inserts into `module` the private fused-attention functions that its `transformer.attention`
-/// ops of rank 2 to 4 will call (see [`crate::flash`]).
-pub(super) fn insert_flash_kernels(
-    ctx: &Context,
-    module: &OperationRef,
-    tiling: &Tiling,
-) -> Result<(), String> {
-    let mut specs = Vec::new();
-    let mut existing = Vec::new();
-    module.walk(WalkOrder::PreOrder, |op| {
-        let name = op
-            .name()
-            .as_string_ref()
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if name == "transformer.attention"
-            && let Ok(spec) = Operands::of(&op).and_then(|o| o.spec())
-            && (2..=4).contains(&spec.rank)
-            && !specs.contains(&spec)
-        {
-            specs.push(spec);
-        }
-        if name == "func.func"
-            && let Ok(a) = op.attribute("sym_name")
-        {
-            existing.push(a.to_string());
-        }
-        WalkResult::Advance
-    });
-    if specs.is_empty() {
-        return Ok(());
-    }
-    let text = crate::flash::module_text(&specs, tiling);
-    super::append_functions(ctx, module, &text, &existing, "the fused attention kernel")
 }

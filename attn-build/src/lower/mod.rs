@@ -21,6 +21,7 @@
 
 mod attention;
 mod builder;
+mod insert;
 mod linalg;
 
 use crate::ffi::mlir::{detach, emit_error, module_pass, op_pattern};
@@ -31,7 +32,7 @@ use melior::{
     apply_patterns_and_fold_greedily_with_op,
     dialect::DialectHandle,
     ir::{
-        BlockLike, OperationRef, RegionLike, Value,
+        OperationRef, Value,
         attribute::FloatAttribute,
         operation::{OperationLike, WalkOrder, WalkResult},
         r#type::TypeId,
@@ -149,36 +150,6 @@ fn add_pattern(
     set.add(pattern);
 }
 
-/// Parses `text` (a module of private kernel functions generated as MLIR text) and appends to
-/// `module` every function whose symbol is not in `existing`.
-pub(crate) fn append_functions(
-    ctx: &Context,
-    module: &OperationRef,
-    text: &str,
-    existing: &[String],
-    what: &str,
-) -> Result<(), String> {
-    let kernels = melior::ir::Module::parse(ctx, text)
-        .ok_or_else(|| format!("internal: {what} does not parse"))?;
-    let body = module
-        .region(0)
-        .ok()
-        .and_then(|r| r.first_block())
-        .ok_or("internal: the module has no body")?;
-    let mut next = kernels.body().first_operation();
-    while let Some(op) = next {
-        let taken = op
-            .attribute("sym_name")
-            .map(|a| existing.contains(&a.to_string()))
-            .unwrap_or(false);
-        if !taken {
-            body.append_operation((*op).clone());
-        }
-        next = op.next_in_block();
-    }
-    Ok(())
-}
-
 #[repr(align(8))]
 struct PassId;
 static CONVERT_TRANSFORMER_TO_LINALG: PassId = PassId;
@@ -193,8 +164,8 @@ pub fn convert_transformer_to_linalg(tiling: Tiling) -> Pass {
                 .attribute("attn.codegen")
                 .is_ok_and(|a| a.to_string() == "\"loops\"");
             let inserted = if fused {
-                attention::insert_flash_kernels(ctx, &module, &tiling)
-                    .and_then(|()| crate::primitives::insert_kernels(ctx, &module, &tiling))
+                insert::flash_kernels(ctx, &module, &tiling)
+                    .and_then(|()| insert::primitive_kernels(ctx, &module, &tiling))
             } else {
                 Ok(())
             };

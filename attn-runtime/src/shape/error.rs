@@ -1,8 +1,8 @@
 //! What the attention shape rule reports: which argument, against which other, which dims and
 //! which sizes ([`AttentionShapeError`]), and the sentence every layer shows for it.
 
-use super::attention::MaskRule;
 use super::extent::{Extent, Show};
+use super::rule::MaskRule;
 use crate::error::Error;
 use core::fmt;
 

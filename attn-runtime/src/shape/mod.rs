@@ -13,12 +13,14 @@
 mod attention;
 mod error;
 mod extent;
+mod rule;
 
-pub use attention::{AttentionDims, MaskRule, attention_dims, mask_dims};
+pub use attention::{AttentionDims, attention_dims, mask_dims};
 pub use error::{AttentionShapeError, Mismatch, Operand};
 #[cfg(feature = "syntax")]
 pub(crate) use extent::Show;
 pub use extent::{Dim, Extent};
+pub use rule::MaskRule;
 
 use crate::error::Error;
 

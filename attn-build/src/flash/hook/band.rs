@@ -8,7 +8,7 @@
 
 use super::{Keys, Limits, Rows, ScoreMod, Span};
 use crate::emit::{Cmp, Emitter, Scalar, Ty, Val};
-use crate::flash::kernel::Ctx;
+use crate::flash::ctx::Ctx;
 
 /// Beyond this, a bound is unbounded (keeps every sum of bounds and indices in `i32`).
 const FAR: i64 = 1 << 30;

@@ -3,7 +3,7 @@
 
 use super::{Keys, Rows, ScoreMod, select_if};
 use crate::emit::{Cmp, Emitter, Scalar, Ty, Val, math};
-use crate::flash::kernel::Ctx;
+use crate::flash::ctx::Ctx;
 
 /// Logit softcapping `s <- c tanh(s / c)` by the kernel's `softcap` input (`tensor<f32>`);
 /// `c <= 0` (or NaN) disables it. In base-2 units: `s2 <- (c log2 e) tanh(s2 ln 2 / c)`.

@@ -4,7 +4,7 @@
 
 use super::{Keys, Rows, ScoreMod};
 use crate::emit::{Emitter, Ty, Val};
-use crate::flash::kernel::Ctx;
+use crate::flash::ctx::Ctx;
 
 /// The mask hook.
 pub struct AddMask {

@@ -23,7 +23,7 @@ pub mod band;
 pub mod bias;
 pub mod mask;
 
-use super::kernel::Ctx;
+use super::ctx::Ctx;
 use crate::emit::{Cmp, Emitter, Scalar, Ty, Val};
 
 /// A block of query rows being processed: rows `q0..q0 + n` of the call, held in scratch rows
