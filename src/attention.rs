@@ -1,42 +1,59 @@
-//! Attention with every option: grouped-query heads, causal masking, additive masks, key
-//! padding; split over batch x heads x query blocks in Rust, each piece one call of a rank-2 AOT
+//! Attention with every option: grouped-query heads, causal masking, sliding windows, logit
+//! softcapping, ALiBi, attention sinks, additive masks, key padding; split over batch x heads x
+//! query blocks (and, for long decodes, key chunks) in Rust, each piece one call of a rank-2 AOT
 //! kernel on strided sub-views.
 //!
 //! # Semantics
 //! - q `[B, Hq, Sq, D]`, `[Hq, Sq, D]` or `[Sq, D]`; k `[.., Hkv, Sk, D]`; v `[.., Hkv, Sk, Dv]`
 //!   (same rank); `Hq % Hkv == 0`: query head `h` attends with key/value head `h / (Hq / Hkv)`
 //!   (grouped-query attention; `Hkv = 1` is multi-query). The output is q's shape with `Dv` last.
-//! - scores `s[i][j] = (q_i . k_j) * scale + mask[i][j]`, `scale` defaulting to `1/sqrt(D)`.
-//! - **causal** is bottom-right aligned: query `i` sees the keys `j <= i + Sk - Sq` (with
-//!   `Sq = Sk` the usual lower triangle; with `Sq < Sk`, e.g. decoding with a cache, the last
-//!   query sees every key). Key blocks that no query row of a kernel call sees are not computed.
+//! - With `p(i) = i + Sk - Sq` query `i`'s bottom-right aligned position, each score is, in
+//!   this order: `s = scale * (q_i . k_j)` (`scale` defaulting to `1/sqrt(D)`); with a softcap
+//!   `c`, `s = c * tanh(s / c)`; with ALiBi, `s -= slope_h * |p(i) - j|`; plus the mask; then
+//!   the key is removed if causal, the window or key padding hides it. The softmax's
+//!   denominator includes `exp(sink_h)` when sinks are given.
+//! - **causal**: query `i` sees the keys `j <= p(i)` (with `Sq = Sk` the usual lower triangle;
+//!   with `Sq < Sk`, e.g. decoding with a cache, the last query sees every key).
+//! - **window** `(left, right)`: query `i` sees the keys `p(i) - left <= j <= p(i) + right`
+//!   (`usize::MAX`: unbounded on that side); with causal, also `j <= p(i)`.
 //! - **mask**: an additive f32 mask broadcastable (dims aligned to the right, each 1 or equal)
 //!   to `[B, Hq, Sq, Sk]`, e.g. `[Sq, Sk]`, `[B, 1, Sq, Sk]`, `[B, Hq, Sq, Sk]`, `[B, 1, 1, Sk]`;
 //!   `-inf` removes a key. Broadcast dims are read through zero strides, never copied.
 //! - **key padding**: `[B, Sk]` booleans (row-major), `false` removes key `j` of batch `b`.
-//! - A row whose every key is removed (causal, mask `-inf` or padding) gives **zeros**, not NaN.
-//!   NaN inputs still give NaN rows, and infinite scores NaN rows, as without options.
+//! - A row whose every key is removed gives **zeros** (and, with sinks, zeros too: the sink has
+//!   no value vector), not NaN. NaN inputs still give NaN rows, and infinite scores NaN rows.
 //!
 //! # Kernels and cost
-//! - no option: `attention_r2`; causal only: `attention_causal_r2`, which takes the position of
-//!   each query row (as f32: exact up to 2^24 keys) and skips fully masked key blocks; a mask
-//!   and/or key padding: `attention_mask_r2` on a strided `[rows, Sk]` view of the mask.
-//! - causal combined with a mask or key padding: per query block, K and V are cut at the last
-//!   visible key and the causal `-inf` is merged into a copy of that block's mask rows.
+//! - no option: `attention_r2`; any option (or [`Attention::run_with_lse`]):
+//!   `attention_opts_r2`, which takes per-row positions (f32: exact below 2^24), the window,
+//!   the softcap, per-row sinks and ALiBi slopes and also returns each row's log-sum-exp; with
+//!   a mask or key padding, `attention_opts_mask_r2` on a strided `[rows, keys]` view of the
+//!   mask. Key blocks that no row of a kernel call sees are not computed, and each call's K and
+//!   V are cut to the keys its rows can see (a sliding window reads only its window).
 //! - mask and key padding together are merged once per call into one `[B, Hm, Sqm, Sk]` mask
 //!   (`Hm`, `Sqm`: 1 where the user's mask broadcasts).
 //! - grouped heads: when the layout allows (q's and the mask's head stride equal `Sq` times their
 //!   row stride, or `Sq = 1` as in decoding), the `Hq / Hkv` query heads of a group are stacked
 //!   as the rows of one kernel call, so each K/V head is read (and packed) once per group.
+//! - split-KV decoding: when a group's rows fit one work item (at most
+//!   [`tuning::SPLIT_KV_MAX_ROWS`](crate::tuning::SPLIT_KV_MAX_ROWS) stacked rows, as in
+//!   decoding) and there are more than
+//!   [`tuning::SPLIT_KV_KEYS`](crate::tuning::SPLIT_KV_KEYS) keys, the keys are split
+//!   into chunks of that fixed size, computed in parallel and merged by their log-sum-exp.
+//!   The split depends on the shapes only, never on the thread count, so results are bitwise
+//!   identical for any number of threads.
+
+mod plan;
 
 use crate::kernels;
 use attn_runtime::{
-    AsTensorView, DynMemRef, Element, Error, Tensor, TensorView, TensorViewMut,
+    AsTensorView, Element, Error, Tensor, TensorView, TensorViewMut,
     ffi::Kernel,
     half::{bf16, f16},
-    options::{AttentionOptions, default_scale},
-    shape::{self, AttentionDims, MaskRule},
+    options::{self, AttentionOptions},
+    shape::{self, AttentionDims},
 };
+use plan::Plan;
 
 mod sealed {
     pub trait Sealed {}
@@ -49,12 +66,12 @@ mod sealed {
 /// The element types attention runs on: `f32`, `f64`, and the 16-bit storage types
 /// [`half::bf16`](bf16) and [`half::f16`](f16).
 ///
-/// q, k, v and the output share the element type; masks are f32 for every type. 16-bit inputs
-/// are widened to f32 as the kernel packs them, every product, exponential and sum runs in f32,
-/// and the output is rounded once. Expected accuracy against the f64 reference of the same
-/// (rounded) inputs, as the tests check it: f32 about 1e-6 absolute for unit-scale data, f64
-/// about 1e-13, bf16 and f16 within one rounding of the output (relative 2^-8 for bf16,
-/// 2^-11 for f16) plus the f32 error.
+/// q, k, v and the output share the element type; masks, ALiBi slopes and sinks are f32 for
+/// every type. 16-bit inputs are widened to f32 as the kernel packs them, every product,
+/// exponential and sum runs in f32, and the output is rounded once. Expected accuracy against
+/// the f64 reference of the same (rounded) inputs, as the tests check it: f32 about 1e-6
+/// absolute for unit-scale data, f64 about 1e-13, bf16 and f16 within one rounding of the
+/// output (relative 2^-8 for bf16, 2^-11 for f16) plus the f32 error.
 ///
 /// ```
 /// use attn::{half::bf16, Tensor};
@@ -66,10 +83,10 @@ mod sealed {
 /// # Ok::<(), attn::Error>(())
 /// ```
 pub trait AttentionElement: Element + sealed::Sealed {
-    /// The type the kernels compute in, and the type of the scale they take: `f64` for `f64`,
-    /// else `f32`.
+    /// The type the kernels compute in, and the type of the scale they take and of the
+    /// log-sum-exp they return: `f64` for `f64`, else `f32`.
     type Compute: Element;
-    /// The rank-2 kernels: dense, causal by positions, masked.
+    /// The rank-2 kernels: dense, with every option, with every option and a mask.
     #[doc(hidden)]
     fn kernels() -> [&'static Kernel; 3];
 }
@@ -79,8 +96,8 @@ impl AttentionElement for f32 {
     fn kernels() -> [&'static Kernel; 3] {
         [
             &kernels::ATTENTION_R2,
-            &kernels::ATTENTION_CAUSAL_R2,
-            &kernels::ATTENTION_MASK_R2,
+            &kernels::ATTENTION_OPTS_R2,
+            &kernels::ATTENTION_OPTS_MASK_R2,
         ]
     }
 }
@@ -90,8 +107,8 @@ impl AttentionElement for f64 {
     fn kernels() -> [&'static Kernel; 3] {
         [
             &kernels::ATTENTION_F64_R2,
-            &kernels::ATTENTION_CAUSAL_F64_R2,
-            &kernels::ATTENTION_MASK_F64_R2,
+            &kernels::ATTENTION_OPTS_F64_R2,
+            &kernels::ATTENTION_OPTS_MASK_F64_R2,
         ]
     }
 }
@@ -101,8 +118,8 @@ impl AttentionElement for bf16 {
     fn kernels() -> [&'static Kernel; 3] {
         [
             &kernels::ATTENTION_BF16_R2,
-            &kernels::ATTENTION_CAUSAL_BF16_R2,
-            &kernels::ATTENTION_MASK_BF16_R2,
+            &kernels::ATTENTION_OPTS_BF16_R2,
+            &kernels::ATTENTION_OPTS_MASK_BF16_R2,
         ]
     }
 }
@@ -112,13 +129,23 @@ impl AttentionElement for f16 {
     fn kernels() -> [&'static Kernel; 3] {
         [
             &kernels::ATTENTION_F16_R2,
-            &kernels::ATTENTION_CAUSAL_F16_R2,
-            &kernels::ATTENTION_MASK_F16_R2,
+            &kernels::ATTENTION_OPTS_F16_R2,
+            &kernels::ATTENTION_OPTS_MASK_F16_R2,
         ]
     }
 }
 
 /// Attention with options, built step by step; [`crate::attention()`] is the no-option shortcut.
+///
+/// | option | rule (`p(i) = i + Sk - Sq`, `s` the score) |
+/// |---|---|
+/// | [`causal`](Attention::causal) | query `i` sees keys `j <= p(i)` |
+/// | [`window`](Attention::window)`(l, r)` | query `i` sees keys `p(i) - l <= j <= p(i) + r` |
+/// | [`softcap`](Attention::softcap)`(c)` | `s = c * tanh(s / c)` |
+/// | [`alibi`](Attention::alibi)`(slopes)` | `s -= slopes[h] * \|p(i) - j\|` |
+/// | [`sinks`](Attention::sinks)`(logits)` | `exp(logits[h])` joins the softmax denominator |
+/// | [`mask`](Attention::mask)`(m)` | `s += m[.., i, j]` |
+/// | [`key_padding`](Attention::key_padding)`(valid)` | `valid[b * Sk + j] == false` removes key `j` |
 ///
 /// ```
 /// use attn::{Attention, Tensor};
@@ -135,13 +162,15 @@ impl AttentionElement for f16 {
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Attention<'a> {
-    /// Causal masking and the scale (`attn::options`, shared with the reference and the
-    /// compiler).
+    /// Causal masking, the scale, the window and the softcap (`attn::options`, shared with the
+    /// reference and the compiler).
     options: AttentionOptions,
     mask: Option<TensorView<'a, f32>>,
     /// Set when the mask's layout could not be borrowed as a view (reported by `run`).
     mask_unusable: bool,
     key_padding: Option<&'a [bool]>,
+    alibi: Option<&'a [f32]>,
+    sinks: Option<&'a [f32]>,
 }
 
 impl<'a> Attention<'a> {
@@ -156,16 +185,80 @@ impl<'a> Attention<'a> {
         self
     }
 
-    /// The scale of the scores (default `1/sqrt(D)`); must be finite.
-    pub fn scale(mut self, scale: f32) -> Self {
-        self.options.scale = Some(f64::from(scale));
+    /// The scale of the scores (default `1/sqrt(D)`); must be finite. f64 attention uses it
+    /// exactly; f32, bf16 and f16 attention round it to f32.
+    ///
+    /// ```
+    /// use attn::{Attention, Tensor};
+    /// let q = Tensor::full(&[3, 8], 0.5f64)?;
+    /// let third = Attention::new().scale(1.0 / 3.0).run(&q, &q, &q)?; // f64: exactly 1/3
+    /// let q32 = Tensor::full(&[3, 8], 0.5f32)?;
+    /// let rounded = Attention::new().scale(0.1f32).run(&q32, &q32, &q32)?;
+    /// assert_eq!((third.shape(), rounded.shape()), (&[3, 8][..], &[3, 8][..]));
+    /// # Ok::<(), attn::Error>(())
+    /// ```
+    pub fn scale(mut self, scale: impl Into<f64>) -> Self {
+        self.options.scale = Some(scale.into());
         self
     }
 
-    /// Sets every plain-data option at once (causal, scale; see
-    /// [`options::AttentionOptions`](crate::options::AttentionOptions)), keeping the mask and
-    /// the key padding. A scale given here is rounded to the kernels' compute type (f32, or f64
-    /// for f64 tensors).
+    /// A sliding window: query `i` sees the keys `j` with `p(i) - left <= j <= p(i) + right`,
+    /// `p(i) = i + Sk - Sq` its bottom-right aligned position. `usize::MAX` leaves a side
+    /// unbounded; with [`causal`](Attention::causal) the right bound is also `p(i)`. Keys
+    /// outside every window of a block of rows are neither read nor computed.
+    ///
+    /// ```
+    /// use attn::{Attention, Tensor};
+    /// // Each token sees itself and the 2 tokens before it (Mistral-style, window 3).
+    /// let x = Tensor::<f32>::random(&[6, 8], 7)?;
+    /// let out = Attention::new().causal(true).window(2, 0).run(&x, &x, &x)?;
+    /// assert_eq!(out.shape(), &[6, 8]);
+    /// # Ok::<(), attn::Error>(())
+    /// ```
+    pub fn window(mut self, left: usize, right: usize) -> Self {
+        self.options.window = Some((left, right));
+        self
+    }
+
+    /// Logit softcapping (Gemma 2): each scaled score `s` becomes `cap * tanh(s / cap)`, before
+    /// the ALiBi bias and the mask. `cap` must be positive and finite (else `run` returns an
+    /// error naming the value).
+    pub fn softcap(mut self, cap: f32) -> Self {
+        self.options.softcap = Some(cap);
+        self
+    }
+
+    /// ALiBi: one slope per query head (`Hq` values, 1 at rank 2); the score of query `i` and
+    /// key `j` in head `h` gets `-slopes[h] * |p(i) - j|`. Slopes must be finite.
+    pub fn alibi(mut self, slopes: &'a [f32]) -> Self {
+        self.alibi = Some(slopes);
+        self
+    }
+
+    /// Attention sinks (gpt-oss): one logit per query head (`Hq` values, 1 at rank 2); the
+    /// softmax denominator of every row of head `h` includes `exp(logits[h])`, with no value
+    /// vector: `out_i = sum_j e^{s_ij} v_j / (sum_j e^{s_ij} + e^{logits[h]})`. Logits must be
+    /// finite, or `-inf` (no sink for that head).
+    ///
+    /// ```
+    /// use attn::{Attention, Tensor};
+    /// let q = Tensor::full(&[1, 2, 4], 0.0f32)?;  // [Hq = 1, Sq, D]: scores 0
+    /// let k = Tensor::full(&[1, 3, 4], 1.0f32)?;
+    /// let v = Tensor::full(&[1, 3, 1], 1.0f32)?;
+    /// // A sink of logit 0 counts as a fourth key with value 0: out = 3 / 4.
+    /// let out = Attention::new().sinks(&[0.0]).run(&q, &k, &v)?;
+    /// assert!((out.as_slice()[0] - 0.75).abs() < 1e-6);
+    /// # Ok::<(), attn::Error>(())
+    /// ```
+    pub fn sinks(mut self, logits: &'a [f32]) -> Self {
+        self.sinks = Some(logits);
+        self
+    }
+
+    /// Sets every plain-data option at once (causal, scale, window, softcap; see
+    /// [`options::AttentionOptions`](crate::options::AttentionOptions)), keeping the mask, the
+    /// key padding, ALiBi and sinks. A scale given here is rounded to the kernels' compute type
+    /// (f32, or f64 for f64 tensors).
     ///
     /// ```
     /// use attn::{Attention, Tensor, options::AttentionOptions};
@@ -182,7 +275,7 @@ impl<'a> Attention<'a> {
         self
     }
 
-    /// The plain-data options (causal, scale).
+    /// The plain-data options (causal, scale, window, softcap).
     pub fn options(&self) -> AttentionOptions {
         self.options
     }
@@ -216,12 +309,43 @@ impl<'a> Attention<'a> {
             v.try_as_tensor_view()?,
         );
         let dims = check(&q, &k, &v)?;
-        let mut shape = [0usize; 4];
-        shape[..dims.rank].copy_from_slice(q.shape());
-        shape[dims.rank - 1] = dims.dv;
-        let mut out = Tensor::zeros(&shape[..dims.rank])?;
-        self.run_checked(q, k, v, dims, &mut out.view_mut())?;
+        let mut out = Tensor::zeros(&out_shape(&dims)[..dims.rank])?;
+        self.run_checked(q, k, v, dims, &mut out.view_mut(), None)?;
         Ok(out)
+    }
+
+    /// Runs attention and also returns the log-sum-exp of each row's final scores,
+    /// `lse[.., i] = ln(sum_j e^{s_ij} (+ e^{sink_h}))`, of q's shape without its last dim
+    /// (f32). A row with no visible key and no sink gives zeros and `lse = -inf`. Results over
+    /// disjoint key sets of the same queries merge into the result over their union with
+    /// [`merge_partials`](crate::merge_partials).
+    ///
+    /// ```
+    /// use attn::{Attention, Tensor};
+    /// let q = Tensor::<f32>::random(&[2, 3, 8], 1)?;
+    /// let k = Tensor::<f32>::random(&[2, 5, 8], 2)?;
+    /// let v = Tensor::<f32>::random(&[2, 5, 4], 3)?;
+    /// let (out, lse) = Attention::new().causal(true).run_with_lse(&q, &k, &v)?;
+    /// assert_eq!((out.shape(), lse.shape()), (&[2, 3, 4][..], &[2, 3][..]));
+    /// # Ok::<(), attn::Error>(())
+    /// ```
+    pub fn run_with_lse<T: AttentionElement>(
+        &self,
+        q: &impl AsTensorView<T>,
+        k: &impl AsTensorView<T>,
+        v: &impl AsTensorView<T>,
+    ) -> Result<(Tensor<T>, Tensor<f32>), Error> {
+        let (q, k, v) = (
+            q.try_as_tensor_view()?,
+            k.try_as_tensor_view()?,
+            v.try_as_tensor_view()?,
+        );
+        let dims = check(&q, &k, &v)?;
+        let out_shape = dims.output();
+        let mut out = Tensor::zeros(&out_shape)?;
+        let mut lse = Tensor::zeros(&out_shape[..dims.rank - 1])?;
+        self.run_checked(q, k, v, dims, &mut out.view_mut(), Some(lse.as_mut_slice()))?;
+        Ok((out, lse))
     }
 
     /// Runs attention into `out` (q's shape with `Dv` last, any strides). Allocates nothing for
@@ -244,17 +368,16 @@ impl<'a> Attention<'a> {
             && out.shape()[..r - 1] == q.shape()[..r - 1]
             && out.shape()[r - 1] == dims.dv;
         if !good {
-            let mut expected = q.shape().to_vec();
-            expected[r - 1] = dims.dv;
             return Err(Error::ShapeMismatch {
                 op: "attention",
                 message: format!(
-                    "out has shape {:?} but the result has shape {expected:?}",
-                    out.shape()
+                    "out has shape {:?} but the result has shape {:?}",
+                    out.shape(),
+                    dims.output()
                 ),
             });
         }
-        self.run_checked(q, k, v, dims, out)
+        self.run_checked(q, k, v, dims, out, None)
     }
 
     fn run_checked<T: AttentionElement>(
@@ -264,6 +387,7 @@ impl<'a> Attention<'a> {
         v: TensorView<'_, T>,
         dims: AttentionDims,
         out: &mut TensorViewMut<'_, T>,
+        lse: Option<&mut [f32]>,
     ) -> Result<(), Error> {
         if self.mask_unusable {
             return Err(Error::InvalidView {
@@ -275,86 +399,30 @@ impl<'a> Attention<'a> {
             });
         }
         self.options.validate()?;
-        // Every field, so that a new option cannot be forgotten here.
-        let AttentionOptions {
-            causal,
-            scale,
-            window,
-            softcap,
-        } = self.options;
-        if window.is_some() || softcap.is_some() {
-            return Err(Error::Unsupported {
-                op: "attention",
-                message: "the `window` and `softcap` options are not available in this build yet"
-                    .into(),
-            });
+        for (name, values) in [("alibi", self.alibi), ("sinks", self.sinks)] {
+            if let Some(x) = values {
+                options::check_per_head(name, x, dims.hq, q.shape())?;
+            }
         }
-        let scale = scale.unwrap_or_else(|| default_scale(dims.d));
-        let target = dims.target();
-        // The mask as a 4-D strided view (zero strides where it broadcasts), merged with the key
-        // padding when both are given.
-        let mut merged: Vec<f32> = Vec::new();
-        let mask: Option<V4<'_, f32>> = match (&self.mask, self.key_padding) {
-            (None, None) => None,
-            (Some(m), None) => Some(V4::mask(m, &dims)?),
-            (None, Some(p)) => {
-                check_padding(p, &dims)?;
-                merged = p
-                    .iter()
-                    .map(|&ok| if ok { 0.0 } else { f32::NEG_INFINITY })
-                    .collect();
-                Some(V4 {
-                    data: &merged,
-                    shape: target,
-                    strides: [dims.sk, 0, 0, 1],
-                    offset: 0,
-                })
-            }
-            (Some(m), Some(p)) => {
-                check_padding(p, &dims)?;
-                let mv = V4::mask(m, &dims)?;
-                let hm = if mv.strides[1] != 0 { dims.hq } else { 1 };
-                let sqm = if mv.strides[2] != 0 { dims.sq } else { 1 };
-                merged.reserve_exact(dims.b * hm * sqm * dims.sk);
-                for b in 0..dims.b {
-                    for h in 0..hm {
-                        for i in 0..sqm {
-                            for j in 0..dims.sk {
-                                let x = mv.at(b, h, i, j);
-                                merged.push(if p[b * dims.sk + j] {
-                                    x
-                                } else {
-                                    f32::NEG_INFINITY
-                                });
-                            }
-                        }
-                    }
-                }
-                let sh = if hm > 1 { sqm * dims.sk } else { 0 };
-                let si = if sqm > 1 { dims.sk } else { 0 };
-                Some(V4 {
-                    data: &merged,
-                    shape: target,
-                    strides: [hm * sqm * dims.sk, sh, si, 1],
-                    offset: 0,
-                })
-            }
-        };
+        if let Some(p) = self.key_padding {
+            check_padding(p, &dims)?;
+        }
         let plan = Plan::new(
             dims,
-            V4::of(&q),
-            V4::of(&k),
-            V4::of(&v),
-            mask,
-            causal,
-            scale,
-        );
-        match out.as_contiguous_slice_mut() {
-            Some(data) => plan.run(data),
-            None => {
+            (q, k, v),
+            self.mask.as_ref(),
+            self.key_padding,
+            self.options,
+            self.alibi,
+            self.sinks,
+            lse.is_some(),
+        )?;
+        match (out.as_contiguous_slice_mut(), lse) {
+            (Some(data), lse) => plan.run(data, lse),
+            (None, lse) => {
                 // A strided output: compute contiguous, then copy.
                 let mut tmp = Tensor::zeros(out.shape())?;
-                plan.run(tmp.as_mut_slice())?;
+                plan.run(tmp.as_mut_slice(), lse)?;
                 out.copy_from(&tmp)
             }
         }
@@ -373,6 +441,13 @@ fn check<T: Element>(
     Ok(dims)
 }
 
+/// The output's shape (the first `rank` dims): q's with `Dv` last, without allocating.
+fn out_shape(dims: &AttentionDims) -> [usize; 4] {
+    let mut s = [dims.b, dims.hq, dims.sq, dims.dv];
+    s.rotate_left(4 - dims.rank);
+    s
+}
+
 fn check_padding(p: &[bool], dims: &AttentionDims) -> Result<(), Error> {
     if p.len() != dims.b * dims.sk {
         return Err(Error::ShapeMismatch {
@@ -387,349 +462,4 @@ fn check_padding(p: &[bool], dims: &AttentionDims) -> Result<(), Error> {
         });
     }
     Ok(())
-}
-
-/// A view seen as 4-D `[B, H, S, D]` (missing leading dims: size 1, stride 0).
-#[derive(Clone, Copy, Debug)]
-struct V4<'a, T> {
-    data: &'a [T],
-    shape: [usize; 4],
-    strides: [usize; 4],
-    offset: usize,
-}
-
-impl<'a, T: Element> V4<'a, T> {
-    fn of(x: &TensorView<'a, T>) -> Self {
-        let r = x.rank();
-        let mut v = V4 {
-            data: x.data(),
-            shape: [1; 4],
-            strides: [0; 4],
-            offset: x.offset(),
-        };
-        v.shape[4 - r..].copy_from_slice(x.shape());
-        v.strides[4 - r..].copy_from_slice(x.strides());
-        v
-    }
-
-    fn mask(m: &TensorView<'a, T>, dims: &AttentionDims) -> Result<Self, Error> {
-        let has = shape::mask_dims(m.shape(), dims, MaskRule::Broadcast)?;
-        let mut v = V4 {
-            data: m.data(),
-            shape: dims.target(),
-            strides: [0; 4],
-            offset: m.offset(),
-        };
-        let r = m.rank();
-        for (i, &s) in m.strides().iter().enumerate() {
-            let t = 4 - r + i;
-            if has[t] {
-                v.strides[t] = s;
-            }
-        }
-        Ok(v)
-    }
-
-    fn at(&self, b: usize, h: usize, i: usize, j: usize) -> T {
-        let s = self.strides;
-        self.data[self.offset + b * s[0] + h * s[1] + i * s[2] + j * s[3]]
-    }
-
-    /// Whether heads `h..h+n` can be seen as consecutive rows (`rows` per head), and the row
-    /// stride of that stacking.
-    fn stack_stride(&self, rows: usize) -> Option<usize> {
-        if rows == 1 {
-            Some(self.strides[1])
-        } else if self.strides[1] == rows * self.strides[2] {
-            Some(self.strides[2])
-        } else {
-            None
-        }
-    }
-
-    /// The 2-D sub-view `[rows, cols]` at (b, h, row0) with the given row stride.
-    fn sub(
-        &self,
-        b: usize,
-        h: usize,
-        row0: usize,
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-    ) -> Result<TensorView<'a, T>, Error> {
-        let off = self.offset + b * self.strides[0] + h * self.strides[1] + row0 * row_stride;
-        TensorView::from_strided(
-            self.data,
-            &[rows, cols],
-            &[row_stride, self.strides[3]],
-            off,
-        )
-    }
-}
-
-/// Below this many flops a call runs on the calling thread only.
-const PARALLEL_MIN_FLOPS: usize = 1 << 23;
-
-/// One piece of work: rows `row0..row0 + rows` of unit `unit` (a head, or a stacked group).
-#[derive(Clone, Copy, Debug)]
-struct Item {
-    unit: usize,
-    row0: usize,
-    rows: usize,
-}
-
-struct Plan<'a, T> {
-    d: AttentionDims,
-    q: V4<'a, T>,
-    k: V4<'a, T>,
-    v: V4<'a, T>,
-    mask: Option<V4<'a, f32>>,
-    causal: bool,
-    scale: f64,
-    /// Query heads per unit (the group size when stacked, else 1).
-    heads: usize,
-    /// Rows per unit (`heads * Sq`).
-    rows: usize,
-    units: usize,
-    q_rs: usize,
-    m_rs: usize,
-    flops: usize,
-}
-
-impl<'a, T: AttentionElement> Plan<'a, T> {
-    fn new(
-        d: AttentionDims,
-        q: V4<'a, T>,
-        k: V4<'a, T>,
-        v: V4<'a, T>,
-        mask: Option<V4<'a, f32>>,
-        causal: bool,
-        scale: f64,
-    ) -> Self {
-        let g = d.group();
-        let stacked = if g > 1 {
-            match (q.stack_stride(d.sq), mask.map(|m| m.stack_stride(d.sq))) {
-                (Some(qs), None) => Some((qs, 0)),
-                (Some(qs), Some(Some(ms))) => Some((qs, ms)),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        let (heads, q_rs, m_rs) = match stacked {
-            Some((qs, ms)) => (g, qs, ms),
-            None => (1, q.strides[2], mask.map_or(0, |m| m.strides[2])),
-        };
-        let flops = [d.b, d.hq, d.sq, d.sk, d.d.max(d.dv), 4]
-            .iter()
-            .fold(1usize, |a, &b| a.saturating_mul(b));
-        Plan {
-            d,
-            q,
-            k,
-            v,
-            mask,
-            causal,
-            scale,
-            heads,
-            rows: heads * d.sq,
-            units: d.b * d.hq / heads,
-            q_rs,
-            m_rs,
-            flops,
-        }
-    }
-
-    /// Splits each unit's rows into blocks (more pieces than threads, for balance); returns
-    /// (blocks per unit, rows per block).
-    fn blocking(&self, threads: usize) -> (usize, usize) {
-        let target = threads.saturating_mul(4).max(1);
-        let blocks = target
-            .div_ceil(self.units)
-            .clamp(1, self.rows.div_ceil(16).max(1));
-        let block = self.rows.div_ceil(blocks);
-        (self.rows.div_ceil(block), block)
-    }
-
-    fn item(&self, i: usize, (blocks, block): (usize, usize)) -> Item {
-        let (unit, b) = (i / blocks, i % blocks);
-        let row0 = b * block;
-        Item {
-            unit,
-            row0,
-            rows: block.min(self.rows - row0),
-        }
-    }
-
-    /// The position (last visible key) of stacked row `r`, bottom-right aligned.
-    fn position(&self, r: usize) -> isize {
-        (r % self.d.sq) as isize + self.d.sk as isize - self.d.sq as isize
-    }
-
-    fn run(&self, out: &mut [T]) -> Result<(), Error> {
-        let threads = if self.flops < PARALLEL_MIN_FLOPS {
-            1
-        } else {
-            crate::num_threads()
-        };
-        let blocking = self.blocking(threads);
-        let n_items = self.units * blocking.0;
-        if threads <= 1 || n_items <= 1 {
-            return self.run_items(0..n_items, blocking, out);
-        }
-        let per = n_items.div_ceil(threads);
-        let mut chunks = Vec::with_capacity(threads);
-        let mut rest = out;
-        let mut start = 0;
-        while start < n_items {
-            let end = (start + per).min(n_items);
-            let rows: usize = (start..end).map(|i| self.item(i, blocking).rows).sum();
-            let (head, tail) = rest.split_at_mut(rows * self.d.dv);
-            chunks.push((start..end, head));
-            rest = tail;
-            start = end;
-        }
-        // The calling thread runs the first chunk; the pool's `threads - 1` workers the others.
-        if let Some(pool) = crate::threads::pool(threads - 1) {
-            let mut results: Vec<Result<(), Error>> = (0..chunks.len()).map(|_| Ok(())).collect();
-            let mut jobs = chunks.into_iter().zip(results.iter_mut());
-            let first = jobs.next();
-            pool.in_place_scope(|s| {
-                for ((range, chunk), slot) in jobs {
-                    s.spawn(move |_| *slot = self.run_items(range, blocking, chunk));
-                }
-                if let Some(((range, chunk), slot)) = first {
-                    *slot = self.run_items(range, blocking, chunk);
-                }
-            });
-            return results.into_iter().collect();
-        }
-        std::thread::scope(|s| {
-            let mut handles = Vec::with_capacity(chunks.len());
-            let mut chunks = chunks.into_iter();
-            let first = chunks.next();
-            for (range, chunk) in chunks {
-                handles.push(s.spawn(move || self.run_items(range, blocking, chunk)));
-            }
-            let mut result = match first {
-                Some((range, chunk)) => self.run_items(range, blocking, chunk),
-                None => Ok(()),
-            };
-            for h in handles {
-                let r = h.join().unwrap_or_else(|_| {
-                    Err(Error::Unsupported {
-                        op: "attention",
-                        message: "a worker thread panicked".into(),
-                    })
-                });
-                if result.is_ok() {
-                    result = r;
-                }
-            }
-            result
-        })
-    }
-
-    fn run_items(
-        &self,
-        range: std::ops::Range<usize>,
-        blocking: (usize, usize),
-        out: &mut [T],
-    ) -> Result<(), Error> {
-        let mut rest = out;
-        let mut positions = Vec::new();
-        let mut scratch = Vec::new();
-        for i in range {
-            let it = self.item(i, blocking);
-            let (head, tail) = rest.split_at_mut(it.rows * self.d.dv);
-            rest = tail;
-            self.run_item(it, head, &mut positions, &mut scratch)?;
-        }
-        Ok(())
-    }
-
-    fn run_item(
-        &self,
-        it: Item,
-        out: &mut [T],
-        positions: &mut Vec<f32>,
-        scratch: &mut Vec<f32>,
-    ) -> Result<(), Error> {
-        let d = &self.d;
-        let per_b = d.hq / self.heads;
-        let (b, u) = (it.unit / per_b, it.unit % per_b);
-        let h0 = u * self.heads;
-        let kvh = h0 / d.group();
-        // Keys visible to some row of the item.
-        let mut sk = d.sk;
-        if self.causal {
-            let last = (it.row0..it.row0 + it.rows)
-                .map(|r| self.position(r))
-                .max()
-                .unwrap_or(-1);
-            sk = (last + 1).clamp(0, d.sk as isize) as usize;
-            if sk == 0 {
-                out.fill(T::from_f64(0.0));
-                return Ok(());
-            }
-        }
-        let qs = self.q.sub(b, h0, it.row0, it.rows, d.d, self.q_rs)?;
-        let ks = self.k.sub(b, kvh, 0, sk, d.d, self.k.strides[2])?;
-        let vs = self.v.sub(b, kvh, 0, sk, d.dv, self.v.strides[2])?;
-        let mut o = TensorViewMut::new(out, &[it.rows, d.dv])?;
-        let s = [T::Compute::from_f64(self.scale)];
-        let s = TensorView::new(&s, &[])?;
-        let [dense, causal_kernel, masked] = T::kernels();
-        match (self.mask, self.causal) {
-            (None, false) => dense.launch(&mut [
-                DynMemRef::input(&qs)?,
-                DynMemRef::input(&ks)?,
-                DynMemRef::input(&vs)?,
-                DynMemRef::input(&s)?,
-                DynMemRef::output(&mut o)?,
-            ]),
-            (None, true) => {
-                positions.clear();
-                positions.extend((it.row0..it.row0 + it.rows).map(|r| self.position(r) as f32));
-                let p = TensorView::new(positions.as_slice(), &[it.rows])?;
-                causal_kernel.launch(&mut [
-                    DynMemRef::input(&qs)?,
-                    DynMemRef::input(&ks)?,
-                    DynMemRef::input(&vs)?,
-                    DynMemRef::input(&s)?,
-                    DynMemRef::input(&p)?,
-                    DynMemRef::output(&mut o)?,
-                ])
-            }
-            (Some(m), causal) => {
-                let ms = m.sub(b, h0, it.row0, it.rows, sk, self.m_rs)?;
-                let ms = if causal {
-                    // Merge the causal -inf into a copy of this block's mask rows.
-                    scratch.clear();
-                    for r in 0..it.rows {
-                        let last = self.position(it.row0 + r);
-                        for j in 0..sk {
-                            let x = ms.get(&[r, j]).unwrap_or(0.0);
-                            scratch.push(if j as isize <= last {
-                                x
-                            } else {
-                                f32::NEG_INFINITY
-                            });
-                        }
-                    }
-                    TensorView::new(scratch.as_slice(), &[it.rows, sk])?
-                } else {
-                    ms
-                };
-                masked.launch(&mut [
-                    DynMemRef::input(&qs)?,
-                    DynMemRef::input(&ks)?,
-                    DynMemRef::input(&vs)?,
-                    DynMemRef::input(&s)?,
-                    DynMemRef::input(&ms)?,
-                    DynMemRef::output(&mut o)?,
-                ])
-            }
-        }
-    }
 }

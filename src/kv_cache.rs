@@ -134,20 +134,51 @@ impl<T: AttentionElement> KvCache<T> {
         TensorView::from_strided(t.as_slice(), &[s[0], s[1], self.len, s[3]], &st, 0)
     }
 
-    /// `attention` of `q [B, Hq, Sq, D]` over the filled positions. With `causal`, the `Sq`
-    /// queries are the last `Sq` positions (bottom-right alignment), as after appending their
-    /// keys and values.
+    /// `attention` of `q [B, Hq, Sq, D]` over the filled positions, with every option of
+    /// `attention` (causal, window, softcap, ALiBi, sinks, mask, key padding over the filled
+    /// length). Positions are bottom-right aligned: the `Sq` queries are the last `Sq`
+    /// positions, as after appending their keys and values, so a sliding window of `w` keys is
+    /// `.causal(true).window(w - 1, 0)`. Long caches with few query rows are split into key
+    /// chunks computed in parallel (split-KV decoding).
+    ///
+    /// ```
+    /// use attn::{Attention, KvCache, Tensor};
+    /// let mut cache = KvCache::<f32>::new(1, 1, 64, 8, 8)?;
+    /// cache.append(&Tensor::random(&[1, 1, 10, 8], 1)?, &Tensor::random(&[1, 1, 10, 8], 2)?)?;
+    /// let q = Tensor::random(&[1, 2, 1, 8], 3)?; // 2 query heads over 1 KV head
+    /// let local = Attention::new().causal(true).window(3, 0).softcap(30.0).sinks(&[0.5, -1.0]);
+    /// let out = cache.attend(&local, &q)?;
+    /// assert_eq!(out.shape(), &[1, 2, 1, 8]);
+    /// # Ok::<(), attn::Error>(())
+    /// ```
     pub fn attend(
         &self,
         attention: &Attention<'_>,
         q: &impl AsTensorView<T>,
     ) -> Result<Tensor<T>, Error> {
+        self.check_filled()?;
+        attention.run(q, &self.keys()?, &self.values()?)
+    }
+
+    /// [`KvCache::attend`], also returning each row's log-sum-exp (see
+    /// [`Attention::run_with_lse`]), e.g. to merge with attention over other keys
+    /// ([`merge_partials`](crate::merge_partials)).
+    pub fn attend_with_lse(
+        &self,
+        attention: &Attention<'_>,
+        q: &impl AsTensorView<T>,
+    ) -> Result<(Tensor<T>, Tensor<f32>), Error> {
+        self.check_filled()?;
+        attention.run_with_lse(q, &self.keys()?, &self.values()?)
+    }
+
+    fn check_filled(&self) -> Result<(), Error> {
         if self.len == 0 {
             return Err(Error::ShapeMismatch {
                 op: "KvCache::attend",
                 message: "the cache is empty; append keys and values first".into(),
             });
         }
-        attention.run(q, &self.keys()?, &self.values()?)
+        Ok(())
     }
 }

@@ -42,6 +42,7 @@ pub mod baseline;
 #[allow(unsafe_code)]
 mod kernels;
 mod kv_cache;
+mod merge;
 mod ops;
 mod threads;
 
@@ -50,8 +51,9 @@ pub use attn_runtime::{
     AsTensorView, DType, Element, Error, MAX_RANK, MemRefDescriptor, Tensor, TensorView,
     TensorViewMut, reference,
 };
-pub use attn_runtime::{half, isa, options};
+pub use attn_runtime::{half, isa, options, tuning};
 pub use kv_cache::KvCache;
+pub use merge::merge_partials;
 pub use ops::{
     add, attention, attention_into, attention_with_scale, matmul, mul, scale, softmax, transpose,
 };

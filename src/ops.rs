@@ -221,12 +221,13 @@ pub fn attention<T: AttentionElement>(
     Attention::new().run(q, k, v)
 }
 
-/// [`attention`] with an explicit scale (`None`: `1/sqrt(D)`).
+/// [`attention`] with an explicit scale (`None`: `1/sqrt(D)`). f64 attention uses the scale
+/// exactly; f32, bf16 and f16 attention round it to f32.
 pub fn attention_with_scale<T: AttentionElement>(
     q: &impl AsTensorView<T>,
     k: &impl AsTensorView<T>,
     v: &impl AsTensorView<T>,
-    scale: Option<f32>,
+    scale: Option<f64>,
 ) -> Result<Tensor<T>, Error> {
     match scale {
         Some(s) => Attention::new().scale(s).run(q, k, v),

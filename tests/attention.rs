@@ -188,7 +188,7 @@ fn shape_errors_name_the_arguments() {
     let q5 = rng.tensor(&[1, 1, 1, 1, 1]);
     assert!(attn::attention(&q5, &q5, &q5).is_err());
 
-    let e = attn::attention_with_scale(&q, &k, &v, Some(f32::NAN))
+    let e = attn::attention_with_scale(&q, &k, &v, Some(f64::NAN))
         .unwrap_err()
         .to_string();
     assert!(e.contains("scale"), "{e}");

@@ -24,6 +24,7 @@ fn expected(
             options: AttentionOptions::new().with_causal(causal),
             mask,
             key_padding,
+            ..Default::default()
         },
     )
     .unwrap()

@@ -60,6 +60,7 @@ fn check<T: AttentionElement>(
             options: AttentionOptions::new().with_causal(causal),
             mask: m64.as_ref().map(|m| m.view()),
             key_padding,
+            ..Default::default()
         },
     )
     .unwrap();

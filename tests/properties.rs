@@ -1,5 +1,6 @@
 //! Property tests: random shapes (1 to 300, primes included) and strided views, against the f64
-//! reference. `ATTN_PROPTEST_CASES=10000` runs the long version (default 500 for attention).
+//! reference, attention with every option included. `ATTN_PROPTEST_CASES=10000` runs the long
+//! version (default 500 for attention).
 
 mod common;
 
@@ -181,8 +182,79 @@ proptest! {
             options: AttentionOptions::new().with_causal(causal),
             mask: mask.as_ref().map(|m| m.view()),
             key_padding: padding.then_some(&valid[..]),
+            ..Default::default()
         };
         let expected = reference::attention_with(&q, &k, &v, &options).unwrap();
         assert_close(&out, &expected);
+    }
+}
+
+/// A window side: small, around the sizes, or unbounded.
+fn window_side() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        3 => 0usize..=8,
+        1 => 9usize..=80,
+        1 => Just(usize::MAX),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(200), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Window, softcap, ALiBi and sinks with every other option (causal, GQA, masks, key
+    /// padding), output and log-sum-exp against the reference; long key sets with few query
+    /// rows take the split-KV path.
+    #[test]
+    fn attention_options_match_reference(
+        b in 1usize..=2, hkv in 1usize..=2, group in 1usize..=3,
+        sq in 1usize..=40, sk in prop_oneof![4 => 1usize..=70, 1 => 2049usize..=4500], d in 1usize..=24, dv in 1usize..=12,
+        causal in any::<bool>(), window in proptest::option::of((window_side(), window_side())),
+        softcap in proptest::option::of(0.5f32..20.0), alibi in any::<bool>(), sinks in any::<bool>(),
+        mask in any::<bool>(), padding in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let hq = hkv * group;
+        // Keep long (split-KV) cases to decode shapes.
+        let sq = if sk > 2048 { 1 + sq % 3 } else { sq };
+        let mut rng = Rng::new(seed);
+        let q = rng.tensor(&[b, hq, sq, d]).map(|x| x * 3.0);
+        let k = rng.tensor(&[b, hkv, sk, d]).map(|x| x * 3.0);
+        let v = rng.tensor(&[b, hkv, sk, dv]);
+        let slopes: Vec<f32> = (0..hq).map(|_| rng.uniform().abs()).collect();
+        let sink: Vec<f32> = (0..hq).map(|_| rng.uniform() * 4.0).collect();
+        let m = Tensor::from_vec(&[sq, sk], mask_values(&mut rng, sq * sk, 1)).unwrap();
+        let valid: Vec<bool> = (0..b * sk).map(|_| !rng.next_u64().is_multiple_of(4)).collect();
+        let mut att = attn::Attention::new().causal(causal);
+        let mut o = AttentionOptions::new().with_causal(causal);
+        if let Some((l, r)) = window {
+            att = att.window(l, r);
+            o = o.with_window(l, r);
+        }
+        if let Some(c) = softcap {
+            att = att.softcap(c);
+            o = o.with_softcap(c);
+        }
+        if alibi {
+            att = att.alibi(&slopes);
+        }
+        if sinks {
+            att = att.sinks(&sink);
+        }
+        if mask {
+            att = att.mask(&m);
+        }
+        if padding {
+            att = att.key_padding(&valid);
+        }
+        let (out, lse) = att.run_with_lse(&q, &k, &v).unwrap();
+        let options = reference::AttentionOptions {
+            options: o,
+            mask: mask.then(|| m.view()),
+            key_padding: padding.then_some(&valid[..]),
+            alibi: alibi.then_some(&slopes[..]),
+            sinks: sinks.then_some(&sink[..]),
+        };
+        let (want, want_lse) = reference::attention_with_lse(&q, &k, &v, &options).unwrap();
+        assert_close(&out, &want);
+        assert_close_tol(&lse, &want_lse, 1e-5, 1e-4);
     }
 }

@@ -23,6 +23,7 @@ fn reference_with(
             options: AttentionOptions::new().with_causal(causal),
             mask,
             key_padding,
+            ..Default::default()
         },
     )
     .unwrap()

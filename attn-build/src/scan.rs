@@ -106,8 +106,10 @@ fn static_type(element: DType, shape: &[usize]) -> TensorType {
 }
 
 /// The kernel as a graph with static shapes and contiguous arguments (what [`Build::file`](crate::Build::file)
-/// compiles, and what `attnc` shows): element types as declared (masks f32), attention options
-/// (the spec's [`attn_runtime::options::AttentionOptions`] and its mask) as [`AttentionOptions`].
+/// compiles, and what `attnc` shows): element types as declared (masks, sinks and ALiBi slopes
+/// f32), attention options (the spec's [`attn_runtime::options::AttentionOptions`], with its
+/// window and softcap as constants, and its mask, sinks and ALiBi operands) as
+/// [`AttentionOptions`].
 pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
     let mut g = Graph::new();
     let mut inputs: Vec<Value> = Vec::new();
@@ -133,6 +135,8 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                 k,
                 v,
                 mask,
+                sinks,
+                alibi,
                 options,
             } => {
                 let q = val(*q, &nodes);
@@ -144,6 +148,8 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                     AttentionOptions {
                         options: attn_runtime::options::AttentionOptions { scale, ..*options },
                         mask: mask.map(|m| val(m, &nodes)),
+                        sinks: sinks.map(|x| val(x, &nodes)),
+                        alibi: alibi.map(|x| val(x, &nodes)),
                         ..AttentionOptions::default()
                     },
                 )
@@ -329,6 +335,46 @@ mod tests {
             "{ir}"
         );
         assert!(ir.contains("causal = true"), "{ir}");
+    }
+
+    const VARIANTS: &str = r#"
+        attn::attention! {
+            #[attn(causal, window = (3, 0), softcap = 30.0, dtype = bf16)]
+            pub fn local(q: [1, 4, 8, 16], k: [1, 2, 8, 16], v: [1, 2, 8, 16], sinks: [4], alibi: [4]) -> [1, 4, 8, 16];
+
+            pub fn body(q: [6, 8], k: [9, 8], v: [9, 8], s: [6]) -> [6, 8] {
+                attention(q, k, v, window = (2, 2), softcap = 5.0, sinks = s)
+            }
+        }
+    "#;
+
+    #[test]
+    fn window_softcap_sinks_and_alibi_reach_the_graph() {
+        let s = scan_source(VARIANTS, "src/lib.rs");
+        assert_eq!(s.kernels.len(), 2);
+        let def = kernel_def(&s.kernels[0].kernel).unwrap();
+        let g = &def.graph;
+        let types: Vec<String> = g.inputs().iter().map(|v| g.ty(*v).to_string()).collect();
+        assert_eq!(&types[3..], ["tensor<4xf32>", "tensor<4xf32>"]);
+        match g.op(def.output) {
+            crate::graph::Op::Attention { options, .. } => {
+                assert_eq!(options.options.window, Some((3, 0)));
+                assert_eq!(options.options.softcap, Some(30.0));
+                assert!(options.options.causal);
+                assert_eq!(options.sinks, Some(g.inputs()[3]));
+                assert_eq!(options.alibi, Some(g.inputs()[4]));
+            }
+            other => panic!("{other:?}"),
+        }
+        let def = kernel_def(&s.kernels[1].kernel).unwrap();
+        match def.graph.op(def.output) {
+            crate::graph::Op::Attention { options, .. } => {
+                assert_eq!(options.options.window, Some((2, 2)));
+                assert_eq!(options.sinks, Some(def.graph.inputs()[3]));
+                assert_eq!(options.alibi, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -233,8 +233,15 @@ fn generate(item: &KernelItem, kernel: &Kernel) -> TokenStream {
             .collect::<Vec<_>>()
             .join(", ");
         let mut options = Vec::new();
-        if item.options.attention.causal {
+        let attention = &item.options.attention;
+        if attention.causal {
             options.push("causal".to_string());
+        }
+        if let Some((l, r)) = attention.window {
+            options.push(format!("window ({l}, {r})"));
+        }
+        if let Some(c) = attention.softcap {
+            options.push(format!("softcap {c}"));
         }
         if let Some((n, _)) = item.options.kv_heads {
             options.push(format!("{n} key/value heads"));

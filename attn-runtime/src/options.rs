@@ -123,6 +123,55 @@ impl AttentionOptions {
     }
 }
 
+/// Checks a per-query-head option (the `alibi` slopes, the `sinks` logits) of an attention
+/// whose q has shape `q_shape` with `hq` query heads (1 at rank 2): exactly `hq` values, each
+/// finite (a sink may also be `-inf`: no sink for that head). The one check the run-time API
+/// and the reference apply.
+///
+/// ```
+/// use attn_runtime::options::check_per_head;
+/// assert!(check_per_head("alibi", &[0.5, 0.25], 2, &[1, 2, 7, 8]).is_ok());
+/// let e = check_per_head("sinks", &[0.0; 3], 2, &[1, 2, 7, 8]).unwrap_err();
+/// assert_eq!(
+///     e.to_string(),
+///     "option `sinks`: 3 values given, but q [1, 2, 7, 8] has Hq = 2 query heads (one value per query head)"
+/// );
+/// ```
+pub fn check_per_head(
+    option: &'static str,
+    values: &[f32],
+    hq: usize,
+    q_shape: &[usize],
+) -> Result<(), OptionError> {
+    if values.len() != hq {
+        return Err(OptionError {
+            option,
+            message: format!(
+                "{} values given, but q {q_shape:?} has Hq = {hq} query heads (one value per \
+                 query head)",
+                values.len()
+            ),
+        });
+    }
+    let sink = option == "sinks";
+    if let Some((h, x)) = values
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !(x.is_finite() || (sink && **x == f32::NEG_INFINITY)))
+    {
+        let allowed = if sink {
+            "finite (or -inf: no sink for that head)"
+        } else {
+            "finite"
+        };
+        return Err(OptionError {
+            option,
+            message: format!("the value of query head {h} is {x}; each must be {allowed}"),
+        });
+    }
+    Ok(())
+}
+
 /// The default scale of attention with head dim `head_dim`: `1/sqrt(head_dim)`.
 pub fn default_scale(head_dim: usize) -> f64 {
     1.0 / (head_dim as f64).sqrt()

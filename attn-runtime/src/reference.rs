@@ -143,46 +143,79 @@ pub fn attention<T: Element>(
 }
 
 /// The options of [`attention_with`]: the plain-data [`options::AttentionOptions`] (causal,
-/// scale) and the tensors that go with them.
+/// scale, window, softcap) and the tensors and per-head values that go with them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AttentionOptions<'a, T: Element> {
-    /// Causal masking and the scale (`None`: `1 / sqrt(D)`).
+    /// Causal masking, the scale (`None`: `1 / sqrt(D)`), the sliding window and the softcap.
     pub options: options::AttentionOptions,
     /// An additive mask broadcastable to `[B, Hq, Sq, Sk]` (see [`shape::mask_dims`]).
     pub mask: Option<crate::tensor::TensorView<'a, T>>,
     /// Key padding `[B, Sk]` (row-major): `false` removes key `j` of batch `b`.
     pub key_padding: Option<&'a [bool]>,
+    /// ALiBi slopes, one per query head: the score of query `i` and key `j` in head `h` gets
+    /// `-alibi[h] * |p(i) - j|`, with `p(i) = i + Sk - Sq`.
+    pub alibi: Option<&'a [f32]>,
+    /// Attention-sink logits, one per query head: `exp(sinks[h])` joins the denominator of the
+    /// softmax of every row of head `h` (`-inf`: no sink), with no value vector.
+    pub sinks: Option<&'a [f32]>,
 }
 
 impl<T: Element> From<options::AttentionOptions> for AttentionOptions<'_, T> {
-    /// These options without mask or key padding.
+    /// These options without mask, key padding, ALiBi or sinks.
     fn from(options: options::AttentionOptions) -> Self {
         AttentionOptions {
             options,
             mask: None,
             key_padding: None,
+            alibi: None,
+            sinks: None,
         }
     }
 }
 
 /// Attention with every option: q `[B, Hq, Sq, D]` (or `[Hq, Sq, D]`, `[Sq, D]`), k
 /// `[.., Hkv, Sk, D]`, v `[.., Hkv, Sk, Dv]` with `Hq % Hkv == 0` (query head `h` uses key/value
-/// head `h / (Hq / Hkv)`); scores `q.k * scale + mask`, `-inf` where causal or key padding
-/// removes a key. A row whose every score is `-inf` gives zeros; a NaN score makes its row NaN.
+/// head `h / (Hq / Hkv)`). See [`attention_with_lse`] for the order in which the options
+/// apply. A row with no visible key gives zeros; a NaN score makes its row NaN.
 pub fn attention_with<T: Element>(
     q: &impl AsTensorView<T>,
     k: &impl AsTensorView<T>,
     v: &impl AsTensorView<T>,
     options: &AttentionOptions<'_, T>,
 ) -> Result<Tensor<f64>, Error> {
+    attention_with_lse(q, k, v, options).map(|(out, _)| out)
+}
+
+/// [`attention_with`], also returning the log-sum-exp of each row's final scores, of q's shape
+/// without its last dim.
+///
+/// With `p(i) = i + Sk - Sq` query `i`'s bottom-right aligned position, each score is, in this
+/// order: `s = scale * (q_i . k_j)`; with a softcap `c`, `s = c * tanh(s / c)`; with ALiBi,
+/// `s -= alibi[h] * |p(i) - j|`; plus the mask; then `-inf` where the key is removed (outside
+/// [`options::AttentionOptions::key_bounds`] of `p(i)`: causal, window; or by key padding).
+/// `out_i = sum_j e^{s_ij} v_j / (sum_j e^{s_ij} + e^{sink_h})` and
+/// `lse_i = ln(sum_j e^{s_ij} + e^{sink_h})` (no sink term without sinks). A row with no
+/// visible key and no sink gives zeros and `lse = -inf`.
+pub fn attention_with_lse<T: Element>(
+    q: &impl AsTensorView<T>,
+    k: &impl AsTensorView<T>,
+    v: &impl AsTensorView<T>,
+    options: &AttentionOptions<'_, T>,
+) -> Result<(Tensor<f64>, Tensor<f64>), Error> {
     const OP: &str = "attention";
     let (qv, kv, vv) = (q.as_tensor_view(), k.as_tensor_view(), v.as_tensor_view());
     let dims = shape::attention_dims(qv.shape(), kv.shape(), vv.shape())?;
     shape::check_nonempty(OP, "q", qv.shape())?;
     shape::check_nonempty(OP, "k", kv.shape())?;
     shape::check_nonempty(OP, "v", vv.shape())?;
-    options.options.validate()?;
+    let o = options.options;
+    o.validate()?;
     let (b_n, hq, sq, d, sk, dv) = (dims.b, dims.hq, dims.sq, dims.d, dims.sk, dims.dv);
+    for (name, values) in [("alibi", options.alibi), ("sinks", options.sinks)] {
+        if let Some(x) = values {
+            options::check_per_head(name, x, hq, qv.shape())?;
+        }
+    }
     let group = dims.group();
     let mask = match &options.mask {
         Some(m) => {
@@ -213,10 +246,13 @@ pub fn attention_with<T: Element>(
             ),
         });
     }
-    let scale = options.options.scale_for(d);
+    let scale = o.scale_for(d);
+    let cap = o.softcap.map(f64::from);
     let (qd, kd, vd) = (dense(&qv), dense(&kv), dense(&vv));
     let mut out_t = Tensor::<f64>::zeros(&dims.output())?;
+    let mut lse_t = Tensor::<f64>::zeros(&dims.output()[..dims.rank - 1])?;
     let out = out_t.as_mut_slice();
+    let lse = lse_t.as_mut_slice();
     let mut scores = vec![0.0; sk];
     for b in 0..b_n {
         for h in 0..hq {
@@ -225,26 +261,48 @@ pub fn attention_with<T: Element>(
             let kb = &kd[kvh * sk * d..][..sk * d];
             let vb = &vd[kvh * sk * dv..][..sk * dv];
             let ob = &mut out[(b * hq + h) * sq * dv..][..sq * dv];
+            let slope = options.alibi.map_or(0.0, |a| f64::from(a[h]));
+            let sink = options.sinks.map_or(f64::NEG_INFINITY, |x| f64::from(x[h]));
             for i in 0..sq {
+                // Bottom-right aligned position (may be negative when Sq > Sk).
+                let p = i as i64 + sk as i64 - sq as i64;
+                let (lo, hi) = o.key_bounds(p);
                 let qi = &qh[i * d..(i + 1) * d];
                 for (j, s) in scores.iter_mut().enumerate() {
                     let kj = &kb[j * d..(j + 1) * d];
                     *s = qi.iter().zip(kj).map(|(x, y)| x * y).sum::<f64>() * scale;
+                    if let Some(c) = cap {
+                        *s = c * (*s / c).tanh();
+                    }
+                    if slope != 0.0 {
+                        *s -= slope * (p - j as i64).unsigned_abs() as f64;
+                    }
                     if let Some((m, st)) = &mask {
                         *s += m[b * st[0] + h * st[1] + i * st[2] + j * st[3]];
                     }
-                    let hidden_causal = options.options.causal && j + sq > i + sk;
-                    let padded = options.key_padding.is_some_and(|p| !p[b * sk + j]);
-                    if hidden_causal || padded {
+                    let j = j as i64;
+                    let outside = lo.is_some_and(|lo| j < lo) || hi.is_some_and(|hi| j > hi);
+                    let padded = options.key_padding.is_some_and(|p| !p[b * sk + j as usize]);
+                    if outside || padded {
                         *s = f64::NEG_INFINITY;
                     }
                 }
                 let oi = &mut ob[i * dv..(i + 1) * dv];
-                if scores.iter().all(|&s| s == f64::NEG_INFINITY) {
-                    continue; // fully masked: zeros
+                let row = (b * hq + h) * sq + i;
+                let max = scores.iter().copied().fold(sink, f64::max);
+                if max == f64::NEG_INFINITY {
+                    // No visible key and no sink: zeros.
+                    lse[row] = f64::NEG_INFINITY;
+                    continue;
                 }
-                softmax_row(&mut scores);
-                for (j, &p) in scores.iter().enumerate() {
+                let mut sum = (sink - max).exp();
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                lse[row] = max + sum.ln();
+                for (j, &e) in scores.iter().enumerate() {
+                    let p = e / sum;
                     for (o, &x) in oi.iter_mut().zip(&vb[j * dv..(j + 1) * dv]) {
                         *o += p * x;
                     }
@@ -252,7 +310,49 @@ pub fn attention_with<T: Element>(
             }
         }
     }
-    Ok(out_t)
+    Ok((out_t, lse_t))
+}
+
+/// Merges attention results over disjoint key sets of the same queries, as
+/// `attn::merge_partials` does, in f64: `lse = ln sum_p e^{lse_p}` and
+/// `out = sum_p e^{lse_p - lse} out_p`; rows whose every part has `lse = -inf` give zeros and
+/// `-inf`. Each part is `(out [.., Sq, Dv], lse [.., Sq])`, with the same shapes in every part.
+pub fn merge_partials<T: Element, L: Element>(
+    parts: &[(
+        crate::tensor::TensorView<'_, T>,
+        crate::tensor::TensorView<'_, L>,
+    )],
+) -> Result<(Tensor<f64>, Tensor<f64>), Error> {
+    let (out_shape, lse_shape) = shape::merge_partials(
+        &parts
+            .iter()
+            .map(|(o, l)| (o.shape(), l.shape()))
+            .collect::<Vec<_>>(),
+    )?;
+    let rows = lse_shape.iter().product::<usize>();
+    let dv = out_shape.last().copied().unwrap_or(1);
+    let outs: Vec<Vec<f64>> = parts.iter().map(|(o, _)| dense(o)).collect();
+    let lses: Vec<Vec<f64>> = parts.iter().map(|(_, l)| dense(l)).collect();
+    let mut out = vec![0.0; rows * dv];
+    let mut lse = vec![f64::NEG_INFINITY; rows];
+    for r in 0..rows {
+        let max = lses.iter().map(|l| l[r]).fold(f64::NEG_INFINITY, f64::max);
+        if max == f64::NEG_INFINITY {
+            continue;
+        }
+        let sum: f64 = lses.iter().map(|l| (l[r] - max).exp()).sum();
+        lse[r] = max + sum.ln();
+        for (o, l) in outs.iter().zip(&lses) {
+            let w = (l[r] - lse[r]).exp();
+            for (a, &x) in out[r * dv..(r + 1) * dv].iter_mut().zip(&o[r * dv..]) {
+                *a += w * x;
+            }
+        }
+    }
+    Ok((
+        Tensor::from_vec(&out_shape, out)?,
+        Tensor::from_vec(&lse_shape, lse)?,
+    ))
 }
 
 /// The result of [`compare`].
@@ -486,6 +586,223 @@ mod tests {
             e.contains("k has shape [5, 8] but q has shape [4, 16]"),
             "{e}"
         );
+    }
+
+    fn lse_of(
+        q: &Tensor<f64>,
+        k: &Tensor<f64>,
+        v: &Tensor<f64>,
+        o: AttentionOptions<'_, f64>,
+    ) -> (Tensor<f64>, Tensor<f64>) {
+        attention_with_lse(q, k, v, &o).unwrap()
+    }
+
+    fn seq(shape: &[usize], seed: u64) -> Tensor<f64> {
+        Tensor::<f32>::random(shape, seed).unwrap().to_f64()
+    }
+
+    #[test]
+    fn window_alibi_and_causal_equal_their_masks() {
+        // Sq = 4, Sk = 6: p(i) = i + 2.
+        let (q, k, v) = (seq(&[2, 4, 3], 1), seq(&[1, 6, 3], 2), seq(&[1, 6, 2], 3));
+        for (causal, window) in [
+            (false, (1, 0)),
+            (false, (0, 2)),
+            (true, (2, 5)),
+            (true, (usize::MAX, usize::MAX)),
+            (false, (usize::MAX, 1)),
+        ] {
+            let slopes = [0.5f32, 0.25];
+            let mut m = vec![0.0; 2 * 4 * 6];
+            for h in 0..2 {
+                for i in 0..4i64 {
+                    for j in 0..6i64 {
+                        let p = i + 2;
+                        let hi = if window.1 == usize::MAX {
+                            i64::MAX
+                        } else {
+                            p + window.1 as i64
+                        };
+                        let hi = if causal { hi.min(p) } else { hi };
+                        let lo = if window.0 == usize::MAX {
+                            i64::MIN
+                        } else {
+                            p - window.0 as i64
+                        };
+                        let x = &mut m[((h * 4 + i as usize) * 6) + j as usize];
+                        *x = -f64::from(slopes[h]) * (p - j).abs() as f64;
+                        if j < lo || j > hi {
+                            *x = f64::NEG_INFINITY;
+                        }
+                    }
+                }
+            }
+            let m = t(&[2, 4, 6], &m);
+            let o = options::AttentionOptions::new()
+                .with_causal(causal)
+                .with_window(window.0, window.1);
+            let a = lse_of(
+                &q,
+                &k,
+                &v,
+                AttentionOptions {
+                    alibi: Some(&slopes),
+                    ..o.into()
+                },
+            );
+            let b = lse_of(
+                &q,
+                &k,
+                &v,
+                AttentionOptions {
+                    mask: Some(m.view()),
+                    ..AttentionOptions::default()
+                },
+            );
+            assert_close(&a.0, b.0.as_slice(), 1e-12);
+            assert_close(&a.1, b.1.as_slice(), 1e-12);
+        }
+    }
+
+    #[test]
+    fn softcap_sinks_and_lse_by_hand() {
+        // One query, two keys, scale 1: scores 3 and -1.
+        let q = t(&[1, 1], &[1.0]);
+        let k = t(&[2, 1], &[3.0, -1.0]);
+        let v = t(&[2, 1], &[10.0, 20.0]);
+        let o = options::AttentionOptions::new().with_scale(1.0);
+        let cap = 2.0f64;
+        let s = [cap * (3.0 / cap).tanh(), cap * (-1.0 / cap).tanh()];
+        let (out, lse) = lse_of(&q, &k, &v, o.with_softcap(2.0).into());
+        let z = s[0].exp() + s[1].exp();
+        assert_close(&out, &[(s[0].exp() * 10.0 + s[1].exp() * 20.0) / z], 1e-12);
+        assert_close(&lse, &[z.ln()], 1e-12);
+        // A sink of 1: joins the denominator only.
+        let sinks = [1.0f32];
+        let (out, lse) = lse_of(
+            &q,
+            &k,
+            &v,
+            AttentionOptions {
+                sinks: Some(&sinks),
+                ..o.into()
+            },
+        );
+        let z = 3f64.exp() + (-1f64).exp() + 1f64.exp();
+        assert_close(
+            &out,
+            &[(3f64.exp() * 10.0 + (-1f64).exp() * 20.0) / z],
+            1e-12,
+        );
+        assert_close(&lse, &[z.ln()], 1e-12);
+        // No visible key: zeros, lse -inf; with a sink, zeros and lse = the sink.
+        let hidden = o.with_window(0, 0);
+        let q2 = t(&[3, 1], &[1.0, 1.0, 1.0]); // p(0) = -1: sees nothing
+        let (out, lse) = lse_of(&q2, &k, &v, hidden.into());
+        assert_eq!(out.as_slice()[0], 0.0);
+        assert_eq!(lse.as_slice()[0], f64::NEG_INFINITY);
+        assert_close(&out, &[0.0, 10.0, 20.0], 1e-12);
+        let (out, lse) = lse_of(
+            &q2,
+            &k,
+            &v,
+            AttentionOptions {
+                sinks: Some(&sinks),
+                ..hidden.into()
+            },
+        );
+        assert_eq!(out.as_slice()[0], 0.0);
+        assert_close(
+            &lse,
+            &[
+                1.0,
+                (3f64.exp() + 1f64.exp()).ln(),
+                ((-1f64).exp() + 1f64.exp()).ln(),
+            ],
+            1e-12,
+        );
+        assert_close(
+            &out,
+            &[
+                0.0,
+                10.0 * 3f64.exp() / (3f64.exp() + 1f64.exp()),
+                20.0 * (-1f64).exp() / ((-1f64).exp() + 1f64.exp()),
+            ],
+            1e-12,
+        );
+    }
+
+    #[test]
+    fn per_head_options_are_checked() {
+        let (q, k) = (seq(&[2, 3, 4], 1), seq(&[1, 5, 4], 2));
+        let one = [0.5f32];
+        let e = attention_with(
+            &q,
+            &k,
+            &k,
+            &AttentionOptions {
+                alibi: Some(&one),
+                ..AttentionOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("option `alibi`") && e.contains("1 values") && e.contains("Hq = 2"),
+            "{e}"
+        );
+        let nan = [0.0f32, f32::NAN];
+        let e = attention_with(
+            &q,
+            &k,
+            &k,
+            &AttentionOptions {
+                sinks: Some(&nan),
+                ..AttentionOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("option `sinks`") && e.contains("head 1 is NaN"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn merged_parts_equal_the_whole() {
+        let (q, k, v) = (seq(&[2, 5, 4], 4), seq(&[2, 9, 4], 5), seq(&[2, 9, 3], 6));
+        let o: AttentionOptions<'_, f64> = options::AttentionOptions::new().with_scale(0.7).into();
+        let whole = lse_of(&q, &k, &v, o);
+        let rows = |x: &Tensor<f64>, a: usize, b: usize| {
+            let s = x.shape();
+            TensorView::from_strided(
+                x.as_slice(),
+                &[s[0], b - a, s[2]],
+                &[s[1] * s[2], s[2], 1],
+                a * s[2],
+            )
+            .unwrap()
+            .to_tensor()
+        };
+        let parts: Vec<(Tensor<f64>, Tensor<f64>)> = [(0, 2), (2, 7), (7, 9)]
+            .iter()
+            .map(|&(a, b)| lse_of(&q, &rows(&k, a, b), &rows(&v, a, b), o))
+            .collect();
+        let views: Vec<_> = parts.iter().map(|(o, l)| (o.view(), l.view())).collect();
+        let (out, lse) = merge_partials(&views).unwrap();
+        assert_close(&out, whole.0.as_slice(), 1e-12);
+        assert_close(&lse, whole.1.as_slice(), 1e-12);
+        // All-(-inf) rows give zeros; shapes must agree.
+        let z = t(&[1, 2], &[5.0, 6.0]);
+        let l = t(&[1], &[f64::NEG_INFINITY]);
+        let (out, lse) = merge_partials(&[(z.view(), l.view()), (z.view(), l.view())]).unwrap();
+        assert_eq!(
+            (out.as_slice(), lse.as_slice()),
+            (&[0.0, 0.0][..], &[f64::NEG_INFINITY][..])
+        );
+        let e = merge_partials(&[(z.view(), l.view()), (v.view(), l.view())]).unwrap_err();
+        assert!(e.to_string().contains("part 1 has out [2, 9, 3]"), "{e}");
     }
 
     #[test]

@@ -232,6 +232,18 @@ pub const ITEMS_PER_THREAD: usize = 4;
 /// The fewest query rows per work item.
 pub const MIN_ITEM_ROWS: usize = 16;
 
+/// Split-KV decoding: the keys of a group of query rows are split into chunks of this many
+/// keys (fixed, never derived from the thread count, so results do not depend on it), computed
+/// as separate work items and merged by their log-sum-exp.
+pub const SPLIT_KV_KEYS: usize = 2048;
+
+/// Split-KV decoding applies when a group's stacked query rows (query heads per key/value head
+/// times `Sq`) are at most this many, and there are more than [`SPLIT_KV_KEYS`] keys. At most
+/// [`MIN_ITEM_ROWS`], so that such a group is one work item whatever the thread count.
+pub const SPLIT_KV_MAX_ROWS: usize = 16;
+
+const _: () = assert!(SPLIT_KV_MAX_ROWS <= MIN_ITEM_ROWS && SPLIT_KV_KEYS > 0);
+
 #[cfg(test)]
 mod tests {
     use super::*;

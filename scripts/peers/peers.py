@@ -15,6 +15,13 @@ The flags mirror tools/src/bin/bench.rs. Causal masking is bottom-right aligned 
 sees keys j <= i + Sk - Sq); torch's is_causal is top-left aligned, so torch refuses causal shapes
 with Sq != Sk rather than time something else.
 
+Attention variants (as tools/src/bin/bench.rs; p(i) = i + Sk - Sq): --window L,R (query i sees keys
+p(i) - L <= j <= p(i) + R; `max`: unbounded), --softcap C (s = C tanh(s / C)), --alibi (bias
+-slope_h |p(i) - j|, slopes 2^(-8h/H)), --sinks (logit (h % 4) - 1 per head in the softmax
+denominator). torch SDPA takes a window as an explicit boolean mask (causal folded in, bottom-right
+aligned, so any Sq, Sk) and ALiBi as an additive float mask; it cannot express a softcap or sinks
+and refuses them. numpy computes every variant.
+
 Threads: run one (peer, threads) per process. This script sets OMP/MKL/OPENBLAS_NUM_THREADS to
 --threads before numpy and torch are imported (when they are not set already) and calls
 torch.set_num_threads; pinning (taskset -c 0 for one thread) is the caller's job.
@@ -44,6 +51,10 @@ def parse(argv):
     p.add_argument("--kv-seq", type=int, default=None)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--causal", action="store_true")
+    p.add_argument("--window", type=window_arg, default=None, help="L,R (max: unbounded)")
+    p.add_argument("--softcap", type=float, default=None)
+    p.add_argument("--alibi", action="store_true")
+    p.add_argument("--sinks", action="store_true")
     p.add_argument("--budget", type=float, default=1.0, help="seconds of timed calls (default 1)")
     a = p.parse_args(argv)
     a.kv_heads = a.kv_heads or a.heads
@@ -53,7 +64,58 @@ def parse(argv):
             p.error(f"--{name.replace('_', '-')} must be positive")
     if a.heads % a.kv_heads:
         p.error(f"--heads {a.heads} is not a multiple of --kv-heads {a.kv_heads}")
+    if a.softcap is not None and not (a.softcap > 0 and math.isfinite(a.softcap)):
+        p.error(f"--softcap must be positive and finite, got {a.softcap}")
     return a
+
+
+def window_arg(text):
+    """`L,R` with `max` for an unbounded side (None)."""
+    try:
+        sides = [None if x.strip() == "max" else int(x) for x in text.split(",")]
+    except ValueError:
+        sides = []
+    if len(sides) != 2 or any(x is not None and x < 0 for x in sides):
+        raise argparse.ArgumentTypeError(f"expected L,R (non-negative integers or max), got {text}")
+    return tuple(sides)
+
+
+def has_variants(a):
+    return a.window is not None or a.softcap is not None or a.alibi or a.sinks
+
+
+def per_head(heads):
+    """ALiBi slopes 2^(-8h/H) and sink logits (h % 4) - 1, as tools/src/bin/bench.rs."""
+    slopes = [2.0 ** (-8.0 * h / heads) for h in range(1, heads + 1)]
+    sinks = [float(h % 4) - 1.0 for h in range(heads)]
+    return slopes, sinks
+
+
+def visible(a):
+    """(Sq, Sk) booleans, True where query i sees key j: causal and the window, bottom-right
+    aligned."""
+    import numpy as np
+
+    p = np.arange(a.seq)[:, None] + (a.kv_seq - a.seq)
+    j = np.arange(a.kv_seq)[None, :]
+    keep = np.ones((a.seq, a.kv_seq), dtype=bool)
+    if a.causal:
+        keep &= j <= p
+    if a.window is not None:
+        left, right = a.window
+        if left is not None:
+            keep &= j >= p - left
+        if right is not None:
+            keep &= j <= p + right
+    return keep
+
+
+def bias(a, slope):
+    """The ALiBi bias -slope |p(i) - j| of one head, (Sq, Sk) float64."""
+    import numpy as np
+
+    p = np.arange(a.seq)[:, None] + (a.kv_seq - a.seq)
+    return -slope * np.abs(p - np.arange(a.kv_seq)[None, :]).astype(np.float64)
 
 
 def set_thread_env(threads):
@@ -72,23 +134,24 @@ def inputs(a):
     return q, k, v
 
 
-def causal_keep(sq, sk):
-    """Bottom-right aligned causal mask, True where query i sees key j (j <= i + Sk - Sq)."""
-    import numpy as np
-
-    return np.arange(sk)[None, :] <= np.arange(sq)[:, None] + (sk - sq)
-
-
-def reference_head(q, k, v, causal):
-    """float64 attention of one head: q (Sq, D), k (Sk, D), v (Sk, Dv)."""
+def reference_head(a, h, q, k, v):
+    """float64 attention of query head `h`: q (Sq, D), k (Sk, D), v (Sk, Dv), every variant."""
     import numpy as np
 
     q, k, v = (x.astype(np.float64) for x in (q, k, v))
     s = q @ k.T / math.sqrt(q.shape[1])
-    if causal:
-        s = np.where(causal_keep(q.shape[0], k.shape[0]), s, -np.inf)
-    s = np.exp(s - s.max(axis=1, keepdims=True))
-    return (s / s.sum(axis=1, keepdims=True)) @ v
+    if a.softcap is not None:
+        s = a.softcap * np.tanh(s / a.softcap)
+    slopes, sinks = per_head(a.heads)
+    if a.alibi:
+        s = s + bias(a, slopes[h])
+    s = np.where(visible(a), s, -np.inf)
+    sink = sinks[h] if a.sinks else -np.inf
+    m = np.maximum(s.max(axis=1, keepdims=True), sink)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(s - m)
+    z = e.sum(axis=1, keepdims=True) + np.exp(sink - m)
+    return np.where(z > 0, e / np.where(z > 0, z, 1.0), 0.0) @ v
 
 
 def make_numpy(a, q, k, v):
@@ -101,17 +164,38 @@ def make_numpy(a, q, k, v):
     kg = k[:, :, None]
     vg = v[:, :, None]
     mask = None
-    if a.causal:
-        mask = np.where(causal_keep(a.seq, a.kv_seq), 0.0, -np.inf).astype(np.float32)
+    if a.causal or a.window is not None:
+        mask = np.where(visible(a), 0.0, -np.inf).astype(np.float32)
+    slopes, sink_logits = per_head(a.heads)
+    if a.alibi:
+        # (Hkv, G, Sq, Sk): each query head's bias, plus the mask.
+        b = np.stack([bias(a, x) for x in slopes]).astype(np.float32)
+        mask = b.reshape(a.kv_heads, g, a.seq, a.kv_seq) + (0.0 if mask is None else mask)
+    sinks = None
+    if a.sinks:
+        sinks = np.array(sink_logits, dtype=np.float32).reshape(a.kv_heads, g, 1, 1)
+    cap = None if a.softcap is None else np.float32(a.softcap)
 
     def call():
         s = qg @ kg.swapaxes(-1, -2)
         s *= scale
+        if cap is not None:
+            s /= cap
+            np.tanh(s, out=s)
+            s *= cap
         if mask is not None:
             s += mask
-        s -= s.max(axis=-1, keepdims=True)
+        m = s.max(axis=-1, keepdims=True)
+        if sinks is not None:
+            m = np.maximum(m, sinks)
+        m[~np.isfinite(m)] = 0.0
+        s -= m
         np.exp(s, out=s)
-        s /= s.sum(axis=-1, keepdims=True)
+        z = s.sum(axis=-1, keepdims=True)
+        if sinks is not None:
+            z += np.exp(sinks - m)
+        z[z == 0] = 1.0
+        s /= z
         return (s @ vg).reshape(a.batch, a.heads, a.seq, a.dim)
 
     def backend():
@@ -126,6 +210,7 @@ def make_numpy(a, q, k, v):
 
 
 def make_torch(a, q, k, v):
+    import numpy as np
     import torch
     import torch.nn.functional as F
 
@@ -134,14 +219,27 @@ def make_torch(a, q, k, v):
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    if a.causal and a.seq != a.kv_seq:
+    if a.softcap is not None or a.sinks:
+        raise SystemExit("peers.py: torch SDPA cannot express --softcap or --sinks")
+    explicit = a.window is not None or a.alibi
+    if a.causal and a.seq != a.kv_seq and not explicit:
         raise SystemExit(
             "peers.py: torch's is_causal is top-left aligned, attn's bottom-right: "
             "causal shapes need --seq == --kv-seq here"
         )
     tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
     gqa = a.kv_heads < a.heads
-    kw = {"is_causal": a.causal}
+    kw = {"is_causal": a.causal and not explicit}
+    if explicit:
+        # An explicit mask, bottom-right aligned: boolean for a window (True: attend), float
+        # (ALiBi bias, -inf where hidden) per head for ALiBi.
+        keep = torch.from_numpy(visible(a))
+        if a.alibi:
+            slopes, _ = per_head(a.heads)
+            b = torch.from_numpy(np.stack([bias(a, x) for x in slopes]).astype(np.float32))
+            kw["attn_mask"] = b.masked_fill(~keep, float("-inf"))[None]
+        else:
+            kw["attn_mask"] = keep
     if gqa:
         kw["enable_gqa"] = True
 
@@ -154,7 +252,10 @@ def make_torch(a, q, k, v):
     try:
         from torch.nn.attention import SDPBackend
 
-        i = torch._fused_sdp_choice(tq, tk, tv, None, 0.0, a.causal, scale=None, enable_gqa=gqa)
+        mask = kw.get("attn_mask")
+        i = torch._fused_sdp_choice(
+            tq, tk, tv, mask, 0.0, kw["is_causal"], scale=None, enable_gqa=gqa
+        )
         chosen = SDPBackend(i).name
     except Exception as e:  # noqa: BLE001 - report, never fail the timing for it
         chosen = f"unknown ({type(e).__name__})"
@@ -203,7 +304,7 @@ def main(argv):
     g = a.heads // a.kv_heads
     for bh in {0, a.batch * a.heads - 1}:
         b, h = divmod(bh, a.heads)
-        exp = reference_head(q[b, h], k[b, h // g], v[b, h // g], a.causal)
+        exp = reference_head(a, h, q[b, h], k[b, h // g], v[b, h // g])
         err = max(err, float(np.max(np.abs(out[b, h].astype(np.float64) - exp))))
 
     cpu0, wall0 = time.process_time(), time.perf_counter()

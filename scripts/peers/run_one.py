@@ -64,6 +64,11 @@ def shape_of(flags):
     for name in ("--batch", "--heads", "--kv-heads", "--seq", "--kv-seq", "--dim"):
         p.add_argument(name, type=int)
     p.add_argument("--causal", action="store_true")
+    # Attention variants (tools/src/bin/bench.rs, peers.py).
+    p.add_argument("--window")
+    p.add_argument("--softcap", type=float)
+    p.add_argument("--alibi", action="store_true")
+    p.add_argument("--sinks", action="store_true")
     s, rest = p.parse_known_args(flags)
     if rest:
         raise SystemExit(f"run_one.py: unknown shape flags {rest}")
@@ -76,6 +81,10 @@ def shape_of(flags):
         "sk": s.kv_seq or sq,
         "d": d,
         "causal": s.causal,
+        "window": s.window,
+        "softcap": s.softcap,
+        "alibi": s.alibi,
+        "sinks": s.sinks,
     }
 
 

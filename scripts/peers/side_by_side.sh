@@ -68,6 +68,7 @@ if [ "$smoke" = 1 ]; then
     "1x4x128x32|2|--batch 1 --heads 4 --seq 128 --dim 32"
     "GQA 4/2 causal 1x4x128x32|2|--batch 1 --heads 4 --kv-heads 2 --seq 128 --dim 32 --causal"
     "decode Sq=1 Sk=256 H=4/2 D=32|1|--batch 1 --heads 4 --kv-heads 2 --seq 1 --kv-seq 256 --dim 32"
+    "window 31 causal 1x4x128x32|1|--batch 1 --heads 4 --seq 128 --dim 32 --causal --window 31,0"
   )
 else
   grid=(
@@ -88,6 +89,9 @@ else
     "GQA 12/2 causal 1x12x1024x128|2|--batch 1 --heads 12 --kv-heads 2 --seq 1024 --dim 128 --causal"
     "decode Sq=1 Sk=4096 H=12 D=128|1|--batch 1 --heads 12 --seq 1 --kv-seq 4096 --dim 128"
     "decode Sq=1 Sk=4096 H=12/2 D=128|1|--batch 1 --heads 12 --kv-heads 2 --seq 1 --kv-seq 4096 --dim 128"
+    # Attention variants torch SDPA can express: a sliding window (boolean mask), ALiBi (float mask).
+    "window 1023 causal 1x8x4096x64|1|--batch 1 --heads 8 --seq 4096 --dim 64 --causal --window 1023,0"
+    "ALiBi causal 1x8x2048x64|1|--batch 1 --heads 8 --seq 2048 --dim 64 --causal --alibi"
   )
 fi
 

@@ -31,6 +31,15 @@ mod kernels {
             softmax(scale(matmul(q, transpose(k)), 0.5))
         }
 
+        /// A sliding window with a softcap, sinks and ALiBi slopes (f32 in a bf16 kernel).
+        #[attn(causal, window = (7, 0), softcap = 30.0, dtype = bf16)]
+        pub fn local(q: [1, 4, 16, 64], k: [1, 2, 16, 64], v: [1, 2, 16, 64], sinks: [4], alibi: [4]) -> [1, 4, 16, 64];
+
+        /// The same options as named arguments.
+        pub fn local_body(q: [2, 16, 8], k: [2, 16, 8], v: [2, 16, 8], s: [2]) -> [2, 16, 8] {
+            attention(q, k, v, window = (3, 3), softcap = 5.0, sinks = s)
+        }
+
         /// A body with named attention arguments; the mask is f32 in an f64 kernel.
         #[attn(dtype = f64, causal)]
         pub fn chained(q: [4, 8], k: [6, 8], v: [6, 8], m: [4, 6]) -> [4, 8] {
@@ -75,6 +84,15 @@ fn typed_options() {
     let _: fn(&[[[H; 8]; 4]; 2], &[[[H; 8]; 4]; 2], &[[[H; 8]; 4]; 2], &[[[f32; 4]; 4]; 1]) -> Box<[[[H; 8]; 4]; 2]> =
         kernels::masked_half;
     let _: fn(&[[f64; 8]; 4], &[[f64; 8]; 6]) -> Box<[[f64; 6]; 4]> = kernels::wide;
+    let _: fn(
+        &[[[[Bf; 64]; 16]; 4]; 1],
+        &[[[[Bf; 64]; 16]; 2]; 1],
+        &[[[[Bf; 64]; 16]; 2]; 1],
+        &[f32; 4],
+        &[f32; 4],
+    ) -> Box<[[[[Bf; 64]; 16]; 4]; 1]> = kernels::local;
+    let _: fn(&[[[f32; 8]; 16]; 2], &[[[f32; 8]; 16]; 2], &[[[f32; 8]; 16]; 2], &[f32; 2]) -> Box<[[[f32; 8]; 16]; 2]> =
+        kernels::local_body;
     let _: fn(&[[f64; 8]; 4], &[[f64; 8]; 6], &[[f64; 8]; 6], &[[f32; 6]; 4], &mut [[f64; 8]; 4]) =
         kernels::chained_into;
 }

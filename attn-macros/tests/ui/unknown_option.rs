@@ -1,5 +1,5 @@
 attn::attention! {
-    #[attn(window = 128)]
+    #[attn(dropout = 0.1)]
     pub fn f(q: [8, 4], k: [8, 4], v: [8, 4]) -> [8, 4];
 }
 

@@ -135,6 +135,45 @@ pub fn attention(q: &[usize], k: &[usize], v: &[usize]) -> Result<Vec<usize>, Er
     Ok(attention_dims(q, k, v)?.output())
 }
 
+/// Merging partial attention results ([`crate::reference::merge_partials`],
+/// `attn::merge_partials`): `parts` lists each part's `(out, lse)` shapes. Every `out` is
+/// `[.., Sq, Dv]` (rank 1 to 4), every `lse` is its shape without the last dim, and all parts
+/// have the same shapes. Returns the merged `(out, lse)` shapes.
+pub fn merge_partials(parts: &[(&[usize], &[usize])]) -> Result<(Vec<usize>, Vec<usize>), Error> {
+    const OP: &str = "merge_partials";
+    let Some(&(out0, lse0)) = parts.first() else {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            message: "no parts given; pass at least one (out, lse) pair".into(),
+        });
+    };
+    if !(1..=4).contains(&out0.len()) {
+        return Err(rank_err(OP, "out of part 0", out0, "1 to 4"));
+    }
+    if lse0 != &out0[..out0.len() - 1] {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            message: format!(
+                "part 0 has out {out0:?} and lse {lse0:?}; lse must be out's shape without its \
+                 last dim ({:?})",
+                &out0[..out0.len() - 1]
+            ),
+        });
+    }
+    for (p, &(out, lse)) in parts.iter().enumerate().skip(1) {
+        if out != out0 || lse != lse0 {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                message: format!(
+                    "part {p} has out {out:?} and lse {lse:?} but part 0 has out {out0:?} and \
+                     lse {lse0:?}; every part must have the same shapes"
+                ),
+            });
+        }
+    }
+    Ok((out0.to_vec(), lse0.to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

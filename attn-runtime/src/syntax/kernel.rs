@@ -68,7 +68,8 @@ pub enum Op {
     Add(Value, Value),
     /// Elementwise product of same-shaped operands.
     Mul(Value, Value),
-    /// `softmax(q k^T * scale + mask) v`, causal or not.
+    /// `softmax(q k^T * scale + mask) v` with every option: causal, window, softcap, sinks,
+    /// ALiBi.
     Attention {
         /// Queries `[.., Hq, Sq, D]`.
         q: Value,
@@ -79,6 +80,10 @@ pub enum Op {
         /// An additive f32 mask: `[Sq, Sk]`, or of q's rank with each leading dim 1 or q's
         /// ([`MaskRule::Compiled`](crate::shape::MaskRule::Compiled)).
         mask: Option<Value>,
+        /// Attention-sink logits, f32 `[Hq]` (one per query head; `[Sq]` at rank 2).
+        sinks: Option<Value>,
+        /// ALiBi slopes, f32 `[Hq]` (one per query head; `[Sq]` at rank 2).
+        alibi: Option<Value>,
         /// The options, resolved: the call's named arguments over the kernel's `#[attn(..)]`.
         /// `scale` is always `Some`: the explicit scale, else `1/sqrt(D)` rounded to f32 (every
         /// scale of a kernel spec is an f32 value, see [`Kernel::canonical`]).
@@ -121,7 +126,8 @@ impl Kernel {
     }
 
     /// The canonical spec: every input and the output with its element type and shape, and every
-    /// node with its operands and constants (attention: the scale, the mask operand, `causal`),
+    /// node with its operands and constants (attention: the scale, the window, the softcap, the
+    /// mask, sinks and ALiBi operands, `causal`),
     /// independent of formatting, comments, docs, visibility and `let` names. `kv_heads` is an
     /// assertion about k's shape, which the spec already holds.
     /// Example: `scores(q:f32[64,32],k:f32[64,32])->f32[64,64]{%2=transpose(%1);%3=matmul(%0,%2);return %3}`,
@@ -161,6 +167,8 @@ impl Kernel {
                     k,
                     v,
                     mask,
+                    sinks,
+                    alibi,
                     options,
                 } => {
                     let AttentionOptions {
@@ -181,6 +189,12 @@ impl Kernel {
                     }
                     if let Some(m) = mask {
                         let _ = write!(a, ",mask={}", n(*m));
+                    }
+                    if let Some(x) = sinks {
+                        let _ = write!(a, ",sinks={}", n(*x));
+                    }
+                    if let Some(x) = alibi {
+                        let _ = write!(a, ",alibi={}", n(*x));
                     }
                     if *causal {
                         a.push_str(",causal");

@@ -15,6 +15,10 @@
 //!     /// An additive f32 mask: the fourth input, named `mask`.
 //!     pub fn masked(q: [16, 32], k: [24, 32], v: [24, 32], mask: [16, 24]) -> [16, 32];
 //!
+//!     /// Sliding window and softcap (Gemma 2), sinks per query head (gpt-oss).
+//!     #[attn(causal, window = (63, 0), softcap = 30.0)]
+//!     pub fn local(q: [4, 16, 32], k: [4, 16, 32], v: [4, 16, 32], sinks: [4]) -> [4, 16, 32];
+//!
 //!     pub fn scores(q: [64, 32], k: [64, 32]) -> [64, 64] {
 //!         let s = matmul(q, transpose(k));
 //!         softmax(scale(s, 0.125))
@@ -29,12 +33,15 @@
 //!
 //! # Kernels
 //!
-//! A kernel without a body computes `attention(q, k, v)` of its three arguments, or
-//! `attention(q, k, v, mask = mask)` when it takes a fourth one, which must be named `mask`.
+//! A kernel without a body computes `attention(q, k, v)` of its first three arguments; the
+//! inputs after them must be named `mask`, `sinks` or `alibi` (each at most once), and are the
+//! attention's operands of those names: `attention(q, k, v, mask = mask, sinks = sinks)`.
 //! Bodies are expressions over the primitives `matmul`, `transpose`, `softmax`,
 //! `scale(x, <f32 literal>)`, `add`, `mul` and `attention`, with `let` bindings. `attention` takes
 //! q, k and v, then optionally a scale literal (`attention(q, k, v, 0.125)`), then named
-//! arguments: `scale = <f32 literal>`, `mask = <input>`, `causal = true | false`.
+//! arguments: `scale = <f32 literal>`, `mask = <input>`, `causal = true | false`,
+//! `window = (<left>, <right>)`, `softcap = <f32 literal>`, `sinks = <input>`,
+//! `alibi = <input>`.
 //!
 //! Shapes are static, ranks 1 to 4, every dim between 1 and [`MAX_DIM`]. Attention takes q
 //! `[Sq, D]`, `[Hq, Sq, D]` or `[B, Hq, Sq, D]`, k `[.., Hkv, Sk, D]` and v `[.., Hkv, Sk, Dv]`
@@ -45,15 +52,20 @@
 //!
 //! `#[attn(..)]` takes options separated by commas, in one or several attributes, each at most
 //! once: `#[attn(causal, kv_heads = 2, dtype = f16, scale = 0.125)]`. They are the defaults of every
-//! `attention` of the kernel (a call's named arguments override `scale` and `causal`). `scale`
-//! and `causal` are the fields of [`AttentionOptions`](crate::options::AttentionOptions), parsed
-//! by one parser in both places and validated by its `validate`:
+//! `attention` of the kernel (a call's named arguments override `scale`, `causal`, `window`
+//! and `softcap`). These four are the fields of
+//! [`AttentionOptions`](crate::options::AttentionOptions), parsed by one parser in both places
+//! and validated by its `validate`:
 //!
 //! - `scale = <f32 literal>`: the scale of the scores (default `1/sqrt(D)`). The scale is an
 //!   f32 constant in every dtype: in f64 kernels too, `1/sqrt(D)` is rounded to f32 (exact when
 //!   `D` is a power of 4, else within 2^-24 relative).
 //! - `causal`: bottom-right aligned causal masking, query `i` sees the keys `j <= i + Sk - Sq`
 //!   (the lower triangle when `Sq == Sk`; a query that sees no key gives zeros).
+//! - `window = (L, R)`: a sliding window, two integer literals: query `i` sees the keys `j`
+//!   with `p - L <= j <= p + R`, `p = i + Sk - Sq` its bottom-right aligned position (with
+//!   `causal`, also `j <= p`); `usize::MAX` (18446744073709551615) leaves a side unbounded.
+//! - `softcap = <f32 literal>`: each scaled score `s` becomes `cap * tanh(s / cap)`; positive.
 //! - `kv_heads = N`: asserts that k and v have `N` heads (so `q`'s head count is a multiple of
 //!   `N`); a mismatch is an error naming the shapes. It changes nothing else.
 //! - `dtype = f32 | f64 | bf16 | f16`: the element type of the inputs, the output and every
@@ -70,6 +82,14 @@
 //! [`crate::shape`], which every check of a kernel's shapes uses). In a kernel of another dtype than f32, a
 //! mask must be an input of the kernel (that input is then f32); an input cannot be both a mask
 //! and a tensor of another type.
+//!
+//! # Sinks and ALiBi
+//!
+//! `sinks` and `alibi` are f32 tensors `[Hq]`, one value per query head (at rank 2, where q has
+//! one head, `[Sq]`: one per query row, as `attn_build::graph` takes them), like masks always
+//! f32 and, in kernels of another dtype, inputs of the kernel. `sinks[h]` is a logit whose `exp`
+//! joins the softmax denominator of every row of head `h` (no value vector); `alibi[h]` is the
+//! slope of the bias `-alibi[h] * |p - j|` added to the scores.
 //!
 //! # Checking, specs and symbols
 //!
@@ -98,7 +118,7 @@ pub const MAX_ELEMENTS: u64 = 1 << 30;
 /// The ranks a kernel's arguments and output may have.
 pub const RANKS: core::ops::RangeInclusive<usize> = 1..=4;
 /// The most inputs a kernel may take (the output is one more argument of the entry point).
-pub const MAX_INPUTS: usize = 5;
+pub const MAX_INPUTS: usize = 6;
 /// Version of the kernel ABI and of the canonical spec format; part of every symbol. Version 2:
 /// element types (f32, f64, bf16, f16) per argument, attention masks, causal attention and
 /// grouped-query heads.

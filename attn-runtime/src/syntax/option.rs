@@ -1,14 +1,15 @@
-//! The attention options as written: on a kernel, `#[attn(causal, scale = 0.125)]`; in a body,
-//! the named arguments `attention(q, k, v, causal = true, scale = 0.125)`. One parser for both
-//! forms, and one validation: [`AttentionOptions::validate`], whose error is reported at the
-//! option's value.
+//! The attention options as written: on a kernel,
+//! `#[attn(causal, scale = 0.125, window = (128, 0), softcap = 30.0)]`; in a body, the named
+//! arguments `attention(q, k, v, causal = true, scale = 0.125, window = (128, 0))`. One parser
+//! for both forms, and one validation: [`AttentionOptions::validate`], whose error is reported at
+//! the option's value.
 
 use super::parse::float_literal_value;
 use crate::options::AttentionOptions;
 use syn::{Expr, Ident, ext::IdentExt};
 
 /// The attention options, as `#[attn(..)]` and the named arguments of `attention` spell them.
-pub const ATTENTION_OPTIONS: [&str; 2] = ["causal", "scale"];
+pub const ATTENTION_OPTIONS: [&str; 4] = ["causal", "scale", "window", "softcap"];
 
 /// Where an attention option is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +55,10 @@ pub(crate) fn set(
         ("scale", Some(e)) => {
             options.scale = Some(f64::from(float_literal_value(e, "the attention scale")?));
         }
+        ("window", Some(e)) => options.window = Some(window(e)?),
+        ("softcap", Some(e)) => {
+            options.softcap = Some(float_literal_value(e, "the softcap")?);
+        }
         (_, _) => {
             return Err(syn::Error::new(
                 key.span(),
@@ -66,4 +71,39 @@ pub(crate) fn set(
         None => syn::Error::new(key.span(), e.to_string()),
     })?;
     Ok(Some(option))
+}
+
+/// `(left, right)`: two integer literals, the keys a query sees before and after its position.
+fn window(e: &Expr) -> syn::Result<(usize, usize)> {
+    let bad = |at: &dyn quote::ToTokens, why: &str| {
+        syn::Error::new_spanned(
+            at,
+            format!(
+                "`window` is `(left, right)`, two integer literals: the keys a query sees before \
+                 and after its position, like `window = (128, 0)`; {why}"
+            ),
+        )
+    };
+    let Expr::Tuple(t) = e else {
+        return Err(bad(e, "got no tuple"));
+    };
+    if t.elems.len() != 2 {
+        return Err(bad(e, &format!("got {} values", t.elems.len())));
+    }
+    let side = |x: &Expr| -> syn::Result<usize> {
+        match x {
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(i),
+                ..
+            }) if matches!(i.suffix(), "" | "usize") => i
+                .base10_parse::<usize>()
+                .map_err(|_| bad(x, "this one does not fit `usize`")),
+            Expr::Unary(syn::ExprUnary {
+                op: syn::UnOp::Neg(_),
+                ..
+            }) => Err(bad(x, "a side cannot be negative")),
+            _ => Err(bad(x, "this one is not an integer literal")),
+        }
+    };
+    Ok((side(&t.elems[0])?, side(&t.elems[1])?))
 }

@@ -37,8 +37,8 @@ pub struct KernelItem {
     pub params: Vec<Param>,
     /// The declared output shape.
     pub output: ShapeLit,
-    /// The computation; `None` means `attention` of the inputs `q, k, v`, with a fourth input
-    /// `mask` as its mask.
+    /// The computation; `None` means `attention` of the inputs `q, k, v`, with the inputs
+    /// after them, named `mask`, `sinks` and `alibi`, as its mask, sink logits and ALiBi slopes.
     pub body: Option<Body>,
 }
 
@@ -83,10 +83,12 @@ pub struct Body {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Options {
-    /// The attention options (`causal`, `scale = <f32 literal>`), validated by
-    /// [`AttentionOptions::validate`]: the defaults of every `attention` of the kernel, which
-    /// its named arguments override. `scale` defaults to `1/sqrt(head dim)`; `causal` is
-    /// bottom-right aligned causal masking (query `i` sees keys `j <= i + Sk - Sq`).
+    /// The attention options (`causal`, `scale = <f32 literal>`, `window = (L, R)`,
+    /// `softcap = <f32 literal>`), validated by [`AttentionOptions::validate`]: the defaults of
+    /// every `attention` of the kernel, which its named arguments override. `scale` defaults to
+    /// `1/sqrt(head dim)`; `causal` is bottom-right aligned causal masking (query `i` sees keys
+    /// `j <= i + Sk - Sq`); `window` a sliding window around that position; `softcap` caps the
+    /// scaled scores at `cap * tanh(s / cap)`.
     pub attention: AttentionOptions,
     /// The attention options given, each with the span of its keyword, in source order.
     pub attention_given: Vec<(&'static str, Span)>,
@@ -109,8 +111,8 @@ impl Options {
 }
 
 /// The options `#[attn(..)]` knows, for messages.
-pub const KNOWN_OPTIONS: &str =
-    "`scale = <f32 literal>`, `causal`, `kv_heads = <integer>`, `dtype = f32 | f64 | bf16 | f16`";
+pub const KNOWN_OPTIONS: &str = "`scale = <f32 literal>`, `causal`, `window = (<left>, <right>)`, \
+     `softcap = <f32 literal>`, `kv_heads = <integer>`, `dtype = f32 | f64 | bf16 | f16`";
 
 /// The element types a kernel may declare, as written in `dtype = ..`.
 pub const DTYPES: &[(&str, DType)] = &[

@@ -7,6 +7,7 @@
 
 pub mod heads;
 pub mod options;
+pub mod variants;
 
 attn::attention! {
     /// Single-head attention: 37 queries of dim 80 against 53 keys, value dim 24.

@@ -86,7 +86,7 @@ fn expected(
                 ..Default::default()
             },
             mask: mask.map(Tensor::view),
-            key_padding: None,
+            ..Default::default()
         },
     )
     .unwrap()

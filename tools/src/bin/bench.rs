@@ -5,7 +5,14 @@
 //! cargo run --release -p attn-tools --bin bench -- --seq 512 --dim 64 --threads 2 --json
 //! cargo run --release -p attn-tools --bin bench -- --seq 512 --dim 64 --naive   # the loop pipeline
 //! cargo run --release -p attn-tools --bin bench -- --heads 12 --seq 2048 --dim 128 --dtype bf16
+//! cargo run --release -p attn-tools --bin bench -- --heads 8 --seq 4096 --causal --window 1023,0 --softcap 30
+//! cargo run --release -p attn-tools --bin bench -- --heads 64 --kv-heads 8 --seq 1 --kv-seq 32768 --sinks --window 127,0
 //! ```
+//!
+//! Attention variants: `--window L,R` (a sliding window, `max` for an unbounded side),
+//! `--softcap C`, `--alibi` (the ALiBi paper's slopes `2^(-8h/H)`), `--sinks` (one sink logit
+//! per query head); they combine with each other and with `--causal`. GFLOP/s always counts
+//! the dense `4*B*H*Sq*Sk*D`, so a window shows as a higher rate.
 //!
 //! `--dtype f32|f64|bf16|f16` (default f32) picks the element type of q, k, v and the output;
 //! the error is measured against the f64 reference of the same (rounded) inputs.
@@ -36,6 +43,11 @@ struct Args {
     naive: bool,
     json: bool,
     dtype: String,
+    // Attention variants.
+    window: Option<(usize, usize)>,
+    softcap: Option<f32>,
+    alibi: bool,
+    sinks: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -51,6 +63,10 @@ fn parse() -> Result<Args, String> {
         naive: false,
         json: false,
         dtype: "f32".into(),
+        window: None,
+        softcap: None,
+        alibi: false,
+        sinks: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +94,23 @@ fn parse() -> Result<Args, String> {
             "--causal" => a.causal = true,
             "--naive" => a.naive = true,
             "--json" => a.json = true,
+            "--window" => {
+                let v = it.next().ok_or("--window needs L,R")?;
+                let side = |x: &str| match x.trim() {
+                    "max" => Ok(usize::MAX),
+                    n => n.parse::<usize>().map_err(|e| format!("--window {v}: {e}")),
+                };
+                let (l, r) = v
+                    .split_once(',')
+                    .ok_or(format!("--window {v}: expected L,R"))?;
+                a.window = Some((side(l)?, side(r)?));
+            }
+            "--softcap" => {
+                let v = it.next().ok_or("--softcap needs a value")?;
+                a.softcap = Some(v.parse().map_err(|e| format!("--softcap {v}: {e}"))?);
+            }
+            "--alibi" => a.alibi = true,
+            "--sinks" => a.sinks = true,
             "--dtype" => {
                 a.dtype = it.next().ok_or("--dtype needs a value")?;
                 if !["f32", "f64", "bf16", "f16"].contains(&a.dtype.as_str()) {
@@ -88,7 +121,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "-h" | "--help" => {
-                return Err("usage: bench [--batch B] [--heads H] [--kv-heads HKV] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--naive] [--dtype f32|f64|bf16|f16] [--json]".into());
+                return Err("usage: bench [--batch B] [--heads H] [--kv-heads HKV] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--window L,R] [--softcap C] [--alibi] [--sinks] [--naive] [--dtype f32|f64|bf16|f16] [--json]".into());
             }
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
@@ -121,8 +154,40 @@ fn naive(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, attn::Error> {
     Tensor::from_vec(&[s[0], s[1], sq, dv], out)
 }
 
+/// The variants' per-head values: ALiBi slopes `2^(-8h/H)` and sink logits in [-1, 2].
+fn per_head(heads: usize) -> (Vec<f32>, Vec<f32>) {
+    let slopes = (1..=heads)
+        .map(|h| 2f32.powf(-8.0 * h as f32 / heads as f32))
+        .collect();
+    let sinks = (0..heads).map(|h| (h % 4) as f32 - 1.0).collect();
+    (slopes, sinks)
+}
+
+/// The attention options of the command line (`attn::attention` when there are none).
+fn options<'a>(a: &Args, slopes: &'a [f32], sinks: &'a [f32]) -> attn::Attention<'a> {
+    let mut att = attn::Attention::new().causal(a.causal);
+    if let Some((l, r)) = a.window {
+        att = att.window(l, r);
+    }
+    if let Some(c) = a.softcap {
+        att = att.softcap(c);
+    }
+    if a.alibi {
+        att = att.alibi(slopes);
+    }
+    if a.sinks {
+        att = att.sinks(sinks);
+    }
+    att
+}
+
+fn has_variants(a: &Args) -> bool {
+    a.window.is_some() || a.softcap.is_some() || a.alibi || a.sinks
+}
+
 fn run<T: AttentionElement>(
     a: &Args,
+    att: &attn::Attention<'_>,
     q: &Tensor<T>,
     k: &Tensor<T>,
     v: &Tensor<T>,
@@ -133,10 +198,35 @@ fn run<T: AttentionElement>(
         let o = naive(&f(q), &f(k), &f(v))?;
         return Ok(o.map(|x| T::from_f64(f64::from(x))));
     }
-    if a.causal {
-        return attn::Attention::new().causal(true).run(q, k, v);
+    if a.causal || has_variants(a) {
+        return att.run(q, k, v);
     }
     attn::attention(q, k, v)
+}
+
+/// The variants in the printed line: ` window=(L,R) softcap=C alibi sinks`.
+fn variants_label(a: &Args) -> String {
+    let mut s = String::new();
+    if let Some((l, r)) = a.window {
+        let side = |n: usize| {
+            if n == usize::MAX {
+                "max".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        s += &format!(" window=({},{})", side(l), side(r));
+    }
+    if let Some(c) = a.softcap {
+        s += &format!(" softcap={c}");
+    }
+    if a.alibi {
+        s += " alibi";
+    }
+    if a.sinks {
+        s += " sinks";
+    }
+    s
 }
 
 /// Nanoseconds the calling thread has spent on a CPU (Linux), if readable.
@@ -169,29 +259,36 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
     attn::set_num_threads(a.threads);
     let sk = a.kv_seq.unwrap_or(a.seq);
     let hkv = a.kv_heads.unwrap_or(a.heads);
-    if a.naive && (a.causal || hkv != a.heads || a.dtype != "f32") {
+    if a.naive && (a.causal || has_variants(a) || hkv != a.heads || a.dtype != "f32") {
         return Err(attn::Error::Unsupported {
             op: "bench",
-            message: "--naive times plain f32 attention only (no --causal, --kv-heads, --dtype)"
+            message: "--naive times plain f32 attention only (no --causal, --kv-heads, --dtype, \
+                      --window, --softcap, --alibi, --sinks)"
                 .into(),
         });
     }
+    let (slopes, sinks) = per_head(a.heads);
+    let att = options(a, &slopes, &sinks);
     let convert = |t: Tensor| t.map(|x| T::from_f64(f64::from(x)));
     let q = convert(random(&[a.batch, a.heads, a.seq, a.dim], 1)?);
     let k = convert(random(&[a.batch, hkv, sk, a.dim], 2)?);
     let v = convert(random(&[a.batch, hkv, sk, a.dim], 3)?);
 
     // Correctness on the first and last head, against the f64 reference.
-    let out = run(a, &q, &k, &v)?;
+    let out = run(a, &att, &q, &k, &v)?;
     let mut max_abs_err = 0.0f64;
     let last = a.batch * a.heads - 1;
     for h in [0, last] {
         // Query head h of batch b reads key/value head (h % H) / (H / Hkv) of batch b.
         let kvh = (h / a.heads) * hkv + (h % a.heads) / (a.heads / hkv).max(1);
         let (qh, kh, vh) = (head(&q, h)?, head(&k, kvh)?, head(&v, kvh)?);
-        let options = attn::options::AttentionOptions::new()
-            .with_causal(a.causal)
-            .into();
+        let hh = h % a.heads;
+        let options = attn::reference::AttentionOptions {
+            options: att.options(),
+            alibi: a.alibi.then(|| &slopes[hh..hh + 1]),
+            sinks: a.sinks.then(|| &sinks[hh..hh + 1]),
+            ..Default::default()
+        };
         let wide = |x: TensorView<'_, T>| x.to_tensor().to_f64();
         let expected = reference::attention_with(&wide(qh), &wide(kh), &wide(vh), &options)?;
         let c = reference::compare(&head(&out, h)?, &expected, 0.0, 0.0)?;
@@ -204,7 +301,7 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
     let warm = Instant::now();
     let mut calls = 0u32;
     while calls < 2 || warm.elapsed() < Duration::from_millis(100) {
-        std::hint::black_box(run(a, &q, &k, &v)?);
+        std::hint::black_box(run(a, &att, &q, &k, &v)?);
         calls += 1;
     }
     let per_call = warm.elapsed().as_secs_f64() / f64::from(calls);
@@ -215,7 +312,7 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
     while times.len() < 3 || (times.len() < 30 && start.elapsed() < Duration::from_secs(1)) {
         let (t, c) = (Instant::now(), on_cpu_ns());
         for _ in 0..inner {
-            std::hint::black_box(run(a, &q, &k, &v)?);
+            std::hint::black_box(run(a, &att, &q, &k, &v)?);
         }
         times.push(t.elapsed().as_secs_f64() / inner as f64);
         if let (Some(c0), Some(c1)) = (c, on_cpu_ns()) {
@@ -241,7 +338,9 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
             (true, _) => " causal",
             (_, true) => " naive-pipeline",
             _ => "",
-        },
+        }
+        .to_string()
+            + &variants_label(a),
         median * 1e3,
         times.len(),
         gflops,

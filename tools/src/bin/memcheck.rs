@@ -53,6 +53,7 @@ fn dtype_variants<T: attn::AttentionElement>(
                 options: AttentionOptions::new().with_causal(causal),
                 mask: with_mask.then(|| m64.view()),
                 key_padding: None,
+                ..Default::default()
             };
             let expected = reference::attention_with(&wide(&qs), &wide(&kt), &wide(&vt), &options)?;
             let label = format!("attention {name}{variant} rows={rows}");
@@ -65,6 +66,101 @@ fn dtype_variants<T: attn::AttentionElement>(
     }
     Ok(())
 }
+
+// ---- Attention variants: window, softcap, ALiBi, sinks, lse, split-KV, merge_partials ----
+
+/// Window, softcap, ALiBi and sinks (with a mask, GQA), `run_with_lse`, split-KV decoding
+/// (more than `tuning::SPLIT_KV_KEYS` keys) and `merge_partials`, in element type `T`.
+fn variant_options<T: attn::AttentionElement>(
+    name: &str,
+    rtol: f64,
+    failures: &mut Vec<String>,
+) -> Result<(), attn::Error> {
+    let to = |t: Tensor| t.map(|x| T::from_f64(f64::from(x)));
+    fn report<E: attn::Element>(
+        failures: &mut Vec<String>,
+        label: String,
+        actual: &Tensor<E>,
+        expected: &Tensor<f64>,
+        (rtol, atol): (f64, f64),
+    ) {
+        match reference::compare(actual, expected, rtol, atol) {
+            Ok(c) if c.ok => println!("ok   {label:<36} max abs err {:.2e}", c.max_abs_err),
+            Ok(c) => failures.push(format!("{label}: max abs err {:e}", c.max_abs_err)),
+            Err(e) => failures.push(format!("{label}: {e}")),
+        }
+    }
+    let keys = attn::tuning::SPLIT_KV_KEYS + 53;
+    let slopes = [0.5f32, 0.25, 0.125, 0.0625];
+    let sinks = [0.5f32, -1.0, 2.0, f32::NEG_INFINITY];
+    for (rows, sk) in [(5, 7), (1, keys)] {
+        let (q, k, v) = (
+            to(tensor(&[1, 4, rows, 8], 70)?),
+            to(tensor(&[1, 2, sk, 8], 71)?),
+            to(tensor(&[1, 2, sk, 3], 72)?),
+        );
+        let mask = tensor(&[rows, sk], 73)?;
+        let att = attn::Attention::new()
+            .causal(true)
+            .window(sk - 3, 0)
+            .softcap(2.0)
+            .alibi(&slopes)
+            .sinks(&sinks)
+            .mask(&mask);
+        let (out, lse) = att.run_with_lse(&q, &k, &v)?;
+        let (q64, k64, v64) = (q.to_f64(), k.to_f64(), v.to_f64());
+        let m64 = mask.to_f64();
+        let options64 = reference::AttentionOptions {
+            options: AttentionOptions::new()
+                .with_causal(true)
+                .with_window(sk - 3, 0)
+                .with_softcap(2.0),
+            mask: Some(m64.view()),
+            alibi: Some(&slopes),
+            sinks: Some(&sinks),
+            key_padding: None,
+        };
+        let (want, want_lse) = reference::attention_with_lse(&q64, &k64, &v64, &options64)?;
+        let label = format!("attention {name} options sk={sk}");
+        report(failures, label, &out, &want, (rtol, 1e-5));
+        let label = format!("lse {name} sk={sk}");
+        report(failures, label, &lse, &want_lse, (1e-5, 1e-4));
+        // The keys in two parts by key padding, merged.
+        let cut = sk / 2;
+        let pads: [Vec<bool>; 2] = [
+            (0..sk).map(|j| j < cut).collect(),
+            (0..sk).map(|j| j >= cut).collect(),
+        ];
+        let base = attn::Attention::new()
+            .causal(true)
+            .softcap(2.0)
+            .alibi(&slopes);
+        let a = base
+            .sinks(&sinks)
+            .key_padding(&pads[0])
+            .run_with_lse(&q, &k, &v)?;
+        let b = base.key_padding(&pads[1]).run_with_lse(&q, &k, &v)?;
+        let (merged, _) =
+            attn::merge_partials(&[(a.0.view(), a.1.view()), (b.0.view(), b.1.view())])?;
+        let whole = reference::attention_with(
+            &q64,
+            &k64,
+            &v64,
+            &reference::AttentionOptions {
+                options: AttentionOptions::new().with_causal(true).with_softcap(2.0),
+                alibi: Some(&slopes),
+                sinks: Some(&sinks),
+                ..Default::default()
+            },
+        )?;
+        let label = format!("merge_partials {name} sk={sk}");
+        // Each part is rounded to T before the merge: an absolute error of one rounding.
+        report(failures, label, &merged, &whole, (rtol, rtol));
+    }
+    Ok(())
+}
+
+// ---- end of the attention variants ----
 
 fn main() -> Result<(), attn::Error> {
     let mut failures = Vec::new();
@@ -193,6 +289,7 @@ fn main() -> Result<(), attn::Error> {
             options: AttentionOptions::new().with_causal(causal),
             mask: with_mask.then(|| mask.view()),
             key_padding: padded.then_some(&valid[..]),
+            ..Default::default()
         };
         check(
             name,
@@ -217,6 +314,11 @@ fn main() -> Result<(), attn::Error> {
     dtype_variants::<f64>("f64", &q, &k, &v, &mask, 1e-12, &mut failures)?;
     dtype_variants::<attn::half::bf16>("bf16", &q, &k, &v, &mask, 2.0f64.powi(-8), &mut failures)?;
     dtype_variants::<attn::half::f16>("f16", &q, &k, &v, &mask, 2.0f64.powi(-10), &mut failures)?;
+
+    variant_options::<f32>("f32", 1e-4, &mut failures)?;
+    variant_options::<f64>("f64", 1e-6, &mut failures)?;
+    variant_options::<attn::half::bf16>("bf16", 2.0f64.powi(-7), &mut failures)?;
+    variant_options::<attn::half::f16>("f16", 2.0f64.powi(-9), &mut failures)?;
 
     if failures.is_empty() {
         println!("all kernels match the reference");

@@ -18,6 +18,10 @@ pub(super) struct AttentionCall {
     pub(super) v: (Value, At),
     /// The mask operand.
     pub(super) mask: Option<(Value, At)>,
+    /// The sink logits, f32 `[Hq]` (`[Sq]` at rank 2).
+    pub(super) sinks: Option<(Value, At)>,
+    /// The ALiBi slopes, f32 `[Hq]` (`[Sq]` at rank 2).
+    pub(super) alibi: Option<(Value, At)>,
     /// The options; `scale: None` is `1/sqrt(D)`.
     pub(super) options: AttentionOptions,
     /// The whole call (or the kernel's name, for the declaration form).
@@ -25,11 +29,18 @@ pub(super) struct AttentionCall {
 }
 
 const USAGE: &str = "`attention(q, k, v)`, optionally followed by a scale literal and the named \
-     arguments `scale = <f32 literal>`, `mask = <f32 input>`, `causal = true | false`";
+     arguments `scale = <f32 literal>`, `mask = <f32 input>`, `causal = true | false`, \
+     `window = (<left>, <right>)`, `softcap = <f32 literal>`, `sinks = <f32 input [Hq]>`, \
+     `alibi = <f32 input [Hq]>`";
+
+/// The named arguments of `attention` that are operands (f32 tensors), not options.
+const OPERANDS: [&str; 3] = ["mask", "sinks", "alibi"];
 
 impl Builder {
-    /// `attention(q, k, v)`, then optionally a scale literal, then named arguments: `mask =
-    /// <tensor>` and the attention options (`scale = <f32 literal>`, `causal = <bool literal>`).
+    /// `attention(q, k, v)`, then optionally a scale literal, then named arguments: the
+    /// operands `mask`, `sinks` and `alibi` (f32 tensors) and the attention options (`scale =
+    /// <f32 literal>`, `causal = <bool literal>`, `window = (<int>, <int>)`, `softcap = <f32
+    /// literal>`).
     pub(super) fn attention_call(
         &mut self,
         call: &syn::ExprCall,
@@ -51,7 +62,8 @@ impl Builder {
         let (q, k, v) = (operand(q)?, operand(k)?, operand(v)?);
         let mut options = self.defaults;
         let mut given: Vec<&str> = Vec::new();
-        let mut mask: Option<(Value, At)> = None;
+        // mask, sinks, alibi
+        let mut operands: [Option<(Value, At)>; 3] = [None, None, None];
         for (i, a) in rest.iter().enumerate() {
             let Expr::Assign(assign) = a else {
                 if i == 0 {
@@ -74,15 +86,17 @@ impl Builder {
             };
             let key_span = assign.left.span();
             let name = key.map(|k| k.unraw().to_string()).unwrap_or_default();
-            if given.contains(&name.as_str()) || (name == "mask" && mask.is_some()) {
+            let operand_slot = OPERANDS.iter().position(|o| *o == name);
+            if given.contains(&name.as_str()) || operand_slot.is_some_and(|i| operands[i].is_some())
+            {
                 return Err(syn::Error::new(
                     key_span,
                     format!("`{name}` is given twice in this `attention`"),
                 ));
             }
-            if name == "mask" {
+            if let Some(i) = operand_slot {
                 let m = self.eval(&assign.right)?;
-                mask = Some((m, quote::ToTokens::to_token_stream(&assign.right)));
+                operands[i] = Some((m, quote::ToTokens::to_token_stream(&assign.right)));
                 continue;
             }
             let set = match key {
@@ -99,11 +113,14 @@ impl Builder {
                 }
             }
         }
+        let [mask, sinks, alibi] = operands;
         self.attention(AttentionCall {
             q,
             k,
             v,
             mask,
+            sinks,
+            alibi,
             options,
             at: quote::ToTokens::to_token_stream(call),
         })
@@ -113,7 +130,7 @@ impl Builder {
     pub(super) fn attention(&mut self, c: AttentionCall) -> syn::Result<Value> {
         let dtype = self.kernel.dtype;
         for (v, at) in [&c.q, &c.k, &c.v] {
-            self.use_as(*v, dtype, false, at)?;
+            self.use_as(*v, dtype, "", at)?;
         }
         let (q, k, v) = (c.q.0, c.k.0, c.v.0);
         let (sq, sk, sv) = (self.shape(q), self.shape(k), self.shape(v));
@@ -157,8 +174,44 @@ impl Builder {
             }
         }
         if let Some((m, tokens)) = &c.mask {
-            self.use_as(*m, DType::F32, true, tokens)?;
+            self.use_as(*m, DType::F32, "an attention mask", tokens)?;
             shape::mask_dims(&self.shape(*m), &dims, MaskRule::Compiled).map_err(at)?;
+        }
+        // One value per query head, or at rank 2 (one head) one per query row, as the graph
+        // API takes them.
+        let (n, per, unit) = if dims.rank == 2 {
+            (dims.sq, "[Sq]", "query row (rank 2: one head)")
+        } else {
+            (dims.hq, "[Hq]", "query head")
+        };
+        for (name, role, what, operand) in [
+            (
+                "sinks",
+                "`sinks` (the sink logits)",
+                "one sink logit",
+                &c.sinks,
+            ),
+            (
+                "alibi",
+                "`alibi` (the ALiBi slopes)",
+                "one ALiBi slope",
+                &c.alibi,
+            ),
+        ] {
+            let Some((x, tokens)) = operand else { continue };
+            self.use_as(*x, DType::F32, role, tokens)?;
+            let s = self.shape(*x);
+            if s != [n] {
+                return Err(syn::Error::new_spanned(
+                    tokens,
+                    format!(
+                        "`attention`: {name} has shape {} but must be {per} = [{n}]: {what} per \
+                         {unit} of q {}",
+                        show(&s),
+                        show(&sq)
+                    ),
+                ));
+            }
         }
         // Every scale of a kernel spec is an f32 value: the default too.
         let scale = c
@@ -171,6 +224,8 @@ impl Builder {
             k,
             v,
             mask: c.mask.as_ref().map(|m| m.0),
+            sinks: c.sinks.as_ref().map(|m| m.0),
+            alibi: c.alibi.as_ref().map(|m| m.0),
             options: AttentionOptions {
                 scale: Some(scale),
                 ..c.options

@@ -86,29 +86,38 @@ impl KernelItem {
         let out = match &self.body {
             None => {
                 let n = self.params.len();
-                if !(n == 3 || n == 4) {
+                if !(3..=6).contains(&n) {
                     return Err(syn::Error::new(
                         self.name.span(),
                         format!(
-                            "a kernel without a body computes `attention(q, k, v)` and takes exactly 3 inputs (4 with a `mask`), not {n}; write a body `{{ ... }}` for other computations"
-                        ),
-                    ));
-                }
-                if n == 4 && self.params[3].name.unraw() != "mask" {
-                    return Err(syn::Error::new(
-                        self.params[3].name.span(),
-                        format!(
-                            "the fourth input of a kernel without a body is its attention mask and must be named `mask`, not `{}`",
-                            self.params[3].name.unraw()
+                            "a kernel without a body computes `attention(q, k, v)` and takes exactly 3 inputs, then optionally inputs named `mask`, `sinks` and `alibi` (3 to 6 in all), not {n}; write a body `{{ ... }}` for other computations"
                         ),
                     ));
                 }
                 let shape = |i: usize| at_span(self.params[i].shape.span);
+                // mask, sinks, alibi
+                let mut operands: [Option<(Value, super::At)>; 3] = [None, None, None];
+                for (i, p) in self.params.iter().enumerate().skip(3) {
+                    let pname = p.name.unraw().to_string();
+                    let Some(slot) = ["mask", "sinks", "alibi"].iter().position(|o| *o == pname)
+                    else {
+                        return Err(syn::Error::new(
+                            p.name.span(),
+                            format!(
+                                "an input after q, k and v of a kernel without a body is the attention's mask, sink logits or ALiBi slopes and must be named `mask`, `sinks` or `alibi`, not `{pname}`"
+                            ),
+                        ));
+                    };
+                    operands[slot] = Some((Value::Input(i), shape(i)));
+                }
+                let [mask, sinks, alibi] = operands;
                 b.attention(AttentionCall {
                     q: (Value::Input(0), shape(0)),
                     k: (Value::Input(1), shape(1)),
                     v: (Value::Input(2), shape(2)),
-                    mask: (n == 4).then(|| (Value::Input(3), shape(3))),
+                    mask,
+                    sinks,
+                    alibi,
                     options: self.options.attention,
                     at: quote::ToTokens::to_token_stream(&self.name),
                 })?
@@ -124,6 +133,8 @@ impl KernelItem {
         if b.attentions == 0 {
             for (option, span) in [
                 ("causal", self.options.attention_span("causal")),
+                ("window", self.options.attention_span("window")),
+                ("softcap", self.options.attention_span("softcap")),
                 ("kv_heads", self.options.kv_heads.map(|k| k.1)),
             ] {
                 if let Some(span) = span {
@@ -136,10 +147,10 @@ impl KernelItem {
                 }
             }
         }
-        b.use_as(out, dtype, false, &at_span(self.output.span))?;
+        b.use_as(out, dtype, "", &at_span(self.output.span))?;
         b.kernel.output = out;
         for (input, used) in b.kernel.inputs.iter_mut().zip(&b.input_uses) {
-            input.dtype = used.unwrap_or(dtype);
+            input.dtype = used.map_or(dtype, |u| u.0);
         }
         let inferred = b.kernel.output_shape().to_vec();
         if inferred != declared {

@@ -79,8 +79,9 @@ fn at_span(span: Span) -> At {
 struct Builder {
     kernel: Kernel,
     env: HashMap<String, Value>,
-    /// The element type each input is used with so far (`None`: not used yet).
-    input_uses: Vec<Option<DType>>,
+    /// The element type each input is used with so far, and the f32 role of that use (empty
+    /// for a tensor of the kernel's dtype); `None`: not used yet.
+    input_uses: Vec<Option<(DType, &'static str)>>,
     /// The kernel's `#[attn(..)]` attention options: the defaults of its `attention`s.
     defaults: AttentionOptions,
     /// `#[attn(kv_heads = N)]`: the key/value heads every `attention` must have.
@@ -110,29 +111,32 @@ impl Builder {
     }
 
     /// Records that `v` is used as a tensor of element type `want` (the kernel's dtype for every
-    /// operand, f32 for masks): an input takes the type of its uses, which must agree.
+    /// operand, f32 for the f32 operands of attention: masks, sinks, ALiBi slopes, named by
+    /// `f32_role`, empty for other uses): an input takes the type of its uses, which must agree.
     fn use_as(
         &mut self,
         v: Value,
         want: DType,
-        mask: bool,
+        f32_role: &'static str,
         at: &dyn quote::ToTokens,
     ) -> syn::Result<()> {
+        let mask = !f32_role.is_empty();
         let kernel = self.kernel.dtype;
         match v {
             Value::Input(i) => match self.input_uses[i] {
                 None => {
-                    self.input_uses[i] = Some(want);
+                    self.input_uses[i] = Some((want, f32_role));
                     Ok(())
                 }
-                Some(d) if d == want => Ok(()),
-                Some(_) => {
+                Some((d, _)) if d == want => Ok(()),
+                Some((_, first_role)) => {
                     let name = &self.kernel.inputs[i].name;
                     Err(syn::Error::new_spanned(
                         at,
                         format!(
-                            "input `{name}` is used both as an attention mask (always f32) and as a \
-                             {kernel} tensor of this `dtype = {kernel}` kernel: declare two inputs"
+                            "input `{name}` is used both as {} (always f32) and as a \
+                             {kernel} tensor of this `dtype = {kernel}` kernel: declare two inputs",
+                            if mask { f32_role } else { first_role }
                         ),
                     ))
                 }
@@ -141,7 +145,7 @@ impl Builder {
             Value::Node(_) if mask => Err(syn::Error::new_spanned(
                 at,
                 format!(
-                    "an attention mask is f32: in a `dtype = {kernel}` kernel it must be an input \
+                    "{f32_role} is f32: in a `dtype = {kernel}` kernel it must be an input \
                      of the kernel, not a computed ({kernel}) value"
                 ),
             )),
@@ -228,7 +232,7 @@ impl Builder {
         let mut vals = Vec::new();
         for a in &args[..tensor_args] {
             let v = self.eval(a)?;
-            self.use_as(v, dtype, false, a)?;
+            self.use_as(v, dtype, "", a)?;
             vals.push(v);
         }
         let s: Vec<Vec<usize>> = vals.iter().map(|v| self.shape(*v)).collect();
