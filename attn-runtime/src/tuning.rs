@@ -229,6 +229,10 @@ pub const PARALLEL_MIN_FLOPS: usize = 1 << 23;
 /// Work items per thread an attention call is split into (more than one, for balance).
 pub const ITEMS_PER_THREAD: usize = 4;
 
+/// Work items per thread when rows see different numbers of keys (causal, windows): smaller
+/// items, split among the threads by their cost (visible keys), balance better.
+pub const BANDED_ITEMS_PER_THREAD: usize = 16;
+
 /// The fewest query rows per work item.
 pub const MIN_ITEM_ROWS: usize = 16;
 

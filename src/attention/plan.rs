@@ -242,12 +242,41 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
         if self.split.is_some() {
             return (1, self.rows);
         }
-        let target = threads.saturating_mul(tuning::ITEMS_PER_THREAD).max(1);
+        let per_thread = if self.banded() {
+            tuning::BANDED_ITEMS_PER_THREAD
+        } else {
+            tuning::ITEMS_PER_THREAD
+        };
+        let target = threads.saturating_mul(per_thread).max(1);
         let blocks = target
             .div_ceil(self.units)
             .clamp(1, self.rows.div_ceil(tuning::MIN_ITEM_ROWS).max(1));
         let block = self.rows.div_ceil(blocks);
         (self.rows.div_ceil(block), block)
+    }
+
+    /// Whether rows see different numbers of keys (causal or a window), so that equal row
+    /// blocks are unequal work.
+    fn banded(&self) -> bool {
+        self.options.causal || self.options.window.is_some()
+    }
+
+    /// The work of an item, in key visits: each row's visible keys (all keys of its chunk
+    /// unless banded), plus a per-row share for the softmax, packing and call overheads.
+    fn item_cost(&self, it: &Item) -> u64 {
+        const ROW_OVERHEAD: u64 = 64;
+        let keys = self.split.map_or(self.d.sk, |c| c.min(self.d.sk - it.chunk * c));
+        if !self.banded() {
+            return it.rows as u64 * (keys as u64 + ROW_OVERHEAD);
+        }
+        let last = self.d.sk as i64 - 1;
+        (it.row0..it.row0 + it.rows)
+            .map(|r| {
+                let (lo, hi) = self.options.key_bounds(self.position(r));
+                let (lo, hi) = (lo.unwrap_or(0).max(0), hi.unwrap_or(last).min(last));
+                (hi - lo + 1).max(0) as u64 + ROW_OVERHEAD
+            })
+            .sum()
     }
 
     /// Key chunks per unit (1 without split-KV).
@@ -324,6 +353,7 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
         let n_items = self.units * blocking.0 * self.chunks();
         let dv = self.d.dv;
         let total_rows = self.units * self.rows;
+        let cost = |i| self.item_cost(&self.item(i, blocking));
         if !self.opts {
             let sizes = |i| (self.item(i, blocking).rows * dv, 0);
             let mut no_lse: [T::Compute; 0] = [];
@@ -331,6 +361,7 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
                 threads,
                 n_items,
                 sizes,
+                cost,
                 out,
                 &mut no_lse,
                 |range, out, lse| self.run_items(range, blocking, out, lse),
@@ -342,7 +373,7 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
                 let rows = self.item(i, blocking).rows;
                 (rows * dv, rows)
             };
-            parallel(threads, n_items, sizes, out, &mut lse, |range, out, lse| {
+            parallel(threads, n_items, sizes, cost, out, &mut lse, |range, out, lse| {
                 self.run_items(range, blocking, out, lse)
             })?;
         } else {
@@ -355,6 +386,7 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
                 threads,
                 n_items,
                 sizes,
+                cost,
                 &mut parts,
                 &mut part_lse,
                 |range, out, lse| self.run_items(range, blocking, out, lse),
@@ -364,6 +396,7 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
                 threads,
                 self.units,
                 |_| (rows * dv, rows),
+                |_| 1,
                 out,
                 &mut lse,
                 |range, out, lse| {
@@ -598,13 +631,14 @@ fn merge_mask<'a>(
 }
 
 /// Runs `f` over `n` jobs on up to `threads` threads (the calling thread and the pool's
-/// workers), each thread taking a contiguous range of jobs and the matching consecutive parts
-/// of `a` and `b` (`sizes(i)`: job `i`'s lengths in `a` and in `b`). The first error is
-/// returned.
+/// workers), each thread taking a contiguous range of jobs of about equal total `cost(i)` and the
+/// matching consecutive parts of `a` and `b` (`sizes(i)`: job `i`'s lengths in `a` and in `b`).
+/// The first error is returned. Which thread runs a job does not change its result.
 fn parallel<A: Send, B: Send>(
     threads: usize,
     n: usize,
     sizes: impl Fn(usize) -> (usize, usize),
+    cost: impl Fn(usize) -> u64,
     a: &mut [A],
     b: &mut [B],
     f: impl Fn(Range<usize>, &mut [A], &mut [B]) -> Result<(), Error> + Sync,
@@ -612,12 +646,11 @@ fn parallel<A: Send, B: Send>(
     if threads <= 1 || n <= 1 {
         return f(0..n, a, b);
     }
-    let per = n.div_ceil(threads);
+    let ends = balanced_ends(&(0..n).map(cost).collect::<Vec<_>>(), threads);
     let mut chunks = Vec::with_capacity(threads);
     let (mut rest_a, mut rest_b) = (a, b);
     let mut start = 0;
-    while start < n {
-        let end = (start + per).min(n);
+    for end in ends {
         let (la, lb) = (start..end)
             .map(&sizes)
             .fold((0, 0), |(x, y), (p, q)| (x + p, y + q));
@@ -667,4 +700,50 @@ fn parallel<A: Send, B: Send>(
         }
         result
     })
+}
+
+/// The ends of at most `parts` contiguous, non-empty ranges covering `costs`, of about equal
+/// total cost: range `k` ends where the cumulative cost comes nearest to `(k + 1) / parts` of
+/// the total, so no range is more than one job's cost off its share.
+fn balanced_ends(costs: &[u64], parts: usize) -> Vec<usize> {
+    let n = costs.len();
+    let total: u128 = costs.iter().map(|&c| u128::from(c)).sum();
+    let mut ends = Vec::with_capacity(parts);
+    let (mut acc, mut i) = (0u128, 0usize);
+    for k in 1..parts {
+        let goal = total * k as u128 / parts as u128;
+        let start = i;
+        // Take the next job while the range is empty or it brings the boundary nearer the goal.
+        while i < n {
+            let next = acc + u128::from(costs[i]);
+            if i > start && next.abs_diff(goal) > acc.abs_diff(goal) {
+                break;
+            }
+            (acc, i) = (next, i + 1);
+        }
+        if i == n {
+            break;
+        }
+        ends.push(i);
+    }
+    ends.push(n);
+    ends
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_ends;
+
+    #[test]
+    fn balanced_ends_split_by_cost() {
+        assert_eq!(balanced_ends(&[1; 8], 2), [4, 8]);
+        assert_eq!(balanced_ends(&[1, 2, 3, 4, 5, 6, 7, 8], 2), [6, 8]);
+        assert_eq!(balanced_ends(&[5], 4), [1]);
+        assert_eq!(balanced_ends(&[0, 0, 9, 0], 2), [2, 4]);
+        assert_eq!(balanced_ends(&[1; 3], 3), [1, 2, 3]);
+        let costs: Vec<u64> = (1..=16).collect();
+        let ends = balanced_ends(&costs, 2);
+        let first: u64 = costs[..ends[0]].iter().sum();
+        assert!((first as f64 / 136.0 - 0.5).abs() < 0.05, "{ends:?}");
+    }
 }

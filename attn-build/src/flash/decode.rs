@@ -178,50 +178,65 @@ impl Stream {
 
     /// The scores of query row `r` against the `w` keys from `k0` (keys past Sk clamped to the
     /// last): `w` accumulators along D, then one transposing reduction to a vector of `w` scores.
+    /// The keys are taken [`KEY_GROUP`] at a time over D (one row address per key stays in a
+    /// general register), the loop over D's vectors unrolled twice.
     fn row_scores(&self, e: &mut Emitter, cx: &Ctx, r: &Val, k0: &Val) -> Val {
         let (ku, qb, skm1) = (&cx.ku, &self.qb, &self.skm1);
         let (dfull, dtail, dmask, has_dtail) =
             (&self.dfull, &self.dtail, &self.dmask, &self.has_dtail);
         let w = cx.t.w;
         let (c0, cw) = (e.idx(0), e.idx(w));
-        let keys: Vec<Val> = (0..w)
-            .map(|i| {
-                let ci = e.idx(i);
-                let k = e.add(k0, &ci);
-                e.min_s(&k, skm1)
-            })
-            .collect();
+        let nvd = e.div(dfull, &cw);
         let vzero = e.float(0.0, &cx.vt);
-        let inits = vec![vzero; w];
-        let acc = e.for_(&c0, dfull, &cw, &inits, |e, dd, a| {
-            let qv = e.vload(qb, &[r, dd], w);
-            (0..w)
+        let mut acc = Vec::with_capacity(w);
+        for g in (0..w).step_by(KEY_GROUP) {
+            let keys: Vec<Val> = (g..w.min(g + KEY_GROUP))
                 .map(|i| {
-                    let kv = e.vload(ku, &[&keys[i], dd], w);
-                    let kv = e.convert(&kv, cx.ct);
-                    e.vfma(&qv, &kv, &a[i])
+                    let ci = e.idx(i);
+                    let k = e.add(k0, &ci);
+                    e.min_s(&k, skm1)
                 })
-                .collect()
-        });
-        // The last partial vector of D.
-        let tys = vec![cx.vt.clone(); w];
-        let acc = e.if_yield(
-            has_dtail,
-            &tys,
-            |e| {
-                let qv = e.vload(qb, &[r, dfull], w);
-                (0..w)
-                    .map(|i| {
-                        let kv = tail_load(e, cx, ku, &keys[i], dfull, dtail, &cx.d, dmask);
-                        e.vfma(&qv, &kv, &acc[i])
+                .collect();
+            let inits = vec![vzero.clone(); keys.len()];
+            let step = |e: &mut Emitter, jd: &Val, a: &[Val]| -> Vec<Val> {
+                let dd = e.mul(jd, &cw);
+                let qv = e.vload(qb, &[r, &dd], w);
+                keys.iter()
+                    .zip(a)
+                    .map(|(k, a)| {
+                        let kv = e.vload(ku, &[k, &dd], w);
+                        let kv = e.convert(&kv, cx.ct);
+                        e.vfma(&qv, &kv, a)
                     })
                     .collect()
-            },
-            |_| acc.clone(),
-        );
+            };
+            let part = e.unrolled(&c0, &nvd, 2, &inits, None, &step);
+            // The last partial vector of D.
+            let tys = vec![cx.vt.clone(); keys.len()];
+            let part = e.if_yield(
+                has_dtail,
+                &tys,
+                |e| {
+                    let qv = e.vload(qb, &[r, dfull], w);
+                    keys.iter()
+                        .zip(&part)
+                        .map(|(k, a)| {
+                            let kv = tail_load(e, cx, ku, k, dfull, dtail, &cx.d, dmask);
+                            e.vfma(&qv, &kv, a)
+                        })
+                        .collect()
+                },
+                |_| part.clone(),
+            );
+            acc.extend(part);
+        }
         math::transpose_sum(e, &acc)
     }
 }
+
+/// Keys per pass over D in the decode path's scores (their row addresses and accumulators are
+/// live together: 16 keys' addresses spill on x86-64's 15 usable general registers).
+const KEY_GROUP: usize = 8;
 
 /// The decode branch: leaves the unnormalized output rows in `ob` (at least `DECODE_ROWS x Dv'`)
 /// and the row maxima and sums in `ms`, `ls`; the caller normalizes.

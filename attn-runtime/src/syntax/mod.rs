@@ -101,6 +101,7 @@
 
 mod check;
 mod kernel;
+mod literal;
 mod manifest;
 mod option;
 mod parse;

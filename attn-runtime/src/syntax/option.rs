@@ -4,7 +4,7 @@
 //! for both forms, and one validation: [`AttentionOptions::validate`], whose error is reported at
 //! the option's value.
 
-use super::parse::float_literal_value;
+use super::literal::float_literal_value;
 use crate::options::AttentionOptions;
 use syn::{Expr, Ident, ext::IdentExt};
 

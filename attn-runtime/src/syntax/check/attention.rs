@@ -3,7 +3,7 @@
 //! [`crate::shape`] with compiled kernels' mask rule ([`MaskRule::Compiled`]).
 
 use super::super::option::{self, Form};
-use super::super::parse::float_literal_value;
+use super::super::literal::float_literal_value;
 use super::{At, Builder, Op, Value, show};
 use crate::DType;
 use crate::options::{AttentionOptions, default_scale};

@@ -6,7 +6,8 @@ mod attention;
 mod item;
 
 use super::kernel::{Kernel, Node, Op, Value};
-use super::parse::{ShapeLit, float_literal};
+use super::literal::float_literal;
+use super::parse::ShapeLit;
 use super::{MAX_DIM, MAX_ELEMENTS, PRIMITIVES, RANKS};
 use crate::DType;
 use crate::options::AttentionOptions;
