@@ -82,10 +82,11 @@
 mod check;
 mod kernel;
 mod manifest;
+mod mods;
 mod option;
 mod parse;
 
-pub use kernel::{Input, Kernel, Node, Op, Value};
+pub use kernel::{AttentionMods, Input, Kernel, Node, Op, Value};
 pub use manifest::{MANIFEST_EXTENSION, Manifest, ManifestDuplicate, ManifestFile, ManifestKernel};
 pub use option::ATTENTION_OPTIONS;
 pub use parse::{Body, DTYPES, DimLit, Invocation, KernelItem, Options, Param, ShapeLit};
@@ -98,7 +99,7 @@ pub const MAX_ELEMENTS: u64 = 1 << 30;
 /// The ranks a kernel's arguments and output may have.
 pub const RANKS: core::ops::RangeInclusive<usize> = 1..=4;
 /// The most inputs a kernel may take (the output is one more argument of the entry point).
-pub const MAX_INPUTS: usize = 5;
+pub const MAX_INPUTS: usize = 8;
 /// Version of the kernel ABI and of the canonical spec format; part of every symbol. Version 2:
 /// element types (f32, f64, bf16, f16) per argument, attention masks, causal attention and
 /// grouped-query heads.
@@ -122,5 +123,7 @@ pub fn float_repr(x: f32) -> String {
     format!("{x:e}")
 }
 
+#[cfg(test)]
+mod mods_tests;
 #[cfg(test)]
 mod tests;

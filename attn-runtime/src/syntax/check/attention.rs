@@ -20,12 +20,15 @@ pub(super) struct AttentionCall {
     pub(super) mask: Option<(Value, At)>,
     /// The options; `scale: None` is `1/sqrt(D)`.
     pub(super) options: AttentionOptions,
+    /// The score and mask mods as written (closures).
+    pub(super) mods: Vec<(crate::mods::ModKind, Expr)>,
     /// The whole call (or the kernel's name, for the declaration form).
     pub(super) at: At,
 }
 
 const USAGE: &str = "`attention(q, k, v)`, optionally followed by a scale literal and the named \
-     arguments `scale = <f32 literal>`, `mask = <f32 input>`, `causal = true | false`";
+     arguments `scale = <f32 literal>`, `mask = <f32 input>`, `causal = true | false`, \
+     `score_mod = |s, b, h, i, j| ..`, `mask_mod = |b, h, i, j| ..`";
 
 impl Builder {
     /// `attention(q, k, v)`, then optionally a scale literal, then named arguments: `mask =
@@ -52,6 +55,7 @@ impl Builder {
         let mut options = self.defaults;
         let mut given: Vec<&str> = Vec::new();
         let mut mask: Option<(Value, At)> = None;
+        let mut mods: Vec<(crate::mods::ModKind, Expr)> = Vec::new();
         for (i, a) in rest.iter().enumerate() {
             let Expr::Assign(assign) = a else {
                 if i == 0 {
@@ -74,11 +78,19 @@ impl Builder {
             };
             let key_span = assign.left.span();
             let name = key.map(|k| k.unraw().to_string()).unwrap_or_default();
-            if given.contains(&name.as_str()) || (name == "mask" && mask.is_some()) {
+            let mod_kind = super::super::mods::kind_of(&name);
+            if given.contains(&name.as_str())
+                || (name == "mask" && mask.is_some())
+                || mod_kind.is_some_and(|k| mods.iter().any(|(g, _)| *g == k))
+            {
                 return Err(syn::Error::new(
                     key_span,
                     format!("`{name}` is given twice in this `attention`"),
                 ));
+            }
+            if let Some(kind) = mod_kind {
+                mods.push((kind, (*assign.right).clone()));
+                continue;
             }
             if name == "mask" {
                 let m = self.eval(&assign.right)?;
@@ -105,6 +117,7 @@ impl Builder {
             v,
             mask,
             options,
+            mods,
             at: quote::ToTokens::to_token_stream(call),
         })
     }
@@ -160,6 +173,7 @@ impl Builder {
             self.use_as(*m, DType::F32, true, tokens)?;
             shape::mask_dims(&self.shape(*m), &dims, MaskRule::Compiled).map_err(at)?;
         }
+        let mods = self.attention_mods(&c.mods, &dims)?;
         // Every scale of a kernel spec is an f32 value: the default too.
         let scale = c
             .options
@@ -175,6 +189,7 @@ impl Builder {
                 scale: Some(scale),
                 ..c.options
             },
+            mods,
         };
         self.push(op, dims.output(), &c.at)
     }

@@ -82,6 +82,7 @@ impl KernelItem {
             defaults: self.options.attention,
             kv_heads: self.options.kv_heads,
             attentions: 0,
+            declared: self.params.iter().map(|p| p.elem).collect(),
         };
         let out = match &self.body {
             None => {
@@ -110,6 +111,7 @@ impl KernelItem {
                     v: (Value::Input(2), shape(2)),
                     mask: (n == 4).then(|| (Value::Input(3), shape(3))),
                     options: self.options.attention,
+                    mods: Vec::new(),
                     at: quote::ToTokens::to_token_stream(&self.name),
                 })?
             }
@@ -138,8 +140,14 @@ impl KernelItem {
         }
         b.use_as(out, dtype, false, &at_span(self.output.span))?;
         b.kernel.output = out;
-        for (input, used) in b.kernel.inputs.iter_mut().zip(&b.input_uses) {
-            input.dtype = used.unwrap_or(dtype);
+        for ((input, used), declared) in b
+            .kernel
+            .inputs
+            .iter_mut()
+            .zip(&b.input_uses)
+            .zip(&b.declared)
+        {
+            input.dtype = used.or(declared.map(|d| d.0)).unwrap_or(dtype);
         }
         let inferred = b.kernel.output_shape().to_vec();
         if inferred != declared {

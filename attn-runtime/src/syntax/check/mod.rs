@@ -4,6 +4,7 @@
 
 mod attention;
 mod item;
+mod mods;
 
 use super::kernel::{Kernel, Node, Op, Value};
 use super::parse::{ShapeLit, float_literal};
@@ -87,6 +88,8 @@ struct Builder {
     kv_heads: Option<(usize, Span)>,
     /// How many `attention`s the kernel computes.
     attentions: usize,
+    /// The element type each input is declared with (`as i32`), and its span.
+    declared: Vec<Option<(DType, Span)>>,
 }
 
 impl Builder {
@@ -119,6 +122,24 @@ impl Builder {
         at: &dyn quote::ToTokens,
     ) -> syn::Result<()> {
         let kernel = self.kernel.dtype;
+        if let Value::Input(i) = v
+            && let Some((d, span)) = self.declared[i]
+            && d != want
+        {
+            let name = &self.kernel.inputs[i].name;
+            let mut e = syn::Error::new_spanned(
+                at,
+                format!(
+                    "input `{name}` is declared `as {d}`: only score and mask mods read it, not                      `{}` (which takes a {want} tensor)",
+                    if mask { "mask" } else { "this operation" }
+                ),
+            );
+            e.combine(syn::Error::new(
+                span,
+                format!("`{name}` is declared `as {d}` here"),
+            ));
+            return Err(e);
+        }
         match v {
             Value::Input(i) => match self.input_uses[i] {
                 None => {
