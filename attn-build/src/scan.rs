@@ -8,7 +8,7 @@
 
 use crate::{
     Error,
-    graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, TensorType, Value},
+    graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, Mods, TensorType, Value},
 };
 use attn_runtime::DType;
 use attn_runtime::options::default_scale;
@@ -134,9 +134,17 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                 v,
                 mask,
                 options,
+                mods,
             } => {
                 let q = val(*q, &nodes);
                 let scale = exact_scale(options.scale, g.ty(q));
+                let mods = mods.as_ref().map(|m| {
+                    let inputs = m.inputs.iter().map(|v| val(*v, &nodes)).collect();
+                    g.mods(Mods {
+                        pair: m.mods.clone(),
+                        inputs,
+                    })
+                });
                 g.attention_with(
                     q,
                     val(*k, &nodes),
@@ -144,6 +152,7 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                     AttentionOptions {
                         options: attn_runtime::options::AttentionOptions { scale, ..*options },
                         mask: mask.map(|m| val(m, &nodes)),
+                        mods,
                         ..AttentionOptions::default()
                     },
                 )
@@ -305,7 +314,7 @@ mod tests {
         let ir = defs[0].to_transformer_ir("gqa");
         assert!(ir.contains("causal = true"), "{ir}");
         assert!(
-            ir.contains("array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0>"),
+            ir.contains("array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0>"),
             "{ir}"
         );
         assert!(ir.contains("memref<2x4x8x16xbf16>"), "{ir}");

@@ -42,13 +42,16 @@
 mod decode;
 pub mod hook;
 mod kernel;
+pub mod mods;
 mod pack;
 mod softmax;
 mod tiles;
 mod wrapper;
 
 use crate::emit;
+pub use mods::UserMods;
 use attn_runtime::DType;
+use std::sync::Arc;
 pub use attn_runtime::tuning::{DECODE_ROWS, Tiling};
 
 /// Which keys the rows of a 2-D kernel see, by their positions.
@@ -83,6 +86,9 @@ pub struct Variant {
     pub alibi: bool,
     /// Also return the rows' log-sum-exp.
     pub lse: bool,
+    /// User score/mask mods, by the hash of their [`UserMods::key`]: the kernel then takes the
+    /// call's batch and head indices and the mods' inputs after the options.
+    pub user: Option<u64>,
 }
 
 impl Variant {
@@ -94,6 +100,7 @@ impl Variant {
         sinks: false,
         alibi: false,
         lse: false,
+        user: None,
     };
 
     /// Whether the kernel takes per-row positions.
@@ -116,6 +123,9 @@ impl Variant {
                 t.push_str(c);
             }
         }
+        if let Some(u) = self.user {
+            t.push_str(&format!("u{u:016x}"));
+        }
         if t.is_empty() { t } else { format!("_{t}") }
     }
 }
@@ -132,7 +142,7 @@ impl Variant {
 /// generates the bottom-right aligned positions `i + Sk - Sq` when needed, folds `causal` into
 /// the window (`R = min(R, 0)`), spreads the per-head sinks and slopes over the head's rows, and
 /// calls the 2-D kernel on every slice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Spec {
     /// The rank of q, k, v and the output (2 to 4).
     pub rank: usize,
@@ -154,6 +164,8 @@ pub struct Spec {
     pub alibi: bool,
     /// A second result: the log-sum-exp of every row, `[.., Sq]` in the compute type.
     pub lse: bool,
+    /// User score/mask mods; their inputs (f32 or i32 tensors) are the last operands.
+    pub mods: Option<Arc<UserMods>>,
 }
 
 impl Spec {
@@ -169,11 +181,15 @@ impl Spec {
         sinks: false,
         alibi: false,
         lse: false,
+        mods: None,
     };
 
     /// Whether this is a 2-D kernel (not a wrapper).
     fn is_kernel(&self) -> bool {
-        self.rank == 2 && !self.causal && (self.positions || !(self.window || self.alibi))
+        self.rank == 2
+            && !self.causal
+            && self.mods.is_none()
+            && (self.positions || !(self.window || self.alibi))
     }
 
     /// The 2-D kernel variant this spec is, or calls.
@@ -192,6 +208,7 @@ impl Spec {
             sinks: self.sinks,
             alibi: self.alibi,
             lse: self.lse,
+            user: self.mods.as_ref().map(|m| mods_hash(m)),
         }
     }
 
@@ -215,6 +232,9 @@ impl Spec {
                 opts.push_str(c);
             }
         }
+        if let Some(m) = &self.mods {
+            opts.push_str(&format!("u{:016x}", mods_hash(m)));
+        }
         format!(
             "__attn_flash_{}_r{}{mask}_{opts}_w_{}",
             self.dtype,
@@ -222,6 +242,11 @@ impl Spec {
             t.tag()
         )
     }
+}
+
+/// The hash of mods that names their kernels.
+fn mods_hash(m: &UserMods) -> u64 {
+    attn_runtime::hash::fnv1a(&[m.key()])
 }
 
 /// The symbol of a 2-D fused kernel.
@@ -232,20 +257,22 @@ fn kernel_symbol(t: &Tiling, dt: DType, var: Variant) -> String {
 /// The MLIR text of a module holding the private functions of `specs` (and the 2-D kernels
 /// their wrappers call), for tiling `t` (in f32 lanes).
 pub fn module_text(specs: &[Spec], t: &Tiling) -> String {
-    let mut kernels: Vec<(DType, Variant)> = Vec::new();
+    let mut kernels: Vec<(DType, Variant, Option<Arc<UserMods>>)> = Vec::new();
     let mut wrappers: Vec<Spec> = Vec::new();
     for spec in specs {
         let k = (spec.dtype, spec.variant());
-        if !kernels.contains(&k) {
-            kernels.push(k);
+        if !kernels.iter().any(|(d, v, _)| (*d, *v) == k) {
+            kernels.push((k.0, k.1, spec.mods.clone()));
         }
         if !spec.is_kernel() && !wrappers.contains(spec) {
-            wrappers.push(*spec);
+            wrappers.push(spec.clone());
         }
     }
     let funcs = kernels
         .iter()
-        .map(|&(dt, var)| kernel::function(&kernel_symbol(t, dt, var), t, dt, var))
+        .map(|(dt, var, m)| {
+            kernel::function(&kernel_symbol(t, *dt, *var), t, *dt, *var, m.as_deref())
+        })
         .chain(wrappers.iter().map(|spec| {
             let callee = kernel_symbol(t, spec.dtype, spec.variant());
             wrapper::function(&spec.symbol(t), &callee, spec)
@@ -321,7 +348,7 @@ mod tests {
         for t in [Tiling::AVX2, Tiling::AVX512] {
             let specs = all_specs();
             for spec in &specs {
-                let text = module_text(&[*spec], &t);
+                let text = module_text(std::slice::from_ref(spec), &t);
                 assert!(
                     melior::ir::Module::parse(c.context(), &text).is_some(),
                     "{spec:?}, {t:?}:\n{text}"

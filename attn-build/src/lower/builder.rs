@@ -29,7 +29,7 @@ impl TensorTy {
         let inner = s.strip_prefix("tensor<")?.strip_suffix('>')?;
         let mut parts: Vec<&str> = inner.split('x').collect();
         let elem = parts.pop()?.to_string();
-        if !matches!(elem.as_str(), "f32" | "f64" | "bf16" | "f16") {
+        if !matches!(elem.as_str(), "f32" | "f64" | "bf16" | "f16" | "i32") {
             return None;
         }
         let dims = parts
@@ -82,6 +82,8 @@ pub(super) struct Builder<'c, 'a> {
     pub(super) tiling: Tiling,
     /// False for `attn.codegen = "loops"` modules: linalg only, no generated kernels.
     pub(super) fused: bool,
+    /// The user mods of the module's attention ops.
+    pub(super) mods: std::rc::Rc<super::mods::ModTable>,
 }
 
 pub(super) type LowerResult<'c, 'a> = Result<Value<'c, 'a>, String>;
@@ -348,7 +350,10 @@ pub(super) fn tensor_ty(v: Value) -> Result<TensorTy, String> {
 
 /// The element type spelled `elem` in MLIR.
 pub(super) fn dtype_of(elem: &str) -> Option<DType> {
-    DType::ALL.into_iter().find(|d| d.name() == elem)
+    DType::ALL
+        .into_iter()
+        .chain([DType::I32])
+        .find(|d| d.name() == elem)
 }
 
 #[cfg(test)]
