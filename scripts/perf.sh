@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The performance grid behind the README's table and plot.
-#   scripts/perf.sh            runs every shape (a few minutes), writes bench/results.jsonl
-#   scripts/plot_perf.py       turns it into docs/perf.png and bench/table.md
+# The performance grid behind the tables and plot of docs/guide/performance.md.
+#   scripts/perf.sh            runs every shape (a few minutes), writes docs/perf/results.jsonl
+#   scripts/plot_perf.py       turns it into docs/perf/perf.png and docs/perf/table.md
 # Run it on a quiet machine: each shape runs in its own process, and the timing is the median of
-# repeated calls (see examples/bench.rs).
+# repeated calls (see tools/src/bin/bench.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --example bench --example peak
-out=bench/results.jsonl
+cargo build --release -p attn-tools --bin bench --bin peak
+bin=${CARGO_TARGET_DIR:-target}/release
+out=docs/perf/results.jsonl
 : > "$out"
 host=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)
-peak=$(target/release/examples/peak --json | tail -1)
+peak=$("$bin/peak" --json | tail -1)
 echo "{\"kind\": \"peak\", \"cpu\": \"$host\", \"result\": $peak}" >> "$out"
 
 run() { # label impl threads causal args...
@@ -19,7 +20,7 @@ run() { # label impl threads causal args...
   [ "$causal" = 1 ] && flags+=(--causal)
   [ "$impl" = naive ] && flags+=(--naive)
   local line
-  line=$(target/release/examples/bench "${flags[@]}" | tail -1)
+  line=$("$bin/bench" "${flags[@]}" | tail -1)
   echo "{\"kind\": \"bench\", \"label\": \"$label\", \"impl\": \"$impl\", \"threads\": $threads, \"causal\": $causal, \"result\": $line}" >> "$out"
   echo "$label impl=$impl threads=$threads causal=$causal: $line"
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Turns bench/results.jsonl (scripts/perf.sh) into docs/perf.png and bench/table.md.
+"""Turns docs/perf/results.jsonl (scripts/perf.sh) into docs/perf/perf.png and docs/perf/table.md.
 
 Needs matplotlib (`pip install matplotlib`). Peer bars (PyTorch SDPA, NumPy naive) come from
-bench/peers-here.jsonl, the side-by-side run of scripts/peers/side_by_side.sh on this machine
+docs/perf/peers-here.jsonl, the side-by-side run of scripts/peers/side_by_side.sh on this machine
 (median over its rounds), when that file exists.
 """
 import json
@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PERF = ROOT / "docs" / "perf"
 
 
 def peers_here():
     """{(label, threads): {peer: median GFLOP/s}} from the side-by-side run, if any."""
-    src = ROOT / "bench" / "peers-here.jsonl"
+    src = PERF / "peers-here.jsonl"
     if not src.exists():
         return {}
     runs = {}
@@ -28,7 +29,7 @@ def peers_here():
 
 
 def main():
-    src = ROOT / "bench" / "results.jsonl"
+    src = PERF / "results.jsonl"
     rows = [json.loads(l) for l in src.read_text().splitlines() if l.strip()]
     peak = next(r for r in rows if r["kind"] == "peak")
     peak1 = peak["result"]["peak_gflops_1core"]
@@ -54,7 +55,7 @@ def main():
             + f" | {res['max_abs_err']:.1e} |"
         )
     table = "\n".join(lines) + "\n"
-    (ROOT / "bench" / "table.md").write_text(table)
+    (PERF / "table.md").write_text(table)
     print(table)
 
     try:
@@ -98,7 +99,7 @@ def main():
     uniq = dict(zip(labels, handles))
     ax.legend(uniq.values(), uniq.keys(), fontsize=7, ncol=2, loc="upper left")
     fig.tight_layout()
-    out = ROOT / "docs" / "perf.png"
+    out = PERF / "perf.png"
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")
 

@@ -77,9 +77,15 @@ pub use attn_runtime::{ndarray, ndarray_interop};
 /// ```
 ///
 /// Options (`#[attn(scale = .., causal, kv_heads = .., dtype = f32 | f64 | bf16 | f16)]`), masks
-/// and bodies of primitives are described in the README ("Declaring your own kernels") and in
-/// `attn_runtime::syntax`.
+/// and bodies of primitives are described in the guide (`docs/guide/kernels.md` in the
+/// repository) and in `attn_runtime::syntax`.
 pub use attn_macros::attention;
+
+/// The README's Rust examples, compiled and run as doc tests (`cargo test --doc`); the guide's
+/// (`docs/guide/`) are doc tests of the workspace-internal `attn-tools` crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Paths used by code that `attention!` generates. Not a stable API.
 #[doc(hidden)]

@@ -258,7 +258,7 @@ fn other_storages_and_f64() {
     assert!(e.to_string().contains("[8, 5]"), "{e}");
 }
 
-/// The example of the README's "ndarray interop" section, verbatim.
+/// The example of the guide's "ndarray interop" section (docs/guide/api.md), verbatim.
 #[test]
 fn readme_example() {
     fn main() -> Result<(), attn::Error> {

@@ -11,7 +11,7 @@ Peers:
          s /= rowsum; s @ v. Grouped-query heads by broadcasting (B, Hkv, G, Sq, D) against
          (B, Hkv, 1, Sk, D).
 
-The flags mirror examples/bench.rs. Causal masking is bottom-right aligned like attn's (query i
+The flags mirror tools/src/bin/bench.rs. Causal masking is bottom-right aligned like attn's (query i
 sees keys j <= i + Sk - Sq); torch's is_causal is top-left aligned, so torch refuses causal shapes
 with Sq != Sk rather than time something else.
 
@@ -23,7 +23,7 @@ Timing: one call for a correctness check (max abs error against a float64 refere
 and last query head), warm-up (>= 2 calls and >= 0.1 s), then samples of `inner` back-to-back
 calls (a sample lasts >= 10 ms) until --budget seconds have passed (3 to 30 samples; fewer
 when a call is slow). Reported: the median per-call time over the samples. FLOPs are
-4 * B * Hq * Sq * Sk * D, dense-equivalent for causal shapes, as in examples/bench.rs.
+4 * B * Hq * Sq * Sk * D, dense-equivalent for causal shapes, as in tools/src/bin/bench.rs.
 """
 import argparse
 import json

@@ -101,7 +101,7 @@ def table(src, dst):
         ]
         if peak.get("peak_gflops_1core"):
             out.append(
-                f"- FMA peak (examples/peak, {peak.get('isa', '?')}): "
+                f"- FMA peak (tools' peak, {peak.get('isa', '?')}): "
                 f"{peak['peak_gflops_1core']:.1f} GFLOP/s per core"
             )
         out.append(

@@ -5,7 +5,8 @@ one JSON record to a .jsonl file. Used by side_by_side.sh; standard library only
     run_one.py --peer attn|torch|numpy --threads T --label L --round R --out FILE.jsonl \
         [--wait SECONDS] [--budget SECONDS] -- --batch 1 --heads 12 --seq 2048 --dim 128 [--causal] ...
 
-attn is examples/bench (target/release/examples/bench --json, or $ATTN_BENCH); torch and numpy are
+attn is the tools' bench with --json ($ATTN_BENCH, else $CARGO_TARGET_DIR/release/bench, else
+target/release/bench: `cargo build --release -p attn-tools --bin bench`); torch and numpy are
 scripts/peers/peers.py run by .venv-peers/bin/python (or $PEERS_PYTHON). Every peer gets the same
 thread settings: OMP/MKL/OPENBLAS_NUM_THREADS=T in its environment, its own --threads T, and, for
 T = 1, `taskset -c 0` (attn included, so that all 1-thread rows run under the same pinning).
@@ -94,7 +95,8 @@ def main():
 
     t = str(a.threads)
     if a.peer == "attn":
-        exe = os.environ.get("ATTN_BENCH", str(ROOT / "target/release/examples/bench"))
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        exe = os.environ.get("ATTN_BENCH", str(ROOT / target / "release" / "bench"))
         cmd = [exe, *flags, "--threads", t, "--json"]
     else:
         py = os.environ.get("PEERS_PYTHON", str(ROOT / ".venv-peers/bin/python"))

@@ -2,21 +2,22 @@
 # attn, PyTorch SDPA and a NumPy naive attention, measured side by side on this machine.
 #
 #   scripts/peers/setup.sh                 once: the peers' venv (.venv-peers/, numpy + torch)
-#   scripts/peers/side_by_side.sh          the full grid, 3 rounds: bench/peers-here.jsonl and
-#                                          bench/peers-here.md (about 15-20 minutes on 2 cores)
+#   scripts/peers/side_by_side.sh          the full grid, 3 rounds: docs/perf/peers-here.jsonl and
+#                                          docs/perf/peers-here.md (about 15-20 minutes on 2 cores)
 #   scripts/peers/side_by_side.sh --smoke  tiny shapes, 1 round, into a temporary directory
 #
-# Options: --rounds N (default 3), --out-dir DIR (default bench/), --wait S (seconds to wait for
-# other load to settle before each measurement, default 10; 0 with --smoke), --no-build.
+# Options: --rounds N (default 3), --out-dir DIR (default docs/perf/), --wait S (seconds to wait
+# for other load to settle before each measurement, default 10; 0 with --smoke), --no-build (use
+# the tools already built: $CARGO_TARGET_DIR/release/{bench,peak}, or $ATTN_BENCH).
 #
-# For every shape, each round runs attn (examples/bench --json), torch, numpy, each in its own
+# For every shape, each round runs attn (the tools' bench --json), torch, numpy, each in its own
 # process (scripts/peers/run_one.py: same thread settings for all, `taskset -c 0` at 1 thread,
 # other processes' CPU use recorded). Run it on a quiet machine: rows measured under foreign load
 # are marked in the table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-rounds=3 out_dir=bench wait=10 smoke=0 build=1 out_dir_set=0 wait_set=0 rounds_set=0
+rounds=3 out_dir=docs/perf wait=10 smoke=0 build=1 out_dir_set=0 wait_set=0 rounds_set=0
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=${2:?--rounds needs a value}; rounds_set=1; shift 2 ;;
@@ -41,22 +42,26 @@ fi
 
 command -v taskset >/dev/null || { echo "side_by_side: taskset not found (util-linux)" >&2; exit 1; }
 if [ "$build" = 1 ]; then
-  cargo build --release --example bench --example peak
+  cargo build --release -p attn-tools --bin bench --bin peak
 fi
-bench=${ATTN_BENCH:-target/release/examples/bench}
-[ -x "$bench" ] || { echo "side_by_side: $bench is missing (cargo build --release --example bench)" >&2; exit 1; }
+bin=${CARGO_TARGET_DIR:-target}/release
+bench=${ATTN_BENCH:-$bin/bench}
+[ -x "$bench" ] || { echo "side_by_side: $bench is missing (cargo build --release -p attn-tools --bin bench)" >&2; exit 1; }
+# run_one.py runs this binary for attn.
+ATTN_BENCH=$(realpath "$bench")
+export ATTN_BENCH
 
 mkdir -p "$out_dir"
 jsonl=$out_dir/peers-here.jsonl
 md=$out_dir/peers-here.md
 : > "$jsonl"
 peak=null
-if [ "$smoke" = 0 ] && [ -x target/release/examples/peak ]; then
-  peak=$(taskset -c 0 target/release/examples/peak --json | tail -1)
+if [ "$smoke" = 0 ] && [ -x "$bin/peak" ]; then
+  peak=$(taskset -c 0 "$bin/peak" --json | tail -1)
 fi
 "$py" scripts/peers/report.py machine --peak "$peak" >> "$jsonl"
 
-# label | threads | shape flags (as examples/bench takes them)
+# label | threads | shape flags (as the tools' bench takes them)
 if [ "$smoke" = 1 ]; then
   grid=(
     "1x1x64x32|1|--batch 1 --heads 1 --seq 64 --dim 32"

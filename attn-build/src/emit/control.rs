@@ -3,6 +3,12 @@
 
 use super::{Emitter, Ty, Val};
 
+/// The body of [`Emitter::nest`]: induction variables and carried tensors to new tensors.
+pub type NestBody<'a> = dyn FnMut(&mut Emitter, &[Val], Vec<Val>) -> Vec<Val> + 'a;
+
+/// One step of [`Emitter::unrolled`]: induction variable and carried values to new values.
+pub type Step<'a> = dyn Fn(&mut Emitter, &Val, &[Val]) -> Vec<Val> + 'a;
+
 fn types(vals: &[Val]) -> String {
     vals.iter()
         .map(|v| v.ty().to_string())
@@ -155,18 +161,13 @@ impl Emitter {
     /// Loops over `bounds` (one `scf.for` from 0 step 1 per dim) carrying the tensors `outs`:
     /// `body` gets the induction variables and the carried tensors and returns the new ones.
     /// Returns the final tensors.
-    pub fn nest(
-        &mut self,
-        bounds: &[Val],
-        outs: Vec<Val>,
-        body: &mut dyn FnMut(&mut Emitter, &[Val], Vec<Val>) -> Vec<Val>,
-    ) -> Vec<Val> {
+    pub fn nest(&mut self, bounds: &[Val], outs: Vec<Val>, body: &mut NestBody<'_>) -> Vec<Val> {
         fn level(
             e: &mut Emitter,
             bounds: &[Val],
             ivs: &mut Vec<Val>,
             outs: Vec<Val>,
-            body: &mut dyn FnMut(&mut Emitter, &[Val], Vec<Val>) -> Vec<Val>,
+            body: &mut NestBody<'_>,
         ) -> Vec<Val> {
             if ivs.len() == bounds.len() {
                 let now = ivs.clone();
@@ -196,7 +197,7 @@ impl Emitter {
         u: usize,
         inits: &[Val],
         mca: Option<&str>,
-        step: &dyn Fn(&mut Emitter, &Val, &[Val]) -> Vec<Val>,
+        step: &Step<'_>,
     ) -> Vec<Val> {
         let c1 = self.idx(1);
         if u <= 1 {

@@ -28,105 +28,116 @@ use super::{softmax, tiles};
 use crate::emit::{Cmp, Emitter, Ty, Val, math};
 use attn_runtime::tuning::{DECODE_BLOCK_VECS, DECODE_PREFETCH_BLOCKS, DECODE_ROWS};
 
-/// The decode branch: leaves the unnormalized output rows in `ob` (at least `DECODE_ROWS x Dv'`)
-/// and the row sums in `ls`; the caller normalizes.
-pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &Val) {
-    let w = cx.t.w;
-    let bk = DECODE_BLOCK_VECS * w;
-    let (ku, vu) = (&cx.ku, &cx.vu);
-    let (c0, c1, cw) = (e.idx(0), e.idx(1), e.idx(w));
-    // D' = ceil(D / w) * w; the full part of D and of Dv, and masks for the rest.
-    let dp = e.round_up(&cx.d, w);
-    let dfull = e.round_down(&cx.d, w);
-    let dtail = e.sub(&cx.d, &dfull);
-    let dmask = e.create_mask(&dtail, w);
-    let has_dtail = e.cmp(Cmp::Ne, &dtail, &c0);
-    let nfv = e.div(&cx.dv, &cw);
-    let dvfull = e.mul(&nfv, &cw);
-    let dvtail = e.sub(&cx.dv, &dvfull);
-    let dvmask = e.create_mask(&dvtail, w);
-    let has_dvtail = e.cmp(Cmp::Ne, &dvtail, &c0);
+/// What the phases of the decode path share: the D and Dv splits (full vectors, masked tail),
+/// Q pre-scaled, and the per-row scratch (`alpha`, scores and P of the current key block).
+struct Stream {
+    w: usize,
+    bk: usize,
+    skm1: Val,
+    dfull: Val,
+    dtail: Val,
+    dmask: Val,
+    has_dtail: Val,
+    dvfull: Val,
+    dvtail: Val,
+    dvmask: Val,
+    has_dvtail: Val,
+    qb: Val,
+    als: Val,
+    sb: Val,
+}
 
-    let qb = e.alloc(Ty::memref(&[Some(DECODE_ROWS), None], cx.ct), &[&dp]);
-    let als = e.alloc(Ty::memref(&[Some(DECODE_ROWS)], cx.ct), &[]);
-    let sb = e.alloc(Ty::memref(&[Some(DECODE_ROWS), Some(bk)], cx.ct), &[]);
-    // Q * scale, zero-padded.
-    let zero = e.float(0.0, &cx.ct.into());
-    e.range(&cx.sq, |e, r| {
-        e.range(&cx.d, |e, dd| {
-            let x = e.extract(&cx.q, &[r, dd]);
-            let x = e.convert(&x, cx.ct);
-            let y = e.mul(&x, &cx.scale2);
-            e.store(&y, &qb, &[r, dd]);
+impl Stream {
+    /// The splits and scratch, and Q * scale2 (zero-padded to `D'`) in `qb`.
+    fn new(e: &mut Emitter, cx: &Ctx) -> Stream {
+        let w = cx.t.w;
+        let bk = DECODE_BLOCK_VECS * w;
+        let (c0, c1) = (e.idx(0), e.idx(1));
+        let dp = e.round_up(&cx.d, w);
+        let dfull = e.round_down(&cx.d, w);
+        let dtail = e.sub(&cx.d, &dfull);
+        let dvfull = e.round_down(&cx.dv, w);
+        let dvtail = e.sub(&cx.dv, &dvfull);
+        let qb = e.alloc(Ty::memref(&[Some(DECODE_ROWS), None], cx.ct), &[&dp]);
+        let zero = e.float(0.0, &cx.ct.into());
+        e.range(&cx.sq, |e, r| {
+            e.range(&cx.d, |e, dd| {
+                let x = e.extract(&cx.q, &[r, dd]);
+                let x = e.convert(&x, cx.ct);
+                let y = e.mul(&x, &cx.scale2);
+                e.store(&y, &qb, &[r, dd]);
+            });
+            e.each(&cx.d, &dp, &c1, |e, dd| e.store(&zero, &qb, &[r, dd]));
         });
-        e.each(&cx.d, &dp, &c1, |e, dd| e.store(&zero, &qb, &[r, dd]));
-    });
-    let block = Rows {
-        q0: c0.clone(),
-        n: cx.sq.clone(),
-        padded: cx.sq.clone(),
-        cap: DECODE_ROWS,
-        kw: bk,
-        packed: false,
-    };
-    mods.begin_rows(e, cx, &block);
-    softmax::init_rows(e, cx, mods, &cx.sq, ob, ms, ls);
-    let span = mods.key_span(e, cx);
-    let kend = span.hi;
-    let skm1 = e.sub(&cx.sk, &c1);
-    let cbk = e.idx(bk);
-    let lo = e.round_down(&span.lo, bk);
-    e.each(&lo, &kend, &cbk, |e, kb| {
-        let left = e.sub(&kend, kb);
-        let jn = e.min_s(&left, &cbk);
-        // Prefetch the K and V rows of the block DECODE_PREFETCH_BLOCKS ahead, row by row (one
-        // touch per 64-byte line), so that DRAM streams them in order while the interleaved
-        // reads below hit the cache.
-        let cdist = e.idx(bk * DECODE_PREFETCH_BLOCKS);
+        Stream {
+            w,
+            bk,
+            skm1: e.sub(&cx.sk, &c1),
+            dmask: e.create_mask(&dtail, w),
+            has_dtail: e.cmp(Cmp::Ne, &dtail, &c0),
+            dfull,
+            dtail,
+            dvmask: e.create_mask(&dvtail, w),
+            has_dvtail: e.cmp(Cmp::Ne, &dvtail, &c0),
+            dvfull,
+            dvtail,
+            qb,
+            als: e.alloc(Ty::memref(&[Some(DECODE_ROWS)], cx.ct), &[]),
+            sb: e.alloc(Ty::memref(&[Some(DECODE_ROWS), Some(bk)], cx.ct), &[]),
+        }
+    }
+
+    /// Prefetches the K and V rows of the block `DECODE_PREFETCH_BLOCKS` ahead of `kb`, row by
+    /// row (one touch per 64-byte line), so that DRAM streams them in order while the
+    /// interleaved reads of the current block hit the cache.
+    fn prefetch(&self, e: &mut Emitter, cx: &Ctx, kb: &Val) {
+        let (c0, c16, cbk) = (e.idx(0), e.idx(16), e.idx(self.bk));
+        let cdist = e.idx(self.bk * DECODE_PREFETCH_BLOCKS);
         let nxt = e.add(kb, &cdist);
-        let c16 = e.idx(16);
         e.range(&cbk, |e, j| {
             let k = e.add(&nxt, j);
-            let k = e.min_s(&k, &skm1);
-            e.each(&c0, &cx.d, &c16, |e, c| e.prefetch(ku, &[&k, c]));
-            e.each(&c0, &cx.dv, &c16, |e, c| e.prefetch(vu, &[&k, c]));
+            let k = e.min_s(&k, &self.skm1);
+            e.each(&c0, &cx.d, &c16, |e, c| e.prefetch(&cx.ku, &[&k, c]));
+            e.each(&c0, &cx.dv, &c16, |e, c| e.prefetch(&cx.vu, &[&k, c]));
         });
-        let keys = Keys {
-            kb: kb.clone(),
-            width: bk,
-        };
-        mods.begin_keys(e, cx, &block, &keys, false);
-        // Scores and the softmax update, row by row.
+    }
+
+    /// Scores, masks and the online-softmax update of every row for the key block `keys`
+    /// (P in `sb`, alpha in `als`).
+    fn scores(&self, e: &mut Emitter, cx: &Ctx, mods: &Mods, keys: &Keys, ms: &Val, ls: &Val) {
+        let (w, sb) = (self.w, &self.sb);
+        let (cw, cbv) = (e.idx(w), e.idx(DECODE_BLOCK_VECS));
         e.range(&cx.sq, |e, r| {
-            let cbv = e.idx(DECODE_BLOCK_VECS);
             e.range(&cbv, |e, jv| {
                 let jw = e.mul(jv, &cw);
-                let k0 = e.add(kb, &jw);
-                let sc = row_scores(
-                    e, cx, &ku, &qb, r, &k0, &skm1, &dfull, &dtail, &dmask, &has_dtail,
-                );
+                let k0 = e.add(&keys.kb, &jw);
+                let sc = self.row_scores(e, cx, r, &k0);
                 let mut sv = vec![vec![sc]];
-                mods.apply(e, cx, &keys, r, &jw, &mut sv, true);
-                e.vstore(&sv[0][0], &sb, &[r, &jw]);
+                mods.apply(e, cx, keys, r, &jw, &mut sv, true);
+                e.vstore(&sv[0][0], sb, &[r, &jw]);
             });
             let sv: Vec<Val> = (0..DECODE_BLOCK_VECS)
                 .map(|j| {
                     let col = e.idx(j * w);
-                    e.vload(&sb, &[r, &col], w)
+                    e.vload(sb, &[r, &col], w)
                 })
                 .collect();
             let alpha = softmax::update(e, cx.t.mca_markers, &[sv], ms, ls, r, |e, _, j, p| {
                 let col = e.idx(j * w);
-                e.vstore(p, &sb, &[r, &col]);
+                e.vstore(p, sb, &[r, &col]);
             });
-            e.vstore(&alpha, &als, &[r]);
+            e.vstore(&alpha, &self.als, &[r]);
         });
-        // O = alpha O + P V over the block's keys, row by row (V's block stays in L1 for the
-        // rows of a GQA group), in tiles of `PV` vectors of Dv, then single vectors, then the
-        // masked last partial vector.
+    }
+
+    /// `O = alpha O + P V` over the block's `jn` keys from `kb`, row by row (the block of V stays
+    /// in L1 for the rows of a GQA group), in tiles of `PV` vectors of Dv, then single vectors,
+    /// then the masked last partial vector.
+    fn pv(&self, e: &mut Emitter, cx: &Ctx, kb: &Val, jn: &Val, ob: &Val) {
+        let w = self.w;
         let tile = |e: &mut Emitter, row: &Val, c: &Val, nv: usize, masked: bool| {
             let cols = tiles::columns(e, c, nv, w);
-            let a = e.load(&als, &[row]);
+            let a = e.load(&self.als, &[row]);
             let alpha = [e.splat(&a, w)];
             let rows = [row.clone()];
             let t = tiles::PvTile {
@@ -134,7 +145,7 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &
                 rows: &rows,
                 cols: &cols,
                 alpha: &alpha,
-                keys: &jn,
+                keys: jn,
             };
             tiles::pv_tile(
                 e,
@@ -143,78 +154,99 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &
                 |e, j, _, col| {
                     let key = e.add(kb, j);
                     if masked {
-                        tail_load(e, cx, vu, &key, col, &dvtail, &cx.dv, &dvmask)
+                        tail_load(e, cx, &cx.vu, &key, col, &self.dvtail, &cx.dv, &self.dvmask)
                     } else {
-                        let x = e.vload(vu, &[&key, col], w);
+                        let x = e.vload(&cx.vu, &[&key, col], w);
                         e.convert(&x, cx.ct)
                     }
                 },
-                |e, _, j| e.load(&sb, &[row, j]),
+                |e, _, j| e.load(&self.sb, &[row, j]),
             );
         };
         let pvv = cx.t.pv_vecs;
-        let chunk = e.idx(pvv * w);
-        let cend = e.round_down(&dvfull, pvv * w);
+        let (c0, cw, chunk) = (e.idx(0), e.idx(w), e.idx(pvv * w));
+        let cend = e.round_down(&self.dvfull, pvv * w);
         e.range(&cx.sq, |e, r| {
             e.each(&c0, &cend, &chunk, |e, c| tile(e, r, c, pvv, false));
-            e.each(&cend, &dvfull, &cw, |e, c| tile(e, r, c, 1, false));
-            e.when(&has_dvtail, |e| tile(e, r, &dvfull, 1, true));
+            e.each(&cend, &self.dvfull, &cw, |e, c| tile(e, r, c, 1, false));
+            e.when(&self.has_dvtail, |e| tile(e, r, &self.dvfull, 1, true));
         });
-    });
-}
-
-/// The scores of query row `r` against the `w` keys from `k0` (keys past Sk clamped to the
-/// last): `w` accumulators along D, then one transposing reduction to a vector of `w` scores.
-#[allow(clippy::too_many_arguments)]
-fn row_scores(
-    e: &mut Emitter,
-    cx: &Ctx,
-    ku: &Val,
-    qb: &Val,
-    r: &Val,
-    k0: &Val,
-    skm1: &Val,
-    dfull: &Val,
-    dtail: &Val,
-    dmask: &Val,
-    has_dtail: &Val,
-) -> Val {
-    let w = cx.t.w;
-    let (c0, cw) = (e.idx(0), e.idx(w));
-    let keys: Vec<Val> = (0..w)
-        .map(|i| {
-            let ci = e.idx(i);
-            let k = e.add(k0, &ci);
-            e.min_s(&k, skm1)
-        })
-        .collect();
-    let vzero = e.float(0.0, &cx.vt);
-    let inits = vec![vzero; w];
-    let acc = e.for_(&c0, dfull, &cw, &inits, |e, dd, a| {
-        let qv = e.vload(qb, &[r, dd], w);
-        (0..w)
+    }
+    /// The scores of query row `r` against the `w` keys from `k0` (keys past Sk clamped to the
+    /// last): `w` accumulators along D, then one transposing reduction to a vector of `w` scores.
+    fn row_scores(&self, e: &mut Emitter, cx: &Ctx, r: &Val, k0: &Val) -> Val {
+        let (ku, qb, skm1) = (&cx.ku, &self.qb, &self.skm1);
+        let (dfull, dtail, dmask, has_dtail) =
+            (&self.dfull, &self.dtail, &self.dmask, &self.has_dtail);
+        let w = cx.t.w;
+        let (c0, cw) = (e.idx(0), e.idx(w));
+        let keys: Vec<Val> = (0..w)
             .map(|i| {
-                let kv = e.vload(ku, &[&keys[i], dd], w);
-                let kv = e.convert(&kv, cx.ct);
-                e.vfma(&qv, &kv, &a[i])
+                let ci = e.idx(i);
+                let k = e.add(k0, &ci);
+                e.min_s(&k, skm1)
             })
-            .collect()
-    });
-    // The last partial vector of D.
-    let tys = vec![cx.vt.clone(); w];
-    let acc = e.if_yield(
-        has_dtail,
-        &tys,
-        |e| {
-            let qv = e.vload(qb, &[r, dfull], w);
+            .collect();
+        let vzero = e.float(0.0, &cx.vt);
+        let inits = vec![vzero; w];
+        let acc = e.for_(&c0, dfull, &cw, &inits, |e, dd, a| {
+            let qv = e.vload(qb, &[r, dd], w);
             (0..w)
                 .map(|i| {
-                    let kv = tail_load(e, cx, ku, &keys[i], dfull, dtail, &cx.d, dmask);
-                    e.vfma(&qv, &kv, &acc[i])
+                    let kv = e.vload(ku, &[&keys[i], dd], w);
+                    let kv = e.convert(&kv, cx.ct);
+                    e.vfma(&qv, &kv, &a[i])
                 })
                 .collect()
-        },
-        |_| acc.clone(),
-    );
-    math::transpose_sum(e, &acc)
+        });
+        // The last partial vector of D.
+        let tys = vec![cx.vt.clone(); w];
+        let acc = e.if_yield(
+            has_dtail,
+            &tys,
+            |e| {
+                let qv = e.vload(qb, &[r, dfull], w);
+                (0..w)
+                    .map(|i| {
+                        let kv = tail_load(e, cx, ku, &keys[i], dfull, dtail, &cx.d, dmask);
+                        e.vfma(&qv, &kv, &acc[i])
+                    })
+                    .collect()
+            },
+            |_| acc.clone(),
+        );
+        math::transpose_sum(e, &acc)
+    }
+}
+
+/// The decode branch: leaves the unnormalized output rows in `ob` (at least `DECODE_ROWS x Dv'`)
+/// and the row maxima and sums in `ms`, `ls`; the caller normalizes.
+pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &Val) {
+    let st = Stream::new(e, cx);
+    let c0 = e.idx(0);
+    let block = Rows {
+        q0: c0.clone(),
+        n: cx.sq.clone(),
+        padded: cx.sq.clone(),
+        cap: DECODE_ROWS,
+        kw: st.bk,
+        packed: false,
+    };
+    mods.begin_rows(e, cx, &block);
+    softmax::init_rows(e, cx, mods, &cx.sq, ob, ms, ls);
+    let span = mods.key_span(e, cx);
+    let cbk = e.idx(st.bk);
+    let lo = e.round_down(&span.lo, st.bk);
+    e.each(&lo, &span.hi, &cbk, |e, kb| {
+        let left = e.sub(&span.hi, kb);
+        let jn = e.min_s(&left, &cbk);
+        st.prefetch(e, cx, kb);
+        let keys = Keys {
+            kb: kb.clone(),
+            width: st.bk,
+        };
+        mods.begin_keys(e, cx, &block, &keys, false);
+        st.scores(e, cx, mods, &keys, ms, ls);
+        st.pv(e, cx, kb, &jn, ob);
+    });
 }

@@ -235,7 +235,7 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val, lse: bool) -> Vec
             format_args!("tensor.empty({}) : {empty}", cx.sq),
         ));
     }
-    let res = e.for_(&c0, &cx.sq, &cqs, &carried, |e, q0, out| {
+    e.for_(&c0, &cx.sq, &cqs, &carried, |e, q0, out| {
         let left = e.sub(&cx.sq, q0);
         let rows = e.min_s(&left, &cqs);
         // O (unnormalized) and l of the rows into `ob` and `ls`, by either path. (The branches
@@ -258,8 +258,7 @@ fn body(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, init: Val, lse: bool) -> Vec
         );
         let flush = mods.removes_keys();
         softmax::normalize(e, cx, flush, q0, &rows, &ob, &ms, &ls, out)
-    });
-    res
+    })
 }
 
 /// The packed K/V panels of a kernel call: one slot per key block of the call when they fit

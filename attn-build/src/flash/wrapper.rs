@@ -99,71 +99,113 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
                 format_args!("tensor.empty({names}) : {lse_ty}"),
             ));
         }
-        let mut call = |e: &mut Emitter, ivs: &[Val], outs: Vec<Val>| -> Vec<Val> {
-            // k and v: the head index divided by the group size.
-            let mut kv_idx = ivs.to_vec();
-            if rank >= 3
-                && let Some(h) = kv_idx.last_mut()
-            {
-                *h = e.div(h, &group);
-            }
-            let mut args = vec![
-                e.slice2(q, ivs, &sq, &d),
-                e.slice2(k, &kv_idx, &sk, &d),
-                e.slice2(v, &kv_idx, &sk, &dv),
-                scale.clone(),
-            ];
-            if let Some(m) = &mask {
-                let ms = if mrank > 2 {
-                    let c0 = e.idx(0);
-                    let idx: Vec<Val> = ivs
-                        .iter()
-                        .zip(&ones)
-                        .map(|(iv, one)| e.select(one, &c0, iv))
-                        .collect();
-                    e.slice2(m, &idx, &sq, &sk)
-                } else {
-                    m.clone()
-                };
-                args.push(ms);
-            }
-            args.extend(positions.iter().cloned());
-            args.extend(window.iter().cloned());
-            args.extend(softcap.iter().cloned());
-            for per_head in [&sinks, &slopes].into_iter().flatten() {
-                args.push(if rank == 2 {
-                    per_head.clone()
-                } else {
-                    spread_head(e, per_head, &ivs[ivs.len() - 1], &sq)
-                });
-            }
-            if spec.mods.is_some() {
-                // The batch and query head of the slice (0 where q has no such dim).
-                let c0 = e.idx(0);
-                let (b, h) = match ivs {
-                    [b, h] => (b.clone(), h.clone()),
-                    [h] => (c0.clone(), h.clone()),
-                    _ => (c0.clone(), c0),
-                };
-                args.push(b);
-                args.push(h);
-                args.extend(mod_inputs.iter().cloned());
-            }
-            args.push(e.slice2(&outs[0], ivs, &sq, &dv));
-            let t2 = Ty::dyn_tensor(2, st);
-            let mut rtys = vec![t2];
-            if spec.lse {
-                rtys.push(Ty::dyn_tensor(1, ct));
-            }
-            let r = e.call_n(callee, &args, &rtys);
-            let mut next = vec![e.insert_slice2(&r[0], &outs[0], ivs, &sq, &dv)];
-            if spec.lse {
-                next.push(e.insert_slice1(&r[1], &outs[1], ivs, &sq));
-            }
-            next
+        let slices = Slices {
+            spec,
+            callee,
+            q,
+            k,
+            v,
+            scale,
+            mask: mask.as_ref(),
+            ones: &ones,
+            group: &group,
+            dims: [&sq, &d, &sk, &dv],
+            per_call: [&positions, &window, &softcap],
+            per_head: [&sinks, &slopes],
+            mod_inputs: &mod_inputs,
         };
+        let mut call = |e: &mut Emitter, ivs: &[Val], outs: Vec<Val>| slices.call(e, ivs, outs);
         e.nest(&qd[..lead], outs, &mut call)
     })
+}
+
+/// What the call of the 2-D kernel on one slice needs.
+struct Slices<'a> {
+    spec: &'a Spec,
+    callee: &'a str,
+    q: &'a Val,
+    k: &'a Val,
+    v: &'a Val,
+    scale: &'a Val,
+    mask: Option<&'a Val>,
+    /// Per leading dim of the mask: whether it has size 1 (broadcast).
+    ones: &'a [Val],
+    group: &'a Val,
+    /// Sq, D, Sk, Dv.
+    dims: [&'a Val; 4],
+    /// Positions, window, softcap: the same for every slice.
+    per_call: [&'a Option<Val>; 3],
+    /// Sinks, slopes: per query head (the last leading index) at rank 3/4.
+    per_head: [&'a Option<Val>; 2],
+    /// The inputs of user mods (passed whole, after the slice's batch and head indices).
+    mod_inputs: &'a [Val],
+}
+
+impl Slices<'_> {
+    /// The kernel on the slice at leading indices `ivs`, its results inserted into `outs`.
+    fn call(&self, e: &mut Emitter, ivs: &[Val], outs: Vec<Val>) -> Vec<Val> {
+        let (rank, spec) = (self.spec.rank, self.spec);
+        let [sq, d, sk, dv] = self.dims;
+        // k and v: the head index divided by the group size.
+        let mut kv_idx = ivs.to_vec();
+        if rank >= 3
+            && let Some(h) = kv_idx.last_mut()
+        {
+            *h = e.div(h, self.group);
+        }
+        let mut args = vec![
+            e.slice2(self.q, ivs, sq, d),
+            e.slice2(self.k, &kv_idx, sk, d),
+            e.slice2(self.v, &kv_idx, sk, dv),
+            self.scale.clone(),
+        ];
+        if let Some(m) = self.mask {
+            let ms = if spec.mask_rank.unwrap_or(0) > 2 {
+                let c0 = e.idx(0);
+                let idx: Vec<Val> = ivs
+                    .iter()
+                    .zip(self.ones)
+                    .map(|(iv, one)| e.select(one, &c0, iv))
+                    .collect();
+                e.slice2(m, &idx, sq, sk)
+            } else {
+                m.clone()
+            };
+            args.push(ms);
+        }
+        args.extend(self.per_call.iter().filter_map(|x| (*x).clone()));
+        for per_head in self.per_head.iter().filter_map(|x| x.as_ref()) {
+            args.push(if rank == 2 {
+                per_head.clone()
+            } else {
+                spread_head(e, per_head, &ivs[ivs.len() - 1], sq)
+            });
+        }
+        if spec.mods.is_some() {
+            // The batch and query head of the slice (0 where q has no such dim).
+            let c0 = e.idx(0);
+            let (b, h) = match ivs {
+                [b, h] => (b.clone(), h.clone()),
+                [h] => (c0.clone(), h.clone()),
+                _ => (c0.clone(), c0),
+            };
+            args.push(b);
+            args.push(h);
+            args.extend(self.mod_inputs.iter().cloned());
+        }
+        args.push(e.slice2(&outs[0], ivs, sq, dv));
+        let (st, ct) = (Scalar::of(spec.dtype), Scalar::of(spec.dtype.compute()));
+        let mut rtys = vec![Ty::dyn_tensor(2, st)];
+        if spec.lse {
+            rtys.push(Ty::dyn_tensor(1, ct));
+        }
+        let r = e.call_n(self.callee, &args, &rtys);
+        let mut next = vec![e.insert_slice2(&r[0], &outs[0], ivs, sq, dv)];
+        if spec.lse {
+            next.push(e.insert_slice1(&r[1], &outs[1], ivs, sq));
+        }
+        next
+    }
 }
 
 /// `positions[i] = i + Sk - Sq` (f32; negative: before the first key): the bottom-right aligned

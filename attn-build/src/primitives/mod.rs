@@ -59,6 +59,22 @@ pub(crate) fn insert_kernels(
             .as_str()
             .unwrap_or_default()
             .to_string();
+        if name == "func.func" {
+            if let Ok(a) = op.attribute("sym_name") {
+                existing.push(a.to_string());
+            }
+            // Generated kernels (private) hold no transformer op: skip their large bodies.
+            if op
+                .attribute("sym_visibility")
+                .is_ok_and(|v| v.to_string() == "\"private\"")
+            {
+                return WalkResult::Skip;
+            }
+            return WalkResult::Advance;
+        }
+        if !name.starts_with("transformer.") {
+            return WalkResult::Advance;
+        }
         let rank = op
             .operand(0)
             .ok()
@@ -69,11 +85,6 @@ pub(crate) fn insert_kernels(
             ("transformer.attention", Some(r)) if r > 4 => {
                 add(&mut mm, r);
                 add(&mut sm, r);
-            }
-            ("func.func", _) => {
-                if let Ok(a) = op.attribute("sym_name") {
-                    existing.push(a.to_string());
-                }
             }
             _ => {}
         }

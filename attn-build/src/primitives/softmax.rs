@@ -184,7 +184,7 @@ fn row_softmax(e: &mut Emitter, x: &Val, row: &Row, p: &[Val], out: Val) -> Val 
     };
     let vsum = e.if_yield(
         &small,
-        &[vt.clone()],
+        std::slice::from_ref(&vt),
         |e| exp_pass(e, true),
         |e| exp_pass(e, false),
     );

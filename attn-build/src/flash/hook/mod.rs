@@ -271,7 +271,7 @@ impl Mods {
         };
         if !self.has_limits() {
             if let Some(partial) = &self.partial {
-                // Only the last key block has lanes past Sk.
+                // Only the last key block has lanes past Sk (masks hoisted by `begin_keys`).
                 let masks = self.block_masks.clone();
                 let per_row = masks.len();
                 select_if(e, partial, s, |e, flat| {
@@ -280,9 +280,14 @@ impl Mods {
                         .map(|(i, x)| e.select(&masks[i % per_row], x, &gone))
                         .collect()
                 });
+                return;
             }
-            // Else an option (the mask) bounds the keys, or there is nothing to remove.
-            return;
+            if self.bounded() {
+                // An option (the mask) removes the keys past Sk itself.
+                return;
+            }
+            // Else the key bound alone, by the per-row path below (the decode path, whose
+            // vectors start at a run-time offset).
         }
         // Per-row limits, skipped where every row sees the whole block (and the block is not
         // past Sk, unless an option bounds the keys).

@@ -1,10 +1,10 @@
 //! Attention throughput on one shape, for tables and plots.
 //!
 //! ```text
-//! cargo run --release --example bench -- --batch 1 --heads 12 --seq 2048 --dim 128 --threads 1
-//! cargo run --release --example bench -- --seq 512 --dim 64 --threads 2 --json
-//! cargo run --release --example bench -- --seq 512 --dim 64 --naive   # the loop pipeline
-//! cargo run --release --example bench -- --heads 12 --seq 2048 --dim 128 --dtype bf16
+//! cargo run --release -p attn-tools --bin bench -- --batch 1 --heads 12 --seq 2048 --dim 128 --threads 1
+//! cargo run --release -p attn-tools --bin bench -- --seq 512 --dim 64 --threads 2 --json
+//! cargo run --release -p attn-tools --bin bench -- --seq 512 --dim 64 --naive   # the loop pipeline
+//! cargo run --release -p attn-tools --bin bench -- --heads 12 --seq 2048 --dim 128 --dtype bf16
 //! ```
 //!
 //! `--dtype f32|f64|bf16|f16` (default f32) picks the element type of q, k, v and the output;
@@ -88,7 +88,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "-h" | "--help" => {
-                return Err("usage: bench [--batch B] [--heads H] [--kv-heads HKV] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--naive] [--json]".into());
+                return Err("usage: bench [--batch B] [--heads H] [--kv-heads HKV] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--naive] [--dtype f32|f64|bf16|f16] [--json]".into());
             }
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }

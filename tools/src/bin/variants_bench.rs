@@ -1,8 +1,8 @@
 //! Timings of the attention variants (issue 5): causal, grouped-query causal, and decoding.
 //!
 //! ```text
-//! cargo run --release --example variants_bench            # every case
-//! cargo run --release --example variants_bench -- decode  # the cases whose name contains it
+//! cargo run --release -p attn-tools --bin variants_bench            # every case
+//! cargo run --release -p attn-tools --bin variants_bench -- decode  # the cases whose name contains it
 //! ```
 //!
 //! Prints the median of repeated calls and the dense-equivalent GFLOP/s

@@ -1,9 +1,9 @@
 //! Peak memory of one long single-head attention call, above its inputs and output.
 //!
 //! ```text
-//! cargo run --release --example memory                        # S = 32768, D = 128, 1 thread
-//! cargo run --release --example memory -- --threads 2
-//! cargo run --release --example memory -- --seq 4096 --dim 64 --json
+//! cargo run --release -p attn-tools --bin memory                        # S = 32768, D = 128, 1 thread
+//! cargo run --release -p attn-tools --bin memory -- --threads 2
+//! cargo run --release -p attn-tools --bin memory -- --seq 4096 --dim 64 --json
 //! ```
 //!
 //! Allocates q, k, v and out (`[S, D]` each, 16 MiB apiece at the default size) and touches
@@ -83,7 +83,7 @@ fn parse() -> Result<Args, String> {
 /// `VmHWM` (peak resident set) and `VmRSS` (current) of this process, in KiB.
 fn vm() -> Result<(u64, u64), String> {
     let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("cannot read /proc/self/status ({e}); this example is Linux-only"))?;
+        .map_err(|e| format!("cannot read /proc/self/status ({e}); this tool is Linux-only"))?;
     let field = |name: &str| -> Result<u64, String> {
         status
             .lines()

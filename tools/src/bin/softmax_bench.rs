@@ -3,9 +3,9 @@
 //! the calls in alternating blocks so that both see the same machine load.
 //!
 //! ```text
-//! cargo run --release --example softmax_bench              # 128x128, 512x512, 2048x2048
-//! cargo run --release --example softmax_bench -- 512 64x4096 --reps 400
-//! cargo run --release --example softmax_bench -- 512 --attn-only   # for a profiler
+//! cargo run --release -p attn-tools --bin softmax_bench              # 128x128, 512x512, 2048x2048
+//! cargo run --release -p attn-tools --bin softmax_bench -- 512 64x4096 --reps 400
+//! cargo run --release -p attn-tools --bin softmax_bench -- 512 --attn-only   # for a profiler
 //! ```
 //!
 //! Prints, per size, the median time per call of each and their ratio, and the max abs

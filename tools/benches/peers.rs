@@ -2,7 +2,7 @@
 //! `matmul`), and the naive f64 reference, for S = 64..512 with D = 64 and one multi-head shape
 //! (1 x 12 x 512 x 64).
 //!
-//! `cargo bench --features peers --bench peers`
+//! `cargo bench -p attn-tools --features peers --bench peers`
 //!
 //! Both libraries use their default threading (attn: `ATTN_NUM_THREADS` or every core; candle:
 //! its `gemm` thread pool). candle is built without BLAS (default features off), which is its
