@@ -47,10 +47,9 @@ fn half(q: [2, 70, 32], k: [2, 70, 32], v: [2, 70, 32], bias: [2, 139], keep: [7
 }
 #[attn(kv_heads = 2)]
 fn decode(q: [2, 4, 4, 32], k: [2, 2, 300, 32], v: [2, 2, 300, 32], doc: [300] as i32) -> [2, 4, 4, 32] {
-    attention(q, k, v, mask_mod = |b, h, i, j| (j + b) % 5 != 0 || doc[0] > 100)
+    attention(q, k, v, mask_mod = |b, h, i, j| doc[j] <= doc[i + 296] && (j + b) % 5 != 0,
+        score_mod = |s, b, h, i, j| if h % 2 == 0 { s * 0.5 } else { s + (h as f32) * 0.1 })
 }
-#[attn(kv_heads = 2)]
-fn dense(q: [2, 4, 4, 32], k: [2, 2, 300, 32], v: [2, 2, 300, 32]) -> [2, 4, 4, 32];
 fn sparse(q: [1, 3, 96, 32], k: [1, 3, 96, 32], v: [1, 3, 96, 32]) -> [1, 3, 96, 32] {
     attention(q, k, v, mask_mod = |b, h, i, j| (i / 32) % 2 == (j / 32) % 2 && j < i && (j + h) % 3 != 1)
 }
@@ -131,7 +130,6 @@ void WIDE(D *, D *, D *, D *);
 void HALF(D *, D *, D *, D *, D *, D *);
 void DECODE(D *, D *, D *, D *, D *);
 void SPARSE(D *, D *, D *, D *);
-void DENSE(D *, D *, D *, D *);
 void ALL(D *, D *, D *, D *, D *, D *, D *);
 static uint64_t rs = 88172645463325252ull;
 static double rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (double)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1; }
@@ -208,8 +206,8 @@ static double half_bias[2 * 139], half_keep[70];
 static int k_half(long b, long h, long i, long j) { return half_keep[j] > 0.0 || j == i; }
 static double s_half(double s, long b, long h, long i, long j) { return s * 0.5 + half_bias[h * 139 + j - i + 69]; }
 static int32_t decode_doc[300];
-static int k_decode(long b, long h, long i, long j) { return (j + b) % 5 != 0; }
-static double s_decode(double s, long b, long h, long i, long j) { return s; }
+static int k_decode(long b, long h, long i, long j) { return decode_doc[j] <= decode_doc[i + 296] && (j + b) % 5 != 0; }
+static double s_decode(double s, long b, long h, long i, long j) { return h % 2 == 0 ? s * 0.5 : s + (double)(float)((float)h * 0.1f); }
 static int k_sparse(long b, long h, long i, long j) { return (i / 32) % 2 == (j / 32) % 2 && j < i && (j + h) % 3 != 1; }
 static int k_all(long b, long h, long i, long j) { return (i + j + b) % 7 != 0; }
 static double s_all(double s, long b, long h, long i, long j) { return s + 0.25 * (double)((i + j + h) % 3); }
@@ -281,8 +279,6 @@ int main(void) {
     long sh[1] = {300}; D ex[1] = {desc(decode_doc, 1, sh)};
     P p = {2, 4, 2, 4, 300, 32, 32, (double)(float)(1.0 / sqrt(32.0)), 0, 0, -1, 0, 0, 0, s_decode, k_decode};
     run("decode (4 rows: the streaming path)", p, 4, (void *)DECODE, 1, ex, 1e-4); }
-  { P p = {2, 4, 2, 4, 300, 32, 32, (double)(float)(1.0 / sqrt(32.0)), 0, 0, -1, 0, 0, 0, 0, 0};
-    run("dense decode", p, 4, (void *)DENSE, 0, 0, 1e-4); }
   { P p = {1, 3, 3, 96, 96, 32, 32, (double)(float)(1.0 / sqrt(32.0)), 0, 0, -1, 0, 0, 0, 0, k_sparse};
     run("sparse (per-head build-time blocks, rows without keys)", p, 4, (void *)SPARSE, 0, 0, 1e-4); }
   { float sinks[4] = {0.5f, -INFINITY, -1.f, 2.f}, slopes[4] = {0.f, 0.25f, 0.5f, 0.125f}, *mask = fill(40 * 50);
