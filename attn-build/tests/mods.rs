@@ -50,6 +50,10 @@ fn decode(q: [2, 4, 4, 32], k: [2, 2, 300, 32], v: [2, 2, 300, 32], doc: [300] a
     attention(q, k, v, mask_mod = |b, h, i, j| doc[j] <= doc[i + 296] && (j + b) % 5 != 0,
         score_mod = |s, b, h, i, j| if h % 2 == 0 { s * 0.5 } else { s + (h as f32) * 0.1 })
 }
+fn tutorial(q: [64, 32], k: [80, 32], v: [80, 16], m: [64, 80]) -> [64, 16] {
+    let s = scale(matmul(q, transpose(k)), 0.125);
+    matmul(softmax(add(m, s)), v)
+}
 fn sparse(q: [1, 3, 96, 32], k: [1, 3, 96, 32], v: [1, 3, 96, 32]) -> [1, 3, 96, 32] {
     attention(q, k, v, mask_mod = |b, h, i, j| (i / 32) % 2 == (j / 32) % 2 && j < i && (j + h) % 3 != 1)
 }
@@ -130,6 +134,7 @@ void WIDE(D *, D *, D *, D *);
 void HALF(D *, D *, D *, D *, D *, D *);
 void DECODE(D *, D *, D *, D *, D *);
 void SPARSE(D *, D *, D *, D *);
+void TUTORIAL(D *, D *, D *, D *, D *);
 void ALL(D *, D *, D *, D *, D *, D *, D *);
 static uint64_t rs = 88172645463325252ull;
 static double rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (double)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1; }
@@ -279,6 +284,10 @@ int main(void) {
     long sh[1] = {300}; D ex[1] = {desc(decode_doc, 1, sh)};
     P p = {2, 4, 2, 4, 300, 32, 32, (double)(float)(1.0 / sqrt(32.0)), 0, 0, -1, 0, 0, 0, s_decode, k_decode};
     run("decode (4 rows: the streaming path)", p, 4, (void *)DECODE, 1, ex, 1e-4); }
+  { float *m = fill(64 * 80); double *md = widen(m, 64 * 80);
+    long ms[2] = {64, 80}; D ex[1] = {desc(m, 2, ms)};
+    P p = {1, 1, 1, 64, 80, 32, 16, 0.125, 0, 0, -1, 0, 0, md, 0, 0};
+    run("tutorial (the composition, fused into attention)", p, 2, (void *)TUTORIAL, 1, ex, 1e-4); }
   { P p = {1, 3, 3, 96, 96, 32, 32, (double)(float)(1.0 / sqrt(32.0)), 0, 0, -1, 0, 0, 0, 0, k_sparse};
     run("sparse (per-head build-time blocks, rows without keys)", p, 4, (void *)SPARSE, 0, 0, 1e-4); }
   { float sinks[4] = {0.5f, -INFINITY, -1.f, 2.f}, slopes[4] = {0.f, 0.25f, 0.5f, 0.125f}, *mask = fill(40 * 50);
@@ -340,6 +349,64 @@ fn mods_match_the_c_reference() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     println!("{stdout}");
     assert!(run.status.success(), "results differ:\n{stdout}");
-    assert_eq!(stdout.lines().filter(|l| l.contains("worst")).count(), 9);
+    assert_eq!(stdout.lines().filter(|l| l.contains("worst")).count(), 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `fuse-attention`: the composition becomes one `transformer.attention` in the `fused` stage
+/// (`01b-fused.mlir`), also with `mul` by a rank-0 scale and an f64 kernel; values with other
+/// uses block it.
+#[test]
+fn compositions_fuse_into_attention() {
+    let dir = scratch("fuse");
+    let mut build = Build::new();
+    build
+        .out_dir(&dir)
+        .cache_dir(dir.join("cache"))
+        .dump_ir(dir.join("ir"))
+        .cargo_metadata(false);
+    let src = r#"
+        fn plain(q: [2, 64, 32], k: [2, 80, 32], v: [2, 80, 16]) -> [2, 64, 16] {
+            matmul(softmax(scale(matmul(q, transpose(k)), 0.125)), v)
+        }
+        #[attn(dtype = f64)]
+        fn wide(q: [64, 32], k: [80, 32], v: [80, 16]) -> [64, 16] {
+            let p = softmax(scale(matmul(q, transpose(k)), 0.125));
+            matmul(p, v)
+        }
+        fn shared(q: [64, 32], k: [80, 32], v: [80, 16]) -> [64, 16] {
+            let p = softmax(scale(matmul(q, transpose(k)), 0.125));
+            add(matmul(p, v), matmul(p, v))
+        }
+    "#;
+    for k in checked(src) {
+        build.kernel(kernel_def(&k).unwrap());
+    }
+    // mul by a rank-0 scale input, built with the graph API.
+    let mut g = Graph::new();
+    let q = g.input("q", TensorType::f32_static(&[16, 8]));
+    let k = g.input("k", TensorType::f32_static(&[24, 8]));
+    let v = g.input("v", TensorType::f32_static(&[24, 8]));
+    let c = g.input("c", TensorType::f32_static(&[]));
+    let kt = g.transpose(k).unwrap();
+    let s = g.matmul(q, kt).unwrap();
+    let s = g.mul(s, c).unwrap();
+    let p = g.softmax(s).unwrap();
+    let o = g.matmul(p, v).unwrap();
+    build.kernel(KernelDef::new("scaled_by_input", g, o));
+    build.compile_objects().unwrap_or_else(|e| panic!("{e}"));
+    let read = |k: &str, f: &str| std::fs::read_to_string(dir.join("ir").join(k).join(f)).unwrap();
+    for k in ["plain", "wide", "scaled_by_input"] {
+        let before = read(k, "01-transformer.mlir");
+        let after = read(k, "01b-fused.mlir");
+        assert!(before.contains("transformer.softmax"), "{before}");
+        assert_eq!(after.matches("transformer.attention").count(), 1, "{after}");
+        for op in ["softmax", "matmul", "scale", "mul", "transpose"] {
+            assert!(!after.contains(&format!("transformer.{op}\"")), "{k}: {after}");
+        }
+    }
+    let shared = read("shared", "01b-fused.mlir");
+    assert!(!shared.contains("transformer.attention"), "{shared}");
+    assert_eq!(shared, read("shared", "01-transformer.mlir"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,8 +21,11 @@
 
 mod attention;
 mod builder;
+mod fuse;
 mod linalg;
 mod mods;
+
+pub use fuse::fuse_attention;
 
 use crate::ffi::mlir::{detach, emit_error, module_pass, op_pattern};
 use crate::flash::Tiling;
