@@ -198,7 +198,7 @@ impl Parse for Param {
                 _ => {
                     return Err(syn::Error::new(
                         ty.span(),
-                        "an input is declared `as i32` (integers) or `as f32`: the tables that                          score and mask mods read",
+                        "an input is declared `as i32` (integers) or `as f32`: the tables that score and mask mods read",
                     ));
                 }
             }

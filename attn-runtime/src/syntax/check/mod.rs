@@ -130,7 +130,7 @@ impl Builder {
             let mut e = syn::Error::new_spanned(
                 at,
                 format!(
-                    "input `{name}` is declared `as {d}`: only score and mask mods read it, not                      `{}` (which takes a {want} tensor)",
+                    "input `{name}` is declared `as {d}`: only score and mask mods read it, not `{}` (which takes {want} tensors)",
                     if mask { "mask" } else { "this operation" }
                 ),
             );
