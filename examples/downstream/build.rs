@@ -5,6 +5,7 @@ fn main() {
         .file("src/lib.rs")
         .file("src/heads.rs")
         .file("src/options.rs")
+        .file("src/mods.rs")
         .compile("downstream_kernels");
     if let Err(e) = result {
         for line in e.to_string().lines() {

@@ -360,6 +360,86 @@ mod tests {
         }
     }
 
+    /// Specs with user mods: a mask of indices (a build-time block map, per head), a mask
+    /// reading an i32 table (run-time blocks), a score mod reading an f32 table, and both.
+    pub(crate) fn mods_specs() -> Vec<Spec> {
+        use attn_runtime::mods::Dims;
+        use attn_runtime::syntax::{Invocation, Op};
+        let src = "fn a(q: [2, 3, 40, 16], k: [2, 3, 50, 16], v: [2, 3, 50, 8], t: [50] as i32, \
+                   w: [3, 99]) -> [2, 3, 40, 8] { attention(q, k, v, \
+                   mask_mod = |b, h, i, j| (j + h) % 3 != 0 || j <= i, \
+                   score_mod = |s, b, h, i, j| s + w[h][j - i + 49] * exp(-(s * s)) + (t[j] as f32)) }
+                   fn b(q: [40, 16], k: [50, 16], v: [50, 8], t: [50] as i32) -> [40, 8] {
+                   attention(q, k, v, mask_mod = |b, h, i, j| t[j] <= t[min(i + 10, 49)]) }";
+        let kernels = syn::parse_str::<Invocation>(src).unwrap().check().unwrap();
+        let mut specs = Vec::new();
+        for k in &kernels {
+            let Op::Attention { mods: Some(m), .. } = &k.nodes[0].op else {
+                unreachable!("the kernels are attentions with mods")
+            };
+            let inputs: Vec<_> = m
+                .inputs
+                .iter()
+                .map(|v| (k.dtype_of(*v), k.shape(*v).to_vec()))
+                .collect();
+            let rank = k.shape(attn_runtime::syntax::Value::Input(0)).len();
+            let (b, h) = if rank == 4 { (2, 3) } else { (1, 1) };
+            let dims = Dims { b, h, sq: 40, sk: 50 };
+            let pairs = [
+                m.mods.clone(),
+                attn_runtime::mods::ModPair {
+                    score: None,
+                    ..m.mods.clone()
+                },
+                attn_runtime::mods::ModPair {
+                    mask: None,
+                    ..m.mods.clone()
+                },
+            ];
+            for pair in pairs {
+                if pair.score.is_none() && pair.mask.is_none() {
+                    continue;
+                }
+                let mods = std::sync::Arc::new(UserMods::new(pair, inputs.clone(), dims));
+                for dtype in [DType::F32, DType::F64, DType::BF16] {
+                    let s = Spec {
+                        rank,
+                        dtype,
+                        causal: rank == 4,
+                        mods: Some(mods.clone()),
+                        ..Spec::F32_2D
+                    };
+                    if !specs.contains(&s) {
+                        specs.push(s);
+                    }
+                }
+            }
+        }
+        specs
+    }
+
+    #[test]
+    fn kernel_text_with_mods_parses() {
+        let c = crate::pipeline::Compiler::new().unwrap();
+        for t in [Tiling::AVX2, Tiling::AVX512] {
+            let specs = mods_specs();
+            assert!(specs.len() >= 12);
+            for spec in &specs {
+                let text = module_text(std::slice::from_ref(spec), &t);
+                assert!(
+                    melior::ir::Module::parse(c.context(), &text).is_some(),
+                    "{spec:?}, {t:?}:\n{text}"
+                );
+            }
+            let text = module_text(&specs, &t);
+            assert!(melior::ir::Module::parse(c.context(), &text).is_some());
+            // Index-only masks carry their block classes; masks that read tables classify at
+            // run time.
+            assert!(text.contains("dense<\"0x"), "no baked block map");
+            assert!(text.contains("vector.reduction <or>"), "no run-time classes");
+        }
+    }
+
     #[test]
     fn symbols_name_dtype_rank_and_options() {
         let t = Tiling::AVX2;
@@ -374,7 +454,7 @@ mod tests {
         };
         assert!(w.symbol(&t).starts_with("__attn_flash_bf16_r4_m4_c_w_"));
         let mut seen = std::collections::HashSet::new();
-        for spec in all_specs() {
+        for spec in all_specs().into_iter().chain(mods_specs()) {
             assert!(seen.insert(spec.symbol(&t)), "{spec:?}");
         }
     }

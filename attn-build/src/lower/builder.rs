@@ -366,7 +366,9 @@ mod tests {
         assert_eq!(t.dims, vec![None, Some(4)]);
         assert_eq!(t.text(), "tensor<?x4xf32>");
         assert_eq!(TensorTy::parse("tensor<f32>").unwrap().rank(), 0);
-        assert!(TensorTy::parse("tensor<4xi32>").is_none());
+        // i32: the integer tables of mods.
+        assert_eq!(TensorTy::parse("tensor<4xi32>").unwrap().elem, "i32");
+        assert!(TensorTy::parse("tensor<4xi64>").is_none());
         assert!(TensorTy::parse("memref<4xf32>").is_none());
     }
 }

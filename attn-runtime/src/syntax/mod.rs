@@ -34,7 +34,8 @@
 //! Bodies are expressions over the primitives `matmul`, `transpose`, `softmax`,
 //! `scale(x, <f32 literal>)`, `add`, `mul` and `attention`, with `let` bindings. `attention` takes
 //! q, k and v, then optionally a scale literal (`attention(q, k, v, 0.125)`), then named
-//! arguments: `scale = <f32 literal>`, `mask = <input>`, `causal = true | false`.
+//! arguments: `scale = <f32 literal>`, `mask = <input>`, `causal = true | false`, and the
+//! [score and mask mods](#score-and-mask-mods).
 //!
 //! Shapes are static, ranks 1 to 4, every dim between 1 and [`MAX_DIM`]. Attention takes q
 //! `[Sq, D]`, `[Hq, Sq, D]` or `[B, Hq, Sq, D]`, k `[.., Hkv, Sk, D]` and v `[.., Hkv, Sk, Dv]`
@@ -70,6 +71,27 @@
 //! [`crate::shape`], which every check of a kernel's shapes uses). In a kernel of another dtype than f32, a
 //! mask must be an input of the kernel (that input is then f32); an input cannot be both a mask
 //! and a tensor of another type.
+//!
+//! # Score and mask mods
+//!
+//! `attention` also takes `score_mod = |s, b, h, i, j| <float expr>` (the score after the scale
+//! and softcap, before the masks) and `mask_mod = |b, h, i, j| <bool expr>` (key `j` stays
+//! visible to query `i` of batch `b`, query head `h` when true), alone, together and with every
+//! other option; see [`crate::mods`] for the expressions. They read the kernel's inputs by name,
+//! indexed by integer expressions: an input is f32 (`bias: [2, 127]`) or declared `as i32`
+//! (`doc: [256] as i32`, passed as `&[i32; 256]`).
+//!
+//! ```text
+//! pub fn docs(q: [4, 256, 64], k: [4, 256, 64], v: [4, 256, 64], doc: [256] as i32) -> [4, 256, 64] {
+//!     attention(q, k, v, mask_mod = |b, h, i, j| doc[i] == doc[j], causal = true)
+//! }
+//! ```
+//!
+//! Every index is proven in bounds by interval arithmetic over the static ranges of `b`, `h`,
+//! `i`, `j`; an index that can leave its input, a divisor that can be zero, a type error, an
+//! unknown name or function and a wrong number of parameters are errors at the offending tokens.
+//! The mods are part of the canonical spec (parameters named by position, so `|_, _, q, kv|`
+//! and `|b, h, i, j|` give the same kernel).
 //!
 //! # Checking, specs and symbols
 //!
