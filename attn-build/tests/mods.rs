@@ -402,7 +402,10 @@ fn compositions_fuse_into_attention() {
         assert!(before.contains("transformer.softmax"), "{before}");
         assert_eq!(after.matches("transformer.attention").count(), 1, "{after}");
         for op in ["softmax", "matmul", "scale", "mul", "transpose"] {
-            assert!(!after.contains(&format!("transformer.{op}\"")), "{k}: {after}");
+            assert!(
+                !after.contains(&format!("transformer.{op}\"")),
+                "{k}: {after}"
+            );
         }
     }
     let shared = read("shared", "01b-fused.mlir");

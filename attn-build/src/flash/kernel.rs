@@ -10,8 +10,8 @@ use super::hook::{
     user::{self, User},
 };
 use super::{Band, UserMods, Variant, decode, pack, softmax, tiles};
-use attn_runtime::mods::ModKind;
 use crate::emit::{self, Cmp, Emitter, Scalar, Ty, Val};
+use attn_runtime::mods::ModKind;
 use attn_runtime::{
     DType,
     tuning::{PANEL_CACHE_BYTES, Tiling},

@@ -49,10 +49,10 @@ mod tiles;
 mod wrapper;
 
 use crate::emit;
-pub use mods::UserMods;
 use attn_runtime::DType;
-use std::sync::Arc;
 pub use attn_runtime::tuning::{DECODE_ROWS, Tiling};
+pub use mods::UserMods;
+use std::sync::Arc;
 
 /// Which keys the rows of a 2-D kernel see, by their positions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -384,7 +384,12 @@ mod tests {
                 .collect();
             let rank = k.shape(attn_runtime::syntax::Value::Input(0)).len();
             let (b, h) = if rank == 4 { (2, 3) } else { (1, 1) };
-            let dims = Dims { b, h, sq: 40, sk: 50 };
+            let dims = Dims {
+                b,
+                h,
+                sq: 40,
+                sk: 50,
+            };
             let pairs = [
                 m.mods.clone(),
                 attn_runtime::mods::ModPair {
@@ -436,7 +441,10 @@ mod tests {
             // Index-only masks carry their block classes; masks that read tables classify at
             // run time.
             assert!(text.contains("dense<\"0x"), "no baked block map");
-            assert!(text.contains("vector.reduction <or>"), "no run-time classes");
+            assert!(
+                text.contains("vector.reduction <or>"),
+                "no run-time classes"
+            );
         }
     }
 

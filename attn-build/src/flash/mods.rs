@@ -116,7 +116,10 @@ pub fn block_map(mask: &Expr, dims: &Dims, br: usize, bc: usize, qs: usize) -> O
     }
     let per_b = mask.uses(Var::Batch) && dims.b > 1;
     let per_h = mask.uses(Var::Head) && dims.h > 1;
-    let (nb, nh) = (if per_b { dims.b } else { 1 }, if per_h { dims.h } else { 1 });
+    let (nb, nh) = (
+        if per_b { dims.b } else { 1 },
+        if per_h { dims.h } else { 1 },
+    );
     let (sq, sk) = (dims.sq, dims.sk);
     if nb * nh * sq * sk > MAP_EVALUATIONS {
         return None;
@@ -160,7 +163,10 @@ pub fn block_map(mask: &Expr, dims: &Dims, br: usize, bc: usize, qs: usize) -> O
             let base = classes.len() - nmb * nkb;
             for sb in 0..nsb {
                 let mbs = (sb * qs / br)..((sb + 1) * qs / br).min(nmb);
-                let visible = |kb: usize| mbs.clone().any(|mb| classes[base + mb * nkb + kb] != HIDDEN);
+                let visible = |kb: usize| {
+                    mbs.clone()
+                        .any(|mb| classes[base + mb * nkb + kb] != HIDDEN)
+                };
                 let lo = (0..nkb).find(|&kb| visible(kb));
                 let hi = (0..nkb).rev().find(|&kb| visible(kb));
                 spans.push(match (lo, hi) {

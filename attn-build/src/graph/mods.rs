@@ -10,10 +10,10 @@
 use super::{Dim, Graph, TensorType, Value};
 use crate::error::GraphError;
 use attn_runtime::DType;
-use attn_runtime::shape::Extent;
 use attn_runtime::mods::{
     self, BinOp, Dims, Expr, Func, InputInfo, Kind, ModKind, ModPair, Type, Var,
 };
+use attn_runtime::shape::Extent;
 use std::fmt::Write as _;
 
 /// The score and mask mods of an attention: expressions (see [`attn_runtime::mods`]) and the
@@ -210,7 +210,10 @@ impl Writer<'_> {
                     (self.op(format!("arith.extsi {x} : i32 to i64")), Type::Int)
                 } else if self.ct != "f32" {
                     let ct = self.ct;
-                    (self.op(format!("arith.extf {x} : f32 to {ct}")), Type::Float)
+                    (
+                        self.op(format!("arith.extf {x} : f32 to {ct}")),
+                        Type::Float,
+                    )
                 } else {
                     (x, Type::Float)
                 }
@@ -258,10 +261,7 @@ impl Writer<'_> {
                 let (va, t) = self.expr(a);
                 let (vb, _) = self.expr(b);
                 let ty = self.ty(t).to_string();
-                (
-                    self.op(format!("arith.select {vc}, {va}, {vb} : {ty}")),
-                    t,
-                )
+                (self.op(format!("arith.select {vc}, {va}, {vb} : {ty}")), t)
             }
             Kind::Call(f, args) => {
                 let vals: Vec<(String, Type)> = args.iter().map(|a| self.expr(a)).collect();
@@ -279,19 +279,25 @@ impl Writer<'_> {
                     Func::Tanh => "math.tanh",
                     Func::Sqrt => "math.sqrt",
                 };
-                let list = vals.iter().map(|v| v.0.as_str()).collect::<Vec<_>>().join(", ");
+                let list = vals
+                    .iter()
+                    .map(|v| v.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 (self.op(format!("{name} {list} : {ty}")), t)
             }
             Kind::Cast(x, to) => {
                 let (v, from) = self.expr(x);
                 let ct = self.ct;
                 match (from, to) {
-                    (Type::Int, Type::Float) => {
-                        (self.op(format!("arith.sitofp {v} : i64 to {ct}")), Type::Float)
-                    }
-                    (Type::Float, Type::Int) => {
-                        (self.op(format!("arith.fptosi {v} : {ct} to i64")), Type::Int)
-                    }
+                    (Type::Int, Type::Float) => (
+                        self.op(format!("arith.sitofp {v} : i64 to {ct}")),
+                        Type::Float,
+                    ),
+                    (Type::Float, Type::Int) => (
+                        self.op(format!("arith.fptosi {v} : {ct} to i64")),
+                        Type::Int,
+                    ),
                     (Type::Bool, Type::Int) => {
                         (self.op(format!("arith.extui {v} : i1 to i64")), Type::Int)
                     }

@@ -3,9 +3,9 @@
 //! primitives' lowerings.
 
 use super::builder::{Builder, DimSource, TensorTy, dtype_of, tensor_ty};
+use super::mods::ModTable;
 use crate::ffi::mlir::detach;
 use crate::flash::{Spec, Tiling};
-use super::mods::ModTable;
 use crate::graph::{ATTENTION_OPTIONAL, MOD_INPUTS};
 use attn_runtime::shape::{self, Dim, MaskRule};
 use melior::{
@@ -59,7 +59,9 @@ impl<'c, 'a> Operands<'c, 'a> {
         let slots = &sizes[4 + ATTENTION_OPTIONAL.len()..];
         let n_mod = slots.iter().take_while(|&&n| n > 0).count();
         if slots[n_mod..].iter().any(|&n| n > 0) {
-            return Err("transformer.attention: the mod inputs must fill their slots in order".into());
+            return Err(
+                "transformer.attention: the mod inputs must fill their slots in order".into(),
+            );
         }
         let mod_inputs = (at..at + n_mod).map(operand).collect::<Result<_, _>>()?;
         let results = segments(op, "resultSegmentSizes").unwrap_or_else(|_| vec![1, 0]);

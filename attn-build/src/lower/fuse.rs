@@ -74,7 +74,9 @@ fn rank0(v: Value) -> bool {
 
 /// `scale(s, c)` or `mul(s, c)` (c rank 0, either side) of a single-use value: the op, `s`
 /// and the scale.
-fn scaled<'c, 'a>(v: Value<'c, 'a>) -> Option<(OperationRef<'c, 'a>, Value<'c, 'a>, ScaleOf<'c, 'a>)> {
+fn scaled<'c, 'a>(
+    v: Value<'c, 'a>,
+) -> Option<(OperationRef<'c, 'a>, Value<'c, 'a>, ScaleOf<'c, 'a>)> {
     if let Some(op) = producer(v, "transformer.scale") {
         let f = op
             .attribute("factor")
@@ -168,7 +170,8 @@ fn rewrite(ctx: &Context, m: Matched) -> Result<(), String> {
     let outer = m.ops[0];
     rw.set_insertion_point_before(outer);
     let loc = outer.location();
-    let attr = |s: &str| Attribute::parse(ctx, s).ok_or_else(|| format!("internal: attribute `{s}`"));
+    let attr =
+        |s: &str| Attribute::parse(ctx, s).ok_or_else(|| format!("internal: attribute `{s}`"));
     let ty = |s: &str| Type::parse(ctx, s).ok_or_else(|| format!("internal: type `{s}`"));
     let id = |s: &str| Identifier::new(ctx, s);
     let scale: Value = match m.scale {
@@ -241,7 +244,10 @@ pub fn fuse_attention() -> Pass {
                     None => break,
                     Some(Ok(())) => {}
                     Some(Err(message)) => {
-                        crate::ffi::mlir::emit_error(&module, &format!("fuse-attention: {message}"));
+                        crate::ffi::mlir::emit_error(
+                            &module,
+                            &format!("fuse-attention: {message}"),
+                        );
                         pass.signal_failure();
                         return;
                     }

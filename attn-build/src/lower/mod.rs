@@ -202,7 +202,10 @@ pub fn convert_transformer_to_linalg(tiling: Tiling) -> Pass {
             let table = match mods::collect(&module) {
                 Ok(t) => std::rc::Rc::new(t),
                 Err(message) => {
-                    emit_error(&module, &format!("cannot lower `transformer.attention`: {message}"));
+                    emit_error(
+                        &module,
+                        &format!("cannot lower `transformer.attention`: {message}"),
+                    );
                     pass.signal_failure();
                     return;
                 }

@@ -10,7 +10,9 @@
 use super::builder::{TensorTy, dtype_of};
 use crate::flash::UserMods;
 use attn_runtime::DType;
-use attn_runtime::mods::{self, BinOp, Dims, Expr, Func, InputInfo, Kind, ModKind, ModPair, Type, Var};
+use attn_runtime::mods::{
+    self, BinOp, Dims, Expr, Func, InputInfo, Kind, ModKind, ModPair, Type, Var,
+};
 use melior::ir::{
     BlockLike, OperationRef, RegionLike, Value, ValueLike,
     attribute::{FloatAttribute, IntegerAttribute},
@@ -212,10 +214,7 @@ fn read(func: &OperationRef, kind: ModKind, ct: &str, inputs: &[TensorTy]) -> Re
         Expr::new(next, kind)
     };
     for i in 0..block.argument_count() {
-        let a: Value = block
-            .argument(i)
-            .map_err(|e| e.to_string())?
-            .into();
+        let a: Value = block.argument(i).map_err(|e| e.to_string())?.into();
         let t = a.r#type().to_string();
         let sym = match vars.get(i) {
             Some(Var::Score) if t == ct => Sym::E(node(Kind::Var(Var::Score))),
@@ -224,7 +223,10 @@ fn read(func: &OperationRef, kind: ModKind, ct: &str, inputs: &[TensorTy]) -> Re
             None => {
                 let n = i - vars.len();
                 if TensorTy::parse(&t).as_ref() != inputs.get(n) {
-                    return Err(format!("input argument #{n} has type {t}, the op's is {}", inputs[n].show()));
+                    return Err(format!(
+                        "input argument #{n} has type {t}, the op's is {}",
+                        inputs[n].show()
+                    ));
                 }
                 Sym::In(n)
             }
@@ -260,7 +262,9 @@ fn read(func: &OperationRef, kind: ModKind, ct: &str, inputs: &[TensorTy]) -> Re
             .unwrap_or_default();
         let binary = |op: BinOp| -> Result<Kind, String> { Ok(Kind::Binary(op, ex(0)?, ex(1)?)) };
         let call = |f: Func| -> Result<Kind, String> {
-            let a: Vec<Expr> = (0..f.arity()).map(|i| ex(i).map(|b| *b)).collect::<Result<_, _>>()?;
+            let a: Vec<Expr> = (0..f.arity())
+                .map(|i| ex(i).map(|b| *b))
+                .collect::<Result<_, _>>()?;
             Ok(Kind::Call(f, a))
         };
         let k: Option<Kind> = match name.as_str() {
@@ -297,7 +301,16 @@ fn read(func: &OperationRef, kind: ModKind, ct: &str, inputs: &[TensorTy]) -> Re
                     .ok_or("a comparison without a predicate")?;
                 let op = if name == "arith.cmpi" {
                     // eq, ne, slt, sle, sgt, sge
-                    [BinOp::Eq, BinOp::Ne, BinOp::Lt, BinOp::Le, BinOp::Gt, BinOp::Ge].get(p as usize).copied()
+                    [
+                        BinOp::Eq,
+                        BinOp::Ne,
+                        BinOp::Lt,
+                        BinOp::Le,
+                        BinOp::Gt,
+                        BinOp::Ge,
+                    ]
+                    .get(p as usize)
+                    .copied()
                 } else {
                     // oeq (1), ogt, oge, olt, ole (5), une (13)
                     match p {
@@ -329,14 +342,19 @@ fn read(func: &OperationRef, kind: ModKind, ct: &str, inputs: &[TensorTy]) -> Re
                 let Some(Sym::In(n)) = args.first() else {
                     return Err("`tensor.extract` reads the function's input arguments only".into());
                 };
-                let index = (1..args.len()).map(|i| ex(i).map(|b| *b)).collect::<Result<_, _>>()?;
+                let index = (1..args.len())
+                    .map(|i| ex(i).map(|b| *b))
+                    .collect::<Result<_, _>>()?;
                 Some(Kind::Read { input: *n, index })
             }
             other => return Err(format!("unsupported op `{other}` in a mod function")),
         };
         let value = match k {
             Some(k) => Sym::E(node(k)),
-            None => args.first().cloned().ok_or_else(|| format!("`{name}` without operand"))?,
+            None => args
+                .first()
+                .cloned()
+                .ok_or_else(|| format!("`{name}` without operand"))?,
         };
         if let Ok(r) = o.result(0) {
             env.insert(key(r.into()), value);

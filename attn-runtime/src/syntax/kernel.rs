@@ -84,7 +84,7 @@ pub enum Op {
         /// scale of a kernel spec is an f32 value, see [`Kernel::canonical`]).
         options: AttentionOptions,
         /// The score and mask mods (`score_mod = |s, b, h, i, j| ..`, `mask_mod = ..`).
-        mods: Option<AttentionMods>,
+        mods: Option<Box<AttentionMods>>,
     },
 }
 

@@ -309,7 +309,7 @@ impl Converter<'_> {
                 "only the kernel's inputs can be indexed, like `doc[i]`",
             ));
         };
-        if self.params.iter().any(|(n, _)| *n == name.to_string()) {
+        if self.params.iter().any(|(n, _)| name == n) {
             return Err(syn::Error::new_spanned(
                 base,
                 format!("`{name}` is a parameter of the mod, an integer: it cannot be indexed"),

@@ -122,7 +122,14 @@ fn constant(e: &mut Emitter, data: &[u8], shape: &[usize], elem: Scalar) -> Val 
 
 impl User {
     /// The hook of mod `kind` (its expression `expr`) of `mods`, evaluated in `env`.
-    pub fn new(e: &mut Emitter, cx: &Ctx, kind: ModKind, expr: &Expr, mods: &UserMods, env: &Env) -> User {
+    pub fn new(
+        e: &mut Emitter,
+        cx: &Ctx,
+        kind: ModKind,
+        expr: &Expr,
+        mods: &UserMods,
+        env: &Env,
+    ) -> User {
         let ev = Evaluator::new(env.clone(), &[expr]);
         let mut baked = None;
         let mut runtime = false;
@@ -222,7 +229,14 @@ impl User {
     /// The mask (`i1` vectors, one per row and key vector) or the new scores of rows `rows`
     /// (indices of the call) against key vectors `js`, with `ev` (whose key parts may be
     /// cached), given the scores `s` (base-2 units; score mods).
-    fn evaluate(&self, e: &mut Emitter, ev: &mut Evaluator, rows: &[Val], js: &[Val], s: &[Val]) -> Vec<Val> {
+    fn evaluate(
+        &self,
+        e: &mut Emitter,
+        ev: &mut Evaluator,
+        rows: &[Val],
+        js: &[Val],
+        s: &[Val],
+    ) -> Vec<Val> {
         let w = ev.env().w;
         let mut out = Vec::with_capacity(rows.len() * js.len());
         let ln2 = e.float(std::f64::consts::LN_2, &Ty::vector(w, ev.env().ct));
@@ -258,7 +272,10 @@ impl User {
             let r = e.round_up(&cx.sk, bc);
             e.div(&r, &cbc)
         };
-        let rt = e.alloc(Ty::memref(&[Some(rows.cap / br), None], Scalar::I8), &[&nkb]);
+        let rt = e.alloc(
+            Ty::memref(&[Some(rows.cap / br), None], Scalar::I8),
+            &[&nkb],
+        );
         let nmb = e.div(&rows.padded, &cbr);
         let q0 = rows.q0.clone();
         let (hidden, partial, full) = (
@@ -302,8 +319,14 @@ impl User {
                     and = e.and(&and, k);
                 }
                 let vt = or.ty().clone();
-                let some = e.op(Ty::I1, format_args!("vector.reduction <or>, {or} : {vt} into i1"));
-                let all = e.op(Ty::I1, format_args!("vector.reduction <and>, {and} : {vt} into i1"));
+                let some = e.op(
+                    Ty::I1,
+                    format_args!("vector.reduction <or>, {or} : {vt} into i1"),
+                );
+                let all = e.op(
+                    Ty::I1,
+                    format_args!("vector.reduction <and>, {and} : {vt} into i1"),
+                );
                 let c = e.select(&all, &full, &partial);
                 let c = e.select(&some, &c, &hidden);
                 e.store(&c, &rt, &[mb, kbi]);

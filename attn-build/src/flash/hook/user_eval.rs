@@ -46,7 +46,11 @@ pub struct Env {
 /// integer node and every flat index of an input fits it.
 pub fn int_lanes(exprs: &[(ModKind, &Expr)], dims: &Dims, inputs: &[InputInfo]) -> Scalar {
     let small = |lo: i64, hi: i64| lo >= i64::from(i32::MIN) && hi <= i64::from(i32::MAX);
-    let elements: usize = inputs.iter().map(|i| i.shape.iter().product::<usize>()).max().unwrap_or(0);
+    let elements: usize = inputs
+        .iter()
+        .map(|i| i.shape.iter().product::<usize>())
+        .max()
+        .unwrap_or(0);
     let mut fits = elements < (1 << 31) && dims.sq.max(dims.sk).max(dims.b).max(dims.h) < (1 << 31);
     for (kind, e) in exprs {
         fits &= !e.any(&|x| {
@@ -157,7 +161,11 @@ impl Evaluator {
 
     /// The value of `e` at `p`.
     pub fn eval(&mut self, em: &mut Emitter, e: &Expr, p: &Point) -> Lane {
-        let d = self.deps.get(&e.id).copied().unwrap_or(DEP_I | DEP_J | DEP_S);
+        let d = self
+            .deps
+            .get(&e.id)
+            .copied()
+            .unwrap_or(DEP_I | DEP_J | DEP_S);
         let key = (
             e.id,
             if d & DEP_I != 0 { p.row } else { usize::MAX },
@@ -346,7 +354,9 @@ impl Evaluator {
                 let sv = em.splat(&s, w);
                 em.mul(&x, &sv)
             } else {
-                let Lane::S(x) = l else { unreachable!("scalar indices") };
+                let Lane::S(x) = l else {
+                    unreachable!("scalar indices")
+                };
                 em.mul(x, &s)
             };
             lin = Some(match lin {
@@ -412,7 +422,14 @@ fn exp(e: &mut Emitter, x: &Val) -> Val {
     let ty = x.ty().clone();
     let log2e = e.float(std::f64::consts::LOG2_E, &ty);
     let t = e.mul(x, &log2e);
-    let hi = e.float(if ty.elem().bits() == 64 { 1024.0 } else { 128.0 }, &ty);
+    let hi = e.float(
+        if ty.elem().bits() == 64 {
+            1024.0
+        } else {
+            128.0
+        },
+        &ty,
+    );
     let above = e.cmp(Cmp::Gt, &t, &hi);
     let t = e.select(&above, &hi, &t);
     math::exp2(e, &[t]).remove(0)
@@ -422,11 +439,13 @@ fn exp(e: &mut Emitter, x: &Val) -> Val {
 fn float_to_int(e: &mut Emitter, x: &Val, it: Scalar) -> Val {
     let ty = x.ty().clone();
     let wide = ty.elem().bits() == 64;
+    // The extremes of the integer type that the float type holds (2^31 - 2^7 and 2^63 - 2^39
+    // in f32, 2^31 - 1 and 2^63 - 2^10 in f64).
     let (lo, hi) = match (it, wide) {
-        (Scalar::I32, true) => (-2_147_483_648.0, 2_147_483_647.0),
-        (Scalar::I32, false) => (-2_147_483_648.0, 2_147_483_520.0),
-        (_, true) => (-9.223_372_036_854_775_8e18, 9.223_372_036_854_774_8e18),
-        _ => (-9.223_372_036_854_775_8e18, 9.223_371_487_098_962e18),
+        (Scalar::I32, true) => (-(2f64.powi(31)), 2f64.powi(31) - 1.0),
+        (Scalar::I32, false) => (-(2f64.powi(31)), 2f64.powi(31) - 2f64.powi(7)),
+        (_, true) => (-(2f64.powi(63)), 2f64.powi(63) - 2f64.powi(10)),
+        _ => (-(2f64.powi(63)), 2f64.powi(63) - 2f64.powi(39)),
     };
     let (lo, hi, zero) = (e.float(lo, &ty), e.float(hi, &ty), e.float(0.0, &ty));
     let ok = e.cmp(Cmp::Eq, x, x);

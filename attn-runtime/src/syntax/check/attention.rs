@@ -173,7 +173,7 @@ impl Builder {
             self.use_as(*m, DType::F32, true, tokens)?;
             shape::mask_dims(&self.shape(*m), &dims, MaskRule::Compiled).map_err(at)?;
         }
-        let mods = self.attention_mods(&c.mods, &dims)?;
+        let mods = self.attention_mods(&c.mods, &dims)?.map(Box::new);
         // Every scale of a kernel spec is an f32 value: the default too.
         let scale = c
             .options

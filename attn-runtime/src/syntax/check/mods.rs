@@ -89,7 +89,7 @@ impl Builder {
             }
         }
         for (v, (_, _, closure)) in inputs.iter().zip(converted.iter().cycle()) {
-            self.use_in_mod(*v, *closure)?;
+            self.use_in_mod(*v, closure)?;
         }
         Ok(Some(AttentionMods { inputs, mods: pair }))
     }
