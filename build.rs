@@ -146,6 +146,8 @@ fn main() {
     }
     // Statically shaped kernels declared with `attn::attention!` in the examples.
     build.file("examples/custom_kernel.rs");
+    // Score and mask mods, and the tutorial's composition fused (examples/mods.rs).
+    build.file("examples/mods.rs");
     if let Err(e) = build.compile("attn_kernels") {
         fail(&e.to_string());
     }

@@ -9,8 +9,12 @@
 //! `attention` has optional operands after the scale: an additive `mask`, the query `positions`
 //! (`[Sq]`), a `window` (`[2]`: left, right), a `softcap` (`[]`), per-head `sinks` and ALiBi
 //! `slopes` (`[Hq]`, or `[Sq]` per row at rank 2); and an optional second result, the rows'
-//! log-sum-exp. Its generic form therefore always carries
-//! `operandSegmentSizes = array<i32: 1, 1, 1, 1, m, p, w, c, s, a>` and
+//! log-sum-exp. Its last operands, `mod_input0` to `mod_input5` (optional, filled in order), are
+//! the tensors that its user score and mask mods read: the mods are private functions of the
+//! module named by the op's `score_mod` / `mask_mod` symbol attributes (see `crate::graph` for
+//! their form; the lowering checks them). (One optional operand each rather than one variadic
+//! group: IRDL binds a group to a single type.) Its generic form therefore always carries
+//! `operandSegmentSizes = array<i32: 1, 1, 1, 1, m, p, w, c, s, a, u0, .., u5>` and
 //! `resultSegmentSizes = array<i32: 1, l>`; see `crate::flash::Spec` for the semantics.
 
 use melior::{
@@ -74,12 +78,18 @@ irdl.dialect @transformer {
     %softcap = irdl.base "!builtin.tensor"
     %sinks = irdl.base "!builtin.tensor"
     %slopes = irdl.base "!builtin.tensor"
+    %u0 = irdl.base "!builtin.tensor"
+    %u1 = irdl.base "!builtin.tensor"
+    %u2 = irdl.base "!builtin.tensor"
+    %u3 = irdl.base "!builtin.tensor"
+    %u4 = irdl.base "!builtin.tensor"
+    %u5 = irdl.base "!builtin.tensor"
     %true = irdl.is true
     %false = irdl.is false
     %causal = irdl.any_of(%true, %false)
     %result = irdl.base "!builtin.tensor"
     %lse = irdl.base "!builtin.tensor"
-    irdl.operands(query: %query, key: %key, value: %value, scale: %scale, mask: optional %mask, positions: optional %positions, window: optional %window, softcap: optional %softcap, sinks: optional %sinks, slopes: optional %slopes)
+    irdl.operands(query: %query, key: %key, value: %value, scale: %scale, mask: optional %mask, positions: optional %positions, window: optional %window, softcap: optional %softcap, sinks: optional %sinks, slopes: optional %slopes, mod_input0: optional %u0, mod_input1: optional %u1, mod_input2: optional %u2, mod_input3: optional %u3, mod_input4: optional %u4, mod_input5: optional %u5)
     irdl.attributes { "causal" = %causal }
     irdl.results(result: %result, lse: optional %lse)
   }

@@ -1,5 +1,6 @@
 //! The compilation pipeline of one kernel, stage by stage:
-//! `transformer` -> `linalg` (on tensors) -> `bufferized` (memrefs, out-param, deallocations)
+//! `transformer` -> `fused` (compositions of primitives that are attention fused into
+//! `transformer.attention`) -> `linalg` (on tensors) -> `bufferized` (memrefs, out-param, deallocations)
 //! -> `loops` (scf) -> `llvm` (LLVM dialect) -> LLVM IR -> object file.
 //!
 //! Each stage is a pass pipeline run on the module; after each one the module is verified and,
@@ -36,13 +37,16 @@ use std::path::PathBuf;
 use std::{cell::RefCell, path::Path, rc::Rc, sync::Once};
 
 /// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
-pub const PIPELINE_VERSION: &str = "attn-pipeline-10";
+pub const PIPELINE_VERSION: &str = "attn-pipeline-11";
 
 /// A stage of the pipeline; the IR after each can be dumped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stage {
     /// The kernel as built by the graph API, in the `transformer` dialect.
     Transformer,
+    /// After `fuse-attention`: the tutorial's composition of primitives replaced by
+    /// `transformer.attention` (see `lower::fuse_attention`).
+    Fused,
     /// After `convert-transformer-to-linalg` (and inlining of the fused attention kernels): linalg,
     /// `scf`, `vector` and `memref` ops on tensors.
     Linalg,
@@ -58,8 +62,9 @@ pub enum Stage {
 
 impl Stage {
     /// All stages, in order.
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Transformer,
+        Stage::Fused,
         Stage::Linalg,
         Stage::Bufferized,
         Stage::Loops,
@@ -71,6 +76,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::Transformer => "transformer",
+            Stage::Fused => "fused",
             Stage::Linalg => "linalg",
             Stage::Bufferized => "bufferized",
             Stage::Loops => "loops",
@@ -79,11 +85,20 @@ impl Stage {
         }
     }
 
-    /// The dump file name, numbered so the progression reads in order.
+    /// The dump file name, numbered so the progression reads in order (`fused`, a stage within
+    /// the transformer dialect, is `01b`).
     pub fn file_name(self) -> String {
-        let index = Stage::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1;
+        let number = match self {
+            Stage::Transformer => "01",
+            Stage::Fused => "01b",
+            Stage::Linalg => "02",
+            Stage::Bufferized => "03",
+            Stage::Loops => "04",
+            Stage::Llvm => "05",
+            Stage::LlvmIr => "06",
+        };
         let ext = if self == Stage::LlvmIr { "ll" } else { "mlir" };
-        format!("{index:02}-{}.{ext}", self.name())
+        format!("{number}-{}.{ext}", self.name())
     }
 
     /// Parses a stage name.
@@ -95,7 +110,7 @@ impl Stage {
     #[cfg(feature = "codegen")]
     fn passes(self, layout_map: &str) -> Option<String> {
         let p = match self {
-            Stage::Transformer | Stage::Linalg | Stage::LlvmIr => return None,
+            Stage::Transformer | Stage::Fused | Stage::Linalg | Stage::LlvmIr => return None,
             Stage::Bufferized => format!(
                 "builtin.module(canonicalize,cse,eliminate-empty-tensors,\
                  one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion={layout_map}}},\
@@ -253,9 +268,16 @@ impl Compiler {
             ));
         }
         observe(Stage::Transformer, &module.as_operation().to_string());
-        for stage in [Stage::Linalg, Stage::Bufferized, Stage::Loops, Stage::Llvm] {
+        for stage in [
+            Stage::Fused,
+            Stage::Linalg,
+            Stage::Bufferized,
+            Stage::Loops,
+            Stage::Llvm,
+        ] {
             let pm = PassManager::new(&self.context);
             match stage.passes(layout_map) {
+                None if stage == Stage::Fused => pm.add_pass(lower::fuse_attention()),
                 None => {
                     pm.add_pass(lower::convert_transformer_to_linalg(self.tiling));
                     // The fused attention kernels are private functions called by the lowered
@@ -352,6 +374,7 @@ mod tests {
         sorted.sort();
         assert_eq!(names, sorted);
         assert_eq!(names[0], "01-transformer.mlir");
-        assert_eq!(names[5], "06-llvm-ir.ll");
+        assert_eq!(names[1], "01b-fused.mlir");
+        assert_eq!(names[6], "06-llvm-ir.ll");
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::{
     Error,
-    graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, TensorType, Value},
+    graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, Mods, TensorType, Value},
 };
 use attn_runtime::DType;
 use attn_runtime::options::default_scale;
@@ -138,9 +138,17 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                 sinks,
                 alibi,
                 options,
+                mods,
             } => {
                 let q = val(*q, &nodes);
                 let scale = exact_scale(options.scale, g.ty(q));
+                let mods = mods.as_ref().map(|m| {
+                    let inputs = m.inputs.iter().map(|v| val(*v, &nodes)).collect();
+                    g.mods(Mods {
+                        pair: m.mods.clone(),
+                        inputs,
+                    })
+                });
                 g.attention_with(
                     q,
                     val(*k, &nodes),
@@ -150,6 +158,7 @@ pub fn kernel_def(k: &Kernel) -> Result<KernelDef, Error> {
                         mask: mask.map(|m| val(m, &nodes)),
                         sinks: sinks.map(|x| val(x, &nodes)),
                         alibi: alibi.map(|x| val(x, &nodes)),
+                        mods,
                         ..AttentionOptions::default()
                     },
                 )
@@ -311,7 +320,7 @@ mod tests {
         let ir = defs[0].to_transformer_ir("gqa");
         assert!(ir.contains("causal = true"), "{ir}");
         assert!(
-            ir.contains("array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0>"),
+            ir.contains("array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0>"),
             "{ir}"
         );
         assert!(ir.contains("memref<2x4x8x16xbf16>"), "{ir}");

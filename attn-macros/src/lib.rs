@@ -176,13 +176,14 @@ fn built(ctx: &Context, manifest: Option<&Manifest>, kernel: &Kernel) -> Result<
     ))
 }
 
-/// The Rust element type of `dtype`: `f32`, `f64`, or `half`'s types through `attn`'s re-export
-/// (users need no dependency on `half`).
+/// The Rust element type of `dtype`: `f32`, `f64`, `i32` (the integer tables of mods), or
+/// `half`'s types through `attn`'s re-export (users need no dependency on `half`).
 fn element_type(dtype: DType) -> TokenStream {
     match dtype {
         DType::F64 => quote!(f64),
         DType::BF16 => quote!(::attn::half::bf16),
         DType::F16 => quote!(::attn::half::f16),
+        DType::I32 => quote!(i32),
         _ => quote!(f32),
     }
 }
@@ -193,6 +194,7 @@ fn dtype_variant(dtype: DType) -> proc_macro2::Ident {
         DType::F64 => "F64",
         DType::BF16 => "BF16",
         DType::F16 => "F16",
+        DType::I32 => "I32",
         _ => "F32",
     };
     proc_macro2::Ident::new(name, Span::call_site())

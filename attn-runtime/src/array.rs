@@ -15,17 +15,18 @@ mod sealed {
     impl Sealed for f64 {}
     impl Sealed for half::bf16 {}
     impl Sealed for half::f16 {}
+    impl Sealed for i32 {}
     impl<A: Sealed, const N: usize> Sealed for [A; N] {}
 }
 
-/// An element type (`f32`, `f64`, [`half::bf16`], [`half::f16`]) or a nested fixed-size array of
+/// An element type (`f32`, `f64`, [`half::bf16`], [`half::f16`], `i32`) or a nested fixed-size array of
 /// one.
 ///
 /// # Safety
 ///
 /// Implementors are laid out as `LEN` contiguous elements of type `Elem`, without padding, and the
 /// all-zero bit pattern is a valid value. The trait is sealed: it is implemented for `f32`, `f64`,
-/// `bf16`, `f16` and `[A; N]` where `A: FixedArray` only.
+/// `bf16`, `f16`, `i32` and `[A; N]` where `A: FixedArray` only.
 pub unsafe trait FixedArray: Sized + sealed::Sealed + 'static {
     /// The scalar element type.
     type Elem: crate::Element;
@@ -59,6 +60,13 @@ unsafe impl FixedArray for half::bf16 {
 // SAFETY: as for bf16 (`f16` is a `repr(transparent)` `u16` too).
 unsafe impl FixedArray for half::f16 {
     type Elem = half::f16;
+    const LEN: usize = 1;
+    const RANK: usize = 0;
+}
+
+// SAFETY: as for f32 (0 is all zero bits).
+unsafe impl FixedArray for i32 {
+    type Elem = i32;
     const LEN: usize = 1;
     const RANK: usize = 0;
 }

@@ -14,6 +14,9 @@ pub enum DType {
     BF16,
     /// IEEE 754 half precision ([`half::f16`]): a storage format; kernels compute in f32.
     F16,
+    /// 32-bit signed integers: the integer tables a score or mask mod reads (`doc: [256] as
+    /// i32` in `attention!`), never an element of attention's q, k or v.
+    I32,
 }
 
 impl DType {
@@ -24,15 +27,17 @@ impl DType {
             DType::F64 => "f64",
             DType::BF16 => "bf16",
             DType::F16 => "f16",
+            DType::I32 => "i32",
         }
     }
 
     /// The type arithmetic runs in: f64 for f64, else f32 (16-bit types are storage formats,
     /// widened on load and rounded once on store). An attention scale given at run time has
-    /// this type.
+    /// this type. (Integers compute as themselves.)
     pub const fn compute(self) -> DType {
         match self {
             DType::F64 => DType::F64,
+            DType::I32 => DType::I32,
             _ => DType::F32,
         }
     }
@@ -42,7 +47,7 @@ impl DType {
         matches!(self, DType::BF16 | DType::F16)
     }
 
-    /// Every element type.
+    /// Every floating-point element type (those of attention's q, k and v).
     pub const ALL: [DType; 4] = [DType::F32, DType::F64, DType::BF16, DType::F16];
 
     /// The size of one element in bytes.
@@ -51,6 +56,7 @@ impl DType {
             DType::F32 => 4,
             DType::F64 => 8,
             DType::BF16 | DType::F16 => 2,
+            DType::I32 => 4,
         }
     }
 }
@@ -68,11 +74,14 @@ mod sealed {
     impl Sealed for f64 {}
     impl Sealed for half::bf16 {}
     impl Sealed for half::f16 {}
+    impl Sealed for i32 {}
 }
 
 /// A scalar type that can be stored in a [`crate::Tensor`] and passed to kernels.
 ///
-/// This trait is sealed: it is implemented for `f32`, `f64`, [`half::bf16`] and [`half::f16`].
+/// This trait is sealed: it is implemented for `f32`, `f64`, [`half::bf16`] and [`half::f16`],
+/// and for `i32` (the integer tables of score and mask mods; attention itself takes floats
+/// only, `attn::AttentionElement`).
 pub trait Element:
     Copy + Default + Debug + PartialEq + PartialOrd + Send + Sync + 'static + sealed::Sealed
 {
@@ -124,6 +133,17 @@ impl Element for half::f16 {
     }
 }
 
+impl Element for i32 {
+    const DTYPE: DType = DType::I32;
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    /// Rounds to nearest, saturating at the bounds of `i32` (NaN gives 0).
+    fn from_f64(v: f64) -> Self {
+        v.round() as i32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +171,9 @@ mod tests {
         assert_eq!(Element::to_f64(x), 1.0);
         assert_eq!(DType::BF16.size_bytes(), 2);
         assert_eq!(DType::F16.name(), "f16");
+        assert_eq!(DType::I32.name(), "i32");
+        assert_eq!(<i32 as Element>::from_f64(2.6), 3);
+        assert_eq!(<i32 as Element>::from_f64(1e12), i32::MAX);
+        assert_eq!(DType::I32.size_bytes(), 4);
     }
 }

@@ -19,6 +19,7 @@ mod error;
 pub mod ffi;
 pub mod hash;
 pub mod isa;
+pub mod mods;
 #[cfg(feature = "ndarray")]
 #[allow(unsafe_code)]
 pub mod ndarray_interop;

@@ -6,6 +6,7 @@ fn main() {
         .file("src/heads.rs")
         .file("src/options.rs")
         .file("src/variants.rs")
+        .file("src/mods.rs")
         .compile("downstream_kernels");
     if let Err(e) = result {
         for line in e.to_string().lines() {

@@ -224,6 +224,7 @@ fn c_element(d: DType) -> (&'static str, &'static str) {
         DType::F64 => ("double", "f64"),
         DType::BF16 => ("uint16_t", "attn::half::bf16 (bit pattern)"),
         DType::F16 => ("uint16_t", "attn::half::f16 (bit pattern)"),
+        DType::I32 => ("int32_t", "i32"),
         _ => ("float", "f32"),
     }
 }

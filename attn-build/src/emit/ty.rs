@@ -10,6 +10,8 @@ use std::fmt::{self, Display};
 pub enum Scalar {
     /// `i1`, the type of conditions.
     I1,
+    /// `i8` (the block classes of mask mods).
+    I8,
     /// `i32`.
     I32,
     /// `i64`.
@@ -34,6 +36,7 @@ impl Scalar {
             DType::F64 => Scalar::F64,
             DType::BF16 => Scalar::BF16,
             DType::F16 => Scalar::F16,
+            DType::I32 => Scalar::I32,
             _ => Scalar::F32,
         }
     }
@@ -47,6 +50,7 @@ impl Scalar {
     pub fn bits(self) -> u32 {
         match self {
             Scalar::I1 => 1,
+            Scalar::I8 => 8,
             Scalar::F16 | Scalar::BF16 => 16,
             Scalar::I32 | Scalar::F32 => 32,
             Scalar::I64 | Scalar::Index | Scalar::F64 => 64,
@@ -66,6 +70,7 @@ impl Scalar {
     pub fn name(self) -> &'static str {
         match self {
             Scalar::I1 => "i1",
+            Scalar::I8 => "i8",
             Scalar::I32 => "i32",
             Scalar::I64 => "i64",
             Scalar::Index => "index",

@@ -21,6 +21,21 @@ pub fn detach<'c, 'a, 'b>(v: Value<'c, 'b>) -> Value<'c, 'a> {
     unsafe { Value::from_raw(v.to_raw()) }
 }
 
+/// The number of uses of `v` (operands of ops that read it).
+pub fn use_count(v: Value) -> usize {
+    let mut n = 0;
+    // SAFETY: `v` is a live value of the IR; its use list is walked without modification and
+    // each operand handle is only compared and advanced.
+    unsafe {
+        let mut u = mlir_sys::mlirValueGetFirstUse(v.to_raw());
+        while !mlir_sys::mlirOpOperandIsNull(u) {
+            n += 1;
+            u = mlir_sys::mlirOpOperandGetNextUse(u);
+        }
+    }
+    n
+}
+
 /// Emits an error diagnostic at `op`'s location (reported by the pipeline's handler).
 pub fn emit_error(op: &OperationRef, message: &str) {
     let text = CString::new(message.replace('\0', " ")).unwrap_or_default();

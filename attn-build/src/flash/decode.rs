@@ -249,6 +249,7 @@ pub fn run(e: &mut Emitter, cx: &Ctx, mods: &mut Mods, ob: &Val, ms: &Val, ls: &
         padded: cx.sq.clone(),
         cap: DECODE_ROWS,
         kw: st.bk,
+        packed: false,
     };
     mods.begin_rows(e, cx, &block);
     softmax::init_rows(e, cx, mods, &cx.sq, ob, ms, ls);

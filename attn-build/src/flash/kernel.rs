@@ -8,16 +8,25 @@ use super::hook::{
     band::Band as BandMod,
     bias::{Alibi, Sinks, Softcap},
     mask::AddMask,
+    user::{self, User},
 };
-use super::{Band, Variant, decode, pack, softmax, tiles};
+use super::{Band, UserMods, Variant, decode, pack, softmax, tiles};
 use crate::emit::{self, Cmp, Emitter, Scalar, Ty, Val};
+use attn_runtime::mods::ModKind;
 use attn_runtime::{
     DType,
     tuning::{PANEL_CACHE_BYTES, Tiling},
 };
 
-/// The text of the 2-D kernel `@name` for `dt` and `var` (tiling `base` in f32 lanes).
-pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
+/// The text of the 2-D kernel `@name` for `dt` and `var` (tiling `base` in f32 lanes), with
+/// the user mods `mods` when `var.user` is set.
+pub fn function(
+    name: &str,
+    base: &Tiling,
+    dt: DType,
+    var: Variant,
+    mods: Option<&UserMods>,
+) -> String {
     let (st, ct) = (Scalar::of(dt), Scalar::of(dt.compute()));
     let t = base.lanes_of(ct.bits());
     let t2 = Ty::dyn_tensor(2, st);
@@ -42,6 +51,18 @@ pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
     ] {
         if on {
             args.push((arg, ty));
+        }
+    }
+    // User mods: the call's batch and head, then the mods' inputs.
+    let mods = mods.filter(|_| var.user.is_some());
+    let names: Vec<String> = (0..mods.map_or(0, |m| m.inputs.len()))
+        .map(|n| format!("u{n}"))
+        .collect();
+    if let Some(m) = mods {
+        args.push(("mb", Ty::INDEX));
+        args.push(("mh", Ty::INDEX));
+        for (n, (d, s)) in names.iter().zip(&m.inputs) {
+            args.push((n, Ty::dyn_tensor(s.len(), Scalar::of(*d))));
         }
     }
     args.push(("init", t2.clone()));
@@ -86,6 +107,19 @@ pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
         if let Some(cap) = arg("softcap") {
             list.push(Box::new(Softcap::new(e, &cx, &cap)));
         }
+        // The user's mods: the score mod after the softcap, the mask mod after every mask.
+        let env = match (mods, arg("mb"), arg("mh")) {
+            (Some(m), Some(b), Some(h)) => {
+                let inputs: Vec<Val> = names.iter().filter_map(|n| arg(n)).collect();
+                Some((m, user::env(e, &cx, m, &b, &h, &inputs)))
+            }
+            _ => None,
+        };
+        if let Some((m, env)) = &env
+            && let Some(x) = &m.pair.score
+        {
+            list.push(Box::new(User::new(e, &cx, ModKind::Score, x, m, env)));
+        }
         if let (Some(slopes), Some(pos)) = (arg("slopes"), arg("pos")) {
             list.push(Box::new(Alibi::new(slopes, pos)));
         }
@@ -96,6 +130,11 @@ pub fn function(name: &str, base: &Tiling, dt: DType, var: Variant) -> String {
             && let Some(pos) = arg("pos")
         {
             list.push(Box::new(BandMod::new(pos, arg("window"))));
+        }
+        if let Some((m, env)) = &env
+            && let Some(x) = &m.pair.mask
+        {
+            list.push(Box::new(User::new(e, &cx, ModKind::Mask, x, m, env)));
         }
         if let Some(sinks) = arg("sinks") {
             list.push(Box::new(Sinks::new(sinks)));
@@ -282,6 +321,7 @@ fn prefill(
         padded: nrows.clone(),
         cap: qs,
         kw: bc,
+        packed: true,
     };
     mods.begin_rows(e, cx, &block);
     let span = mods.key_span(e, cx);

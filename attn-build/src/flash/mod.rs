@@ -43,6 +43,7 @@ pub mod ctx;
 mod decode;
 pub mod hook;
 mod kernel;
+pub mod mods;
 mod pack;
 mod softmax;
 mod tiles;
@@ -51,6 +52,8 @@ mod wrapper;
 use crate::emit;
 use attn_runtime::DType;
 pub use attn_runtime::tuning::{DECODE_ROWS, Tiling};
+pub use mods::UserMods;
+use std::sync::Arc;
 
 /// Which keys the rows of a 2-D kernel see, by their positions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -84,6 +87,9 @@ pub struct Variant {
     pub alibi: bool,
     /// Also return the rows' log-sum-exp.
     pub lse: bool,
+    /// User score/mask mods, by the hash of their [`UserMods::key`]: the kernel then takes the
+    /// call's batch and head indices and the mods' inputs after the options.
+    pub user: Option<u64>,
 }
 
 impl Variant {
@@ -95,6 +101,7 @@ impl Variant {
         sinks: false,
         alibi: false,
         lse: false,
+        user: None,
     };
 
     /// Whether the kernel takes per-row positions.
@@ -117,6 +124,9 @@ impl Variant {
                 t.push_str(c);
             }
         }
+        if let Some(u) = self.user {
+            t.push_str(&format!("u{u:016x}"));
+        }
         if t.is_empty() { t } else { format!("_{t}") }
     }
 }
@@ -133,7 +143,7 @@ impl Variant {
 /// generates the bottom-right aligned positions `i + Sk - Sq` when needed, folds `causal` into
 /// the window (`R = min(R, 0)`), spreads the per-head sinks and slopes over the head's rows, and
 /// calls the 2-D kernel on every slice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Spec {
     /// The rank of q, k, v and the output (2 to 4).
     pub rank: usize,
@@ -155,6 +165,8 @@ pub struct Spec {
     pub alibi: bool,
     /// A second result: the log-sum-exp of every row, `[.., Sq]` in the compute type.
     pub lse: bool,
+    /// User score/mask mods; their inputs (f32 or i32 tensors) are the last operands.
+    pub mods: Option<Arc<UserMods>>,
 }
 
 impl Spec {
@@ -170,11 +182,15 @@ impl Spec {
         sinks: false,
         alibi: false,
         lse: false,
+        mods: None,
     };
 
     /// Whether this is a 2-D kernel (not a wrapper).
     fn is_kernel(&self) -> bool {
-        self.rank == 2 && !self.causal && (self.positions || !(self.window || self.alibi))
+        self.rank == 2
+            && !self.causal
+            && self.mods.is_none()
+            && (self.positions || !(self.window || self.alibi))
     }
 
     /// The 2-D kernel variant this spec is, or calls.
@@ -193,6 +209,7 @@ impl Spec {
             sinks: self.sinks,
             alibi: self.alibi,
             lse: self.lse,
+            user: self.mods.as_ref().map(|m| mods_hash(m)),
         }
     }
 
@@ -216,6 +233,9 @@ impl Spec {
                 opts.push_str(c);
             }
         }
+        if let Some(m) = &self.mods {
+            opts.push_str(&format!("u{:016x}", mods_hash(m)));
+        }
         format!(
             "__attn_flash_{}_r{}{mask}_{opts}_w_{}",
             self.dtype,
@@ -223,6 +243,11 @@ impl Spec {
             t.tag()
         )
     }
+}
+
+/// The hash of mods that names their kernels.
+fn mods_hash(m: &UserMods) -> u64 {
+    attn_runtime::hash::fnv1a(&[m.key()])
 }
 
 /// The symbol of a 2-D fused kernel.
@@ -233,20 +258,22 @@ fn kernel_symbol(t: &Tiling, dt: DType, var: Variant) -> String {
 /// The MLIR text of a module holding the private functions of `specs` (and the 2-D kernels
 /// their wrappers call), for tiling `t` (in f32 lanes).
 pub fn module_text(specs: &[Spec], t: &Tiling) -> String {
-    let mut kernels: Vec<(DType, Variant)> = Vec::new();
+    let mut kernels: Vec<(DType, Variant, Option<Arc<UserMods>>)> = Vec::new();
     let mut wrappers: Vec<Spec> = Vec::new();
     for spec in specs {
         let k = (spec.dtype, spec.variant());
-        if !kernels.contains(&k) {
-            kernels.push(k);
+        if !kernels.iter().any(|(d, v, _)| (*d, *v) == k) {
+            kernels.push((k.0, k.1, spec.mods.clone()));
         }
         if !spec.is_kernel() && !wrappers.contains(spec) {
-            wrappers.push(*spec);
+            wrappers.push(spec.clone());
         }
     }
     let funcs = kernels
         .iter()
-        .map(|&(dt, var)| kernel::function(&kernel_symbol(t, dt, var), t, dt, var))
+        .map(|(dt, var, m)| {
+            kernel::function(&kernel_symbol(t, *dt, *var), t, *dt, *var, m.as_deref())
+        })
         .chain(wrappers.iter().map(|spec| {
             let callee = kernel_symbol(t, spec.dtype, spec.variant());
             wrapper::function(&spec.symbol(t), &callee, spec)
@@ -322,7 +349,7 @@ mod tests {
         for t in [Tiling::AVX2, Tiling::AVX512] {
             let specs = all_specs();
             for spec in &specs {
-                let text = module_text(&[*spec], &t);
+                let text = module_text(std::slice::from_ref(spec), &t);
                 assert!(
                     melior::ir::Module::parse(c.context(), &text).is_some(),
                     "{spec:?}, {t:?}:\n{text}"
@@ -331,6 +358,94 @@ mod tests {
             // One module with all of them: no symbol is defined twice.
             let text = module_text(&specs, &t);
             assert!(melior::ir::Module::parse(c.context(), &text).is_some());
+        }
+    }
+
+    /// Specs with user mods: a mask of indices (a build-time block map, per head), a mask
+    /// reading an i32 table (run-time blocks), a score mod reading an f32 table, and both.
+    pub(crate) fn mods_specs() -> Vec<Spec> {
+        use attn_runtime::mods::Dims;
+        use attn_runtime::syntax::{Invocation, Op};
+        let src = "fn a(q: [2, 3, 40, 16], k: [2, 3, 50, 16], v: [2, 3, 50, 8], t: [50] as i32, \
+                   w: [3, 99]) -> [2, 3, 40, 8] { attention(q, k, v, \
+                   mask_mod = |b, h, i, j| (j + h) % 3 != 0 || j <= i, \
+                   score_mod = |s, b, h, i, j| s + w[h][j - i + 49] * exp(-(s * s)) + (t[j] as f32)) }
+                   fn b(q: [40, 16], k: [50, 16], v: [50, 8], t: [50] as i32) -> [40, 8] {
+                   attention(q, k, v, mask_mod = |b, h, i, j| t[j] <= t[min(i + 10, 49)]) }";
+        let kernels = syn::parse_str::<Invocation>(src).unwrap().check().unwrap();
+        let mut specs = Vec::new();
+        for k in &kernels {
+            let Op::Attention { mods: Some(m), .. } = &k.nodes[0].op else {
+                unreachable!("the kernels are attentions with mods")
+            };
+            let inputs: Vec<_> = m
+                .inputs
+                .iter()
+                .map(|v| (k.dtype_of(*v), k.shape(*v).to_vec()))
+                .collect();
+            let rank = k.shape(attn_runtime::syntax::Value::Input(0)).len();
+            let (b, h) = if rank == 4 { (2, 3) } else { (1, 1) };
+            let dims = Dims {
+                b,
+                h,
+                sq: 40,
+                sk: 50,
+            };
+            let pairs = [
+                m.mods.clone(),
+                attn_runtime::mods::ModPair {
+                    score: None,
+                    ..m.mods.clone()
+                },
+                attn_runtime::mods::ModPair {
+                    mask: None,
+                    ..m.mods.clone()
+                },
+            ];
+            for pair in pairs {
+                if pair.score.is_none() && pair.mask.is_none() {
+                    continue;
+                }
+                let mods = std::sync::Arc::new(UserMods::new(pair, inputs.clone(), dims));
+                for dtype in [DType::F32, DType::F64, DType::BF16] {
+                    let s = Spec {
+                        rank,
+                        dtype,
+                        causal: rank == 4,
+                        mods: Some(mods.clone()),
+                        ..Spec::F32_2D
+                    };
+                    if !specs.contains(&s) {
+                        specs.push(s);
+                    }
+                }
+            }
+        }
+        specs
+    }
+
+    #[test]
+    fn kernel_text_with_mods_parses() {
+        let c = crate::pipeline::Compiler::new().unwrap();
+        for t in [Tiling::AVX2, Tiling::AVX512] {
+            let specs = mods_specs();
+            assert!(specs.len() >= 12);
+            for spec in &specs {
+                let text = module_text(std::slice::from_ref(spec), &t);
+                assert!(
+                    melior::ir::Module::parse(c.context(), &text).is_some(),
+                    "{spec:?}, {t:?}:\n{text}"
+                );
+            }
+            let text = module_text(&specs, &t);
+            assert!(melior::ir::Module::parse(c.context(), &text).is_some());
+            // Index-only masks carry their block classes; masks that read tables classify at
+            // run time.
+            assert!(text.contains("dense<\"0x"), "no baked block map");
+            assert!(
+                text.contains("vector.reduction <or>"),
+                "no run-time classes"
+            );
         }
     }
 
@@ -348,7 +463,7 @@ mod tests {
         };
         assert!(w.symbol(&t).starts_with("__attn_flash_bf16_r4_m4_c_w_"));
         let mut seen = std::collections::HashSet::new();
-        for spec in all_specs() {
+        for spec in all_specs().into_iter().chain(mods_specs()) {
             assert!(seen.insert(spec.symbol(&t)), "{spec:?}");
         }
     }

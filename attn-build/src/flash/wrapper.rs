@@ -2,7 +2,8 @@
 //! positioned): loops over the leading dims, maps query head `h` to key/value head
 //! `h / (Hq / Hkv)`, slices the mask (broadcast dims of size 1 read at index 0), generates the
 //! bottom-right aligned positions, folds `causal` into a window, spreads per-head sinks and
-//! slopes over the head's rows, calls the 2-D kernel on every slice and gathers its results.
+//! slopes over the head's rows, passes the batch and head indices and the inputs of user mods,
+//! calls the 2-D kernel on every slice and gathers its results.
 
 use super::{Band, Spec};
 use crate::emit::{self, Cmp, Emitter, Scalar, Ty, Val};
@@ -36,6 +37,15 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
     ] {
         if on {
             args.push((arg, ty));
+        }
+    }
+    // The inputs of user mods.
+    let names: Vec<String> = (0..spec.mods.as_ref().map_or(0, |m| m.inputs.len()))
+        .map(|n| format!("u{n}"))
+        .collect();
+    if let Some(m) = &spec.mods {
+        for (n, (d, s)) in names.iter().zip(&m.inputs) {
+            args.push((n, Ty::dyn_tensor(s.len(), Scalar::of(*d))));
         }
     }
     args.push(("init", tn.clone()));
@@ -78,6 +88,7 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
         let window = arg("window").map(|w| if spec.causal { causal_window(e, &w) } else { w });
         debug_assert!(var.band != Band::Window || window.is_some());
         let (softcap, sinks, slopes) = (arg("softcap"), arg("sinks"), arg("slopes"));
+        let mod_inputs: Vec<Val> = names.iter().filter_map(|n| arg(n)).collect();
         let init = a[a.len() - 1].clone();
         let mut outs = vec![init];
         if spec.lse {
@@ -101,6 +112,7 @@ pub fn function(name: &str, callee: &str, spec: &Spec) -> String {
             dims: [&sq, &d, &sk, &dv],
             per_call: [&positions, &window, &softcap],
             per_head: [&sinks, &slopes],
+            mod_inputs: &mod_inputs,
         };
         let mut call = |e: &mut Emitter, ivs: &[Val], outs: Vec<Val>| slices.call(e, ivs, outs);
         e.nest(&qd[..lead], outs, &mut call)
@@ -125,6 +137,8 @@ struct Slices<'a> {
     per_call: [&'a Option<Val>; 3],
     /// Sinks, slopes: per query head (the last leading index) at rank 3/4.
     per_head: [&'a Option<Val>; 2],
+    /// The inputs of user mods (passed whole, after the slice's batch and head indices).
+    mod_inputs: &'a [Val],
 }
 
 impl Slices<'_> {
@@ -166,6 +180,18 @@ impl Slices<'_> {
             } else {
                 spread_head(e, per_head, &ivs[ivs.len() - 1], sq)
             });
+        }
+        if spec.mods.is_some() {
+            // The batch and query head of the slice (0 where q has no such dim).
+            let c0 = e.idx(0);
+            let (b, h) = match ivs {
+                [b, h] => (b.clone(), h.clone()),
+                [h] => (c0.clone(), h.clone()),
+                _ => (c0.clone(), c0),
+            };
+            args.push(b);
+            args.push(h);
+            args.extend(self.mod_inputs.iter().cloned());
         }
         args.push(e.slice2(&outs[0], ivs, sq, dv));
         let (st, ct) = (Scalar::of(spec.dtype), Scalar::of(spec.dtype.compute()));

@@ -44,6 +44,10 @@ pub struct AttentionOptions {
     /// ALiBi slopes: f32 `[Hq]` for q of rank 3/4, `[Sq]` at rank 2; the bias of key `j` for
     /// query `i` is `-slope |p(i) - j|`.
     pub alibi: Option<Value>,
+    /// User score and mask mods ([`Graph::mods`]): the score mod maps each score after the
+    /// scale and softcap, before ALiBi and the masks; the mask mod removes the keys for which it
+    /// is false, after every other mask. Needs static batch, head and sequence dims.
+    pub mods: Option<super::ModsRef>,
 }
 
 impl From<Scale> for AttentionOptions {
@@ -66,6 +70,10 @@ impl From<Scale> for AttentionOptions {
 /// (the op's `operandSegmentSizes` has one entry for each, after four 1s).
 pub const ATTENTION_OPTIONAL: [&str; 6] =
     ["mask", "positions", "window", "softcap", "sinks", "slopes"];
+
+/// The most inputs the mods of one attention may read (one optional operand of
+/// `transformer.attention` each).
+pub const MOD_INPUTS: usize = 6;
 
 /// Where the attention scale comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -194,6 +202,9 @@ impl Graph {
             .validate()
             .map_err(|e| Self::err(OP, e.to_string()))?;
         self.check_variant_inputs(q, &options, &dims)?;
+        if let Some(m) = options.mods {
+            self.check_mods(m, &dims)?;
+        }
         let scale = match (options.scale_input, options.options.scale) {
             (Some(s), Some(c)) => {
                 return Err(Self::err(

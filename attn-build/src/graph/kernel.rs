@@ -150,14 +150,31 @@ impl KernelDef {
                 t.memref(self.layout)
             );
         }
-        let _ = writeln!(s, "    return\n  }}\n}}");
+        let _ = writeln!(s, "    return\n  }}");
+        // The score/mask mods of the attentions: private functions named by the ops.
+        for (i, node) in g.nodes.iter().enumerate() {
+            let Op::Attention { q, options, .. } = &node.op else {
+                continue;
+            };
+            let Some(m) = options.mods.and_then(|r| g.mods_of(r)) else {
+                continue;
+            };
+            let types: Vec<TensorType> = m.inputs.iter().map(|v| g.ty(*v).clone()).collect();
+            let ct = g.ty(*q).element.compute();
+            for (kind, e) in m.pair.each() {
+                let name = mod_symbol(kind, i);
+                s.push_str(&super::mods::function_text(&name, kind, e, &types, ct));
+            }
+        }
+        let _ = writeln!(s, "}}");
         s
     }
 
     /// The lines of one `transformer.attention`: constants of the scale and of the window and
     /// softcap options, if any, then the op: its operands in [`super::ATTENTION_OPTIONAL`]
-    /// order with their segment sizes, `causal` as an attribute, and with `lse` (the node and
-    /// type of its log-sum-exp) a second result.
+    /// order, then the mods' inputs, with their segment sizes, `causal` and the mods' function
+    /// symbols as attributes, and with `lse` (the node and type of its log-sum-exp) a second
+    /// result.
     fn attention_ir(
         i: usize,
         g: &Graph,
@@ -183,6 +200,7 @@ impl KernelDef {
             softcap_input,
             sinks,
             alibi,
+            mods,
         } = *options;
         let elem = ty.element.compute().name();
         let mut pre = String::new();
@@ -242,12 +260,30 @@ impl KernelDef {
                 let _ = write!(types, ", {t}");
             }
         }
+        // The mods: their inputs (the last, variadic segment) and their functions' symbols.
+        let mut attrs = String::new();
+        let n_mod = match mods.and_then(|r| g.mods_of(r)) {
+            Some(m) => {
+                for v in &m.inputs {
+                    let _ = write!(names, ", %v{}", v.0);
+                    let _ = write!(types, ", {}", g.ty(*v));
+                }
+                for (kind, _) in m.pair.each() {
+                    let _ = write!(attrs, ", {} = @{}", kind.name(), mod_symbol(kind, i));
+                }
+                m.inputs.len()
+            }
+            None => 0,
+        };
+        for slot in 0..super::MOD_INPUTS {
+            let _ = write!(sizes, ", {}", usize::from(slot < n_mod));
+        }
         let (lhs, results, rsizes) = match &lse {
             Some((j, t)) => (format!("%v{i}, %v{j}"), format!("({ty}, {t})"), "1, 1"),
             None => (format!("%v{i}"), ty.to_string(), "1, 0"),
         };
         format!(
-            "{pre}    {lhs} = \"transformer.attention\"(%v{}, %v{}, %v{}, {sname}{names}) {{causal = {causal}, operandSegmentSizes = array<i32: 1, 1, 1, 1{sizes}>, resultSegmentSizes = array<i32: {rsizes}>}} : ({}, {}, {}, tensor<{elem}>{types}) -> {results}",
+            "{pre}    {lhs} = \"transformer.attention\"(%v{}, %v{}, %v{}, {sname}{names}) {{causal = {causal}{attrs}, operandSegmentSizes = array<i32: 1, 1, 1, 1{sizes}>, resultSegmentSizes = array<i32: {rsizes}>}} : ({}, {}, {}, tensor<{elem}>{types}) -> {results}",
             q.0,
             k.0,
             v.0,
@@ -282,6 +318,11 @@ impl KernelDef {
             g.ty(b)
         )
     }
+}
+
+/// The symbol of the function of mod `kind` of the attention at node `i`.
+fn mod_symbol(kind: attn_runtime::mods::ModKind, i: usize) -> String {
+    format!("__attn_{}_{i}", kind.name())
 }
 
 /// An f32 written so that MLIR parses it back to the same value.

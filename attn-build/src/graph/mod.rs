@@ -20,14 +20,16 @@
 
 mod attention;
 mod kernel;
+mod mods;
 mod primitives;
 mod types;
 
-pub use attention::{ATTENTION_OPTIONAL, AttentionOptions, Scale};
+pub use attention::{ATTENTION_OPTIONAL, AttentionOptions, MOD_INPUTS, Scale};
 /// The plain-data attention options shared by every layer (`attn_runtime::options`): what
 /// [`AttentionOptions::options`] holds.
 pub use attn_runtime::options;
 pub use kernel::{Codegen, KernelDef, float_literal, float_literal_f64};
+pub use mods::{Mods, ModsRef};
 pub use types::{Dim, ElementType, Layout, TensorType};
 
 use crate::error::GraphError;
@@ -88,6 +90,8 @@ struct Node {
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     nodes: Vec<Node>,
+    /// The score/mask mods of its attentions ([`Graph::mods`]).
+    mods: Vec<Mods>,
 }
 
 const MAX_RANK: usize = 8;

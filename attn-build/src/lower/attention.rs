@@ -3,9 +3,10 @@
 //! primitives' lowerings.
 
 use super::builder::{Builder, DimSource, TensorTy, dtype_of, tensor_ty};
+use super::mods::ModTable;
 use crate::ffi::mlir::detach;
 use crate::flash::Spec;
-use crate::graph::ATTENTION_OPTIONAL;
+use crate::graph::{ATTENTION_OPTIONAL, MOD_INPUTS};
 use attn_runtime::shape::{self, Dim, MaskRule};
 use melior::ir::{
     OperationRef, Value,
@@ -22,17 +23,21 @@ pub(super) struct Operands<'c, 'a> {
     optional: [Option<Value<'c, 'a>>; 6],
     causal: bool,
     lse: bool,
+    /// The inputs of the op's user mods (its last, variadic segment).
+    mod_inputs: Vec<Value<'c, 'a>>,
+    /// The key of its mods in the pass's table ([`super::mods::key_of`]).
+    mods_key: Option<String>,
 }
 
 impl<'c, 'a> Operands<'c, 'a> {
     /// Reads the op's operands by its `operandSegmentSizes`.
     pub(super) fn of(op: &OperationRef<'c, 'a>) -> Result<Self, String> {
         let sizes = segments(op, "operandSegmentSizes")?;
-        if sizes.len() != 4 + ATTENTION_OPTIONAL.len() {
+        let expected = 4 + ATTENTION_OPTIONAL.len() + MOD_INPUTS;
+        if sizes.len() != expected {
             return Err(format!(
-                "transformer.attention has {} operand segments, expected {}",
+                "transformer.attention has {} operand segments, expected {expected}",
                 sizes.len(),
-                4 + ATTENTION_OPTIONAL.len()
             ));
         }
         let operand = |i: usize| {
@@ -48,6 +53,14 @@ impl<'c, 'a> Operands<'c, 'a> {
                 at += 1;
             }
         }
+        let slots = &sizes[4 + ATTENTION_OPTIONAL.len()..];
+        let n_mod = slots.iter().take_while(|&&n| n > 0).count();
+        if slots[n_mod..].iter().any(|&n| n > 0) {
+            return Err(
+                "transformer.attention: the mod inputs must fill their slots in order".into(),
+            );
+        }
+        let mod_inputs = (at..at + n_mod).map(operand).collect::<Result<_, _>>()?;
         let results = segments(op, "resultSegmentSizes").unwrap_or_else(|_| vec![1, 0]);
         Ok(Operands {
             q: operand(0)?,
@@ -59,6 +72,8 @@ impl<'c, 'a> Operands<'c, 'a> {
                 .attribute("causal")
                 .is_ok_and(|a| a.to_string() == "true"),
             lse: results.get(1).is_some_and(|&n| n > 0),
+            mod_inputs,
+            mods_key: super::mods::key_of(op),
         })
     }
 
@@ -67,10 +82,22 @@ impl<'c, 'a> Operands<'c, 'a> {
         self.optional[i]
     }
 
-    /// The fused function this op calls.
-    pub(super) fn spec(&self) -> Result<Spec, String> {
+    /// The fused function this op calls (its mods from `table`).
+    pub(super) fn spec(&self, table: &ModTable) -> Result<Spec, String> {
         let tq = tensor_ty(self.q)?;
         let has = |n: &str| self.get(n).is_some();
+        let mods = match &self.mods_key {
+            Some(key) => Some(
+                table
+                    .get(key)
+                    .cloned()
+                    .ok_or_else(|| format!("internal: the mods `{key}` were not read"))?,
+            ),
+            None if !self.mod_inputs.is_empty() => {
+                return Err("`mod_inputs` without a `score_mod` or `mask_mod`".into());
+            }
+            None => None,
+        };
         Ok(Spec {
             rank: tq.rank(),
             dtype: dtype_of(&tq.elem).ok_or_else(|| format!("unsupported {}", tq.show()))?,
@@ -82,12 +109,13 @@ impl<'c, 'a> Operands<'c, 'a> {
             sinks: has("sinks"),
             alibi: has("slopes"),
             lse: self.lse,
+            mods,
         })
     }
 }
 
 /// The counts of a `*SegmentSizes` attribute (`array<i32: 1, 1, 0>`).
-fn segments(op: &OperationRef, name: &str) -> Result<Vec<usize>, String> {
+pub(super) fn segments(op: &OperationRef, name: &str) -> Result<Vec<usize>, String> {
     let text = op
         .attribute(name)
         .map_err(|_| format!("transformer.attention has no `{name}`"))?
@@ -147,11 +175,15 @@ impl<'c, 'a> Builder<'c, 'a> {
                 }
             }
         }
-        let spec = o.spec()?;
+        let spec = o.spec(&self.mods)?;
         if self.fused {
             return self.flash_attention(o, &spec, &tq, &tv);
         }
-        let options = o.optional.iter().any(Option::is_some) || o.causal || o.lse;
+        let options = o.optional.iter().any(Option::is_some)
+            || o.causal
+            || o.lse
+            || o.mods_key.is_some()
+            || !o.mod_inputs.is_empty();
         if options || !matches!(tq.elem.as_str(), "f32" | "f64") {
             return Err(format!(
                 "the loop pipeline (the baseline) composes plain f32/f64 attention only, got {} with options",
@@ -206,6 +238,10 @@ impl<'c, 'a> Builder<'c, 'a> {
                 dynamic(t.rank(), &t.elem).text()
             };
             operands.push(self.cast(*x, &text)?);
+        }
+        for x in &o.mod_inputs {
+            let t = tensor_ty(*x)?;
+            operands.push(self.cast(*x, &dynamic(t.rank(), &t.elem).text())?);
         }
         operands.push(init);
         let symbol = spec.symbol(&self.tiling);

@@ -29,7 +29,7 @@ impl TensorTy {
         let inner = s.strip_prefix("tensor<")?.strip_suffix('>')?;
         let mut parts: Vec<&str> = inner.split('x').collect();
         let elem = parts.pop()?.to_string();
-        if !matches!(elem.as_str(), "f32" | "f64" | "bf16" | "f16") {
+        if !matches!(elem.as_str(), "f32" | "f64" | "bf16" | "f16" | "i32") {
             return None;
         }
         let dims = parts
@@ -82,6 +82,8 @@ pub(super) struct Builder<'c, 'a> {
     pub(super) tiling: Tiling,
     /// False for `attn.codegen = "loops"` modules: linalg only, no generated kernels.
     pub(super) fused: bool,
+    /// The user mods of the module's attention ops.
+    pub(super) mods: std::rc::Rc<super::mods::ModTable>,
 }
 
 pub(super) type LowerResult<'c, 'a> = Result<Value<'c, 'a>, String>;
@@ -348,7 +350,10 @@ pub(super) fn tensor_ty(v: Value) -> Result<TensorTy, String> {
 
 /// The element type spelled `elem` in MLIR.
 pub(super) fn dtype_of(elem: &str) -> Option<DType> {
-    DType::ALL.into_iter().find(|d| d.name() == elem)
+    DType::ALL
+        .into_iter()
+        .chain([DType::I32])
+        .find(|d| d.name() == elem)
 }
 
 #[cfg(test)]
@@ -361,7 +366,9 @@ mod tests {
         assert_eq!(t.dims, vec![None, Some(4)]);
         assert_eq!(t.text(), "tensor<?x4xf32>");
         assert_eq!(TensorTy::parse("tensor<f32>").unwrap().rank(), 0);
-        assert!(TensorTy::parse("tensor<4xi32>").is_none());
+        // i32: the integer tables of mods.
+        assert_eq!(TensorTy::parse("tensor<4xi32>").unwrap().elem, "i32");
+        assert!(TensorTy::parse("tensor<4xi64>").is_none());
         assert!(TensorTy::parse("memref<4xf32>").is_none());
     }
 }

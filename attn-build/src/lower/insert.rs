@@ -4,6 +4,7 @@
 //! functions (the pipeline inlines them after the lowering).
 
 use super::attention::Operands;
+use super::mods::ModTable;
 use crate::flash::Tiling;
 use melior::{
     Context,
@@ -19,6 +20,7 @@ pub(super) fn flash_kernels(
     ctx: &Context,
     module: &OperationRef,
     tiling: &Tiling,
+    table: &ModTable,
 ) -> Result<(), String> {
     let mut specs = Vec::new();
     let mut existing = Vec::new();
@@ -30,7 +32,7 @@ pub(super) fn flash_kernels(
             .unwrap_or_default()
             .to_string();
         if name == "transformer.attention"
-            && let Ok(spec) = Operands::of(&op).and_then(|o| o.spec())
+            && let Ok(spec) = Operands::of(&op).and_then(|o| o.spec(table))
             && (2..=4).contains(&spec.rank)
             && !specs.contains(&spec)
         {

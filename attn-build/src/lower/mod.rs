@@ -21,8 +21,12 @@
 
 mod attention;
 mod builder;
+mod fuse;
 mod insert;
 mod linalg;
+mod mods;
+
+pub use fuse::fuse_attention;
 
 use crate::ffi::mlir::{detach, emit_error, module_pass, op_pattern};
 use crate::flash::Tiling;
@@ -125,6 +129,7 @@ fn add_pattern(
     lower: Lowering,
     tiling: Tiling,
     fused: bool,
+    mods: std::rc::Rc<mods::ModTable>,
 ) {
     let root = op_name.clone();
     let pattern = op_pattern(&root, context, move |op, ctx, rw| {
@@ -135,6 +140,7 @@ fn add_pattern(
             rw,
             tiling,
             fused,
+            mods: mods.clone(),
         };
         match check_half(&op).and_then(|()| lower(&op, &builder)) {
             Ok(values) => {
@@ -163,8 +169,20 @@ pub fn convert_transformer_to_linalg(tiling: Tiling) -> Pass {
             let fused = !module
                 .attribute("attn.codegen")
                 .is_ok_and(|a| a.to_string() == "\"loops\"");
+            // The mods of the attention ops, read before any pattern folds their functions.
+            let table = match mods::collect(&module) {
+                Ok(t) => std::rc::Rc::new(t),
+                Err(message) => {
+                    emit_error(
+                        &module,
+                        &format!("cannot lower `transformer.attention`: {message}"),
+                    );
+                    pass.signal_failure();
+                    return;
+                }
+            };
             let inserted = if fused {
-                insert::flash_kernels(ctx, &module, &tiling)
+                insert::flash_kernels(ctx, &module, &tiling, &table)
                     .and_then(|()| insert::primitive_kernels(ctx, &module, &tiling))
             } else {
                 Ok(())
@@ -184,7 +202,15 @@ pub fn convert_transformer_to_linalg(tiling: Tiling) -> Pass {
                     pass.signal_failure();
                     return;
                 };
-                add_pattern(&set, ctx, format!("transformer.{op}"), lower, tiling, fused);
+                add_pattern(
+                    &set,
+                    ctx,
+                    format!("transformer.{op}"),
+                    lower,
+                    tiling,
+                    fused,
+                    table.clone(),
+                );
             }
             let config = GreedyRewriteDriverConfig::new();
             let applied = apply_patterns_and_fold_greedily_with_op(module, set.freeze(), &config);

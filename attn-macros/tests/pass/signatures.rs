@@ -97,4 +97,30 @@ fn typed_options() {
         kernels::chained_into;
 }
 
+/// Score and mask mods: inputs `as i32` are `&[i32; ..]`, other tables `&[f32; ..]`.
+mod mods {
+    attn::attention! {
+        /// Document masking: a query sees the keys of its own document, causally.
+        #[attn(causal)]
+        pub fn docs(q: [4, 256, 64], k: [4, 256, 64], v: [4, 256, 64], doc: [256] as i32) -> [4, 256, 64] {
+            attention(q, k, v, mask_mod = |b, h, i, j| doc[i] == doc[j])
+        }
+
+        /// A learned relative-position bias per head.
+        pub fn relpos(q: [2, 64, 32], k: [2, 64, 32], v: [2, 64, 32], bias: [2, 127]) -> [2, 64, 32] {
+            attention(q, k, v, score_mod = |s, b, h, i, j| s + bias[h][j - i + 63])
+        }
+    }
+}
+
+type Q = [[[f32; 64]; 256]; 4];
+
+#[allow(dead_code)]
+fn typed_mods() {
+    let _: fn(&Q, &Q, &Q, &[i32; 256]) -> Box<Q> = mods::docs;
+    let _: fn(&Q, &Q, &Q, &[i32; 256], &mut Q) = mods::docs_into;
+    type R = [[[f32; 32]; 64]; 2];
+    let _: fn(&R, &R, &R, &[[f32; 127]; 2]) -> Box<R> = mods::relpos;
+}
+
 fn main() {}

@@ -88,7 +88,19 @@ pub enum Op {
         /// `scale` is always `Some`: the explicit scale, else `1/sqrt(D)` rounded to f32 (every
         /// scale of a kernel spec is an f32 value, see [`Kernel::canonical`]).
         options: AttentionOptions,
+        /// The score and mask mods (`score_mod = |s, b, h, i, j| ..`, `mask_mod = ..`).
+        mods: Option<Box<AttentionMods>>,
     },
+}
+
+/// The score and mask mods of an attention, checked (see [`crate::mods`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionMods {
+    /// The kernel inputs the mods read, in order of first use: a read of input `n` in an
+    /// expression reads `inputs[n]` (f32, or i32 when declared `as i32`).
+    pub inputs: Vec<Value>,
+    /// The expressions.
+    pub mods: crate::mods::ModPair,
 }
 
 impl Kernel {
@@ -170,6 +182,7 @@ impl Kernel {
                     sinks,
                     alibi,
                     options,
+                    mods,
                 } => {
                     let AttentionOptions {
                         causal,
@@ -198,6 +211,10 @@ impl Kernel {
                     }
                     if *causal {
                         a.push_str(",causal");
+                    }
+                    if let Some(m) = mods {
+                        let input = |k: usize| m.inputs.get(k).map_or("?".into(), |v| n(*v));
+                        let _ = write!(a, ",{}", m.mods.canonical(&input));
                     }
                     a.push(')');
                     a

@@ -41,7 +41,7 @@
 //! q, k and v, then optionally a scale literal (`attention(q, k, v, 0.125)`), then named
 //! arguments: `scale = <f32 literal>`, `mask = <input>`, `causal = true | false`,
 //! `window = (<left>, <right>)`, `softcap = <f32 literal>`, `sinks = <input>`,
-//! `alibi = <input>`.
+//! `alibi = <input>`, and the [score and mask mods](#score-and-mask-mods).
 //!
 //! Shapes are static, ranks 1 to 4, every dim between 1 and [`MAX_DIM`]. Attention takes q
 //! `[Sq, D]`, `[Hq, Sq, D]` or `[B, Hq, Sq, D]`, k `[.., Hkv, Sk, D]` and v `[.., Hkv, Sk, Dv]`
@@ -91,6 +91,27 @@
 //! joins the softmax denominator of every row of head `h` (no value vector); `alibi[h]` is the
 //! slope of the bias `-alibi[h] * |p - j|` added to the scores.
 //!
+//! # Score and mask mods
+//!
+//! `attention` also takes `score_mod = |s, b, h, i, j| <float expr>` (the score after the scale
+//! and softcap, before the masks) and `mask_mod = |b, h, i, j| <bool expr>` (key `j` stays
+//! visible to query `i` of batch `b`, query head `h` when true), alone, together and with every
+//! other option; see [`crate::mods`] for the expressions. They read the kernel's inputs by name,
+//! indexed by integer expressions: an input is f32 (`bias: [2, 127]`) or declared `as i32`
+//! (`doc: [256] as i32`, passed as `&[i32; 256]`).
+//!
+//! ```text
+//! pub fn docs(q: [4, 256, 64], k: [4, 256, 64], v: [4, 256, 64], doc: [256] as i32) -> [4, 256, 64] {
+//!     attention(q, k, v, mask_mod = |b, h, i, j| doc[i] == doc[j], causal = true)
+//! }
+//! ```
+//!
+//! Every index is proven in bounds by interval arithmetic over the static ranges of `b`, `h`,
+//! `i`, `j`; an index that can leave its input, a divisor that can be zero, a type error, an
+//! unknown name or function and a wrong number of parameters are errors at the offending tokens.
+//! The mods are part of the canonical spec (parameters named by position, so `|_, _, q, kv|`
+//! and `|b, h, i, j|` give the same kernel).
+//!
 //! # Checking, specs and symbols
 //!
 //! [`Invocation`] parses the body of one `attention!`; [`Invocation::check`] infers every shape
@@ -103,10 +124,11 @@ mod check;
 mod kernel;
 mod literal;
 mod manifest;
+mod mods;
 mod option;
 mod parse;
 
-pub use kernel::{Input, Kernel, Node, Op, Value};
+pub use kernel::{AttentionMods, Input, Kernel, Node, Op, Value};
 pub use manifest::{MANIFEST_EXTENSION, Manifest, ManifestDuplicate, ManifestFile, ManifestKernel};
 pub use option::ATTENTION_OPTIONS;
 pub use parse::{Body, DTYPES, DimLit, Invocation, KernelItem, Options, Param, ShapeLit};
@@ -119,7 +141,7 @@ pub const MAX_ELEMENTS: u64 = 1 << 30;
 /// The ranks a kernel's arguments and output may have.
 pub const RANKS: core::ops::RangeInclusive<usize> = 1..=4;
 /// The most inputs a kernel may take (the output is one more argument of the entry point).
-pub const MAX_INPUTS: usize = 6;
+pub const MAX_INPUTS: usize = 8;
 /// Version of the kernel ABI and of the canonical spec format; part of every symbol. Version 2:
 /// element types (f32, f64, bf16, f16) per argument, attention masks, causal attention and
 /// grouped-query heads.
@@ -143,5 +165,7 @@ pub fn float_repr(x: f32) -> String {
     format!("{x:e}")
 }
 
+#[cfg(test)]
+mod mods_tests;
 #[cfg(test)]
 mod tests;

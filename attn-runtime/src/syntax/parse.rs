@@ -42,13 +42,16 @@ pub struct KernelItem {
     pub body: Option<Body>,
 }
 
-/// One input: `name: [dims]`.
+/// One input: `name: [dims]`, optionally `as i32` or `as f32` (a table read by score and mask
+/// mods).
 #[derive(Clone, Debug)]
 pub struct Param {
     /// Its name.
     pub name: Ident,
     /// Its shape.
     pub shape: ShapeLit,
+    /// `as i32` / `as f32`: its declared element type, and the type's span.
+    pub elem: Option<(DType, Span)>,
 }
 
 /// A shape as written: `[128, 64]`.
@@ -186,10 +189,25 @@ impl Parse for Param {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let name = input.call(Ident::parse_any)?;
         input.parse::<Token![:]>()?;
-        Ok(Param {
-            name,
-            shape: input.parse()?,
-        })
+        let shape = input.parse()?;
+        // (Mods: `doc: [256] as i32`, a table of integers.)
+        let elem = if input.peek(Token![as]) {
+            input.parse::<Token![as]>()?;
+            let ty = input.call(Ident::parse_any)?;
+            match ty.to_string().as_str() {
+                "i32" => Some((DType::I32, ty.span())),
+                "f32" => Some((DType::F32, ty.span())),
+                _ => {
+                    return Err(syn::Error::new(
+                        ty.span(),
+                        "an input is declared `as i32` (integers) or `as f32`: the tables that score and mask mods read",
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Param { name, shape, elem })
     }
 }
 

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod heads;
+pub mod mods;
 pub mod options;
 pub mod variants;
 

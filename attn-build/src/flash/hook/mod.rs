@@ -17,11 +17,14 @@
 //! computed once, in the last key block only). The options are implementations of the hook:
 //! [`band::Band`] (causal masking and sliding windows, by per-row positions),
 //! [`mask::AddMask`] (additive masks, through which the run-time API also passes key padding),
-//! [`bias::Softcap`], [`bias::Alibi`], [`bias::Sinks`]; a user's score mod is another one.
+//! [`bias::Softcap`], [`bias::Alibi`], [`bias::Sinks`], and a user's score and mask mods
+//! ([`user::User`], compiled from their expressions by [`user_eval`]).
 
 pub mod band;
 pub mod bias;
 pub mod mask;
+pub mod user;
+pub mod user_eval;
 
 use super::ctx::Ctx;
 use crate::emit::{Cmp, Emitter, Scalar, Ty, Val};
@@ -39,6 +42,9 @@ pub struct Rows {
     pub cap: usize,
     /// Keys per key block of the path.
     pub kw: usize,
+    /// Whether this is the packed path (micro-blocks of `BR` rows, key blocks of `BC` keys),
+    /// else the decode path.
+    pub packed: bool,
 }
 
 /// The key block being processed: keys `kb..kb + width` (those past Sk are padding).

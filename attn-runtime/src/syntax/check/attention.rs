@@ -24,6 +24,8 @@ pub(super) struct AttentionCall {
     pub(super) alibi: Option<(Value, At)>,
     /// The options; `scale: None` is `1/sqrt(D)`.
     pub(super) options: AttentionOptions,
+    /// The score and mask mods as written (closures).
+    pub(super) mods: Vec<(crate::mods::ModKind, Expr)>,
     /// The whole call (or the kernel's name, for the declaration form).
     pub(super) at: At,
 }
@@ -31,7 +33,7 @@ pub(super) struct AttentionCall {
 const USAGE: &str = "`attention(q, k, v)`, optionally followed by a scale literal and the named \
      arguments `scale = <f32 literal>`, `mask = <f32 input>`, `causal = true | false`, \
      `window = (<left>, <right>)`, `softcap = <f32 literal>`, `sinks = <f32 input [Hq]>`, \
-     `alibi = <f32 input [Hq]>`";
+     `alibi = <f32 input [Hq]>`, `score_mod = |s, b, h, i, j| ..`, `mask_mod = |b, h, i, j| ..`";
 
 /// The named arguments of `attention` that are operands (f32 tensors), not options.
 const OPERANDS: [&str; 3] = ["mask", "sinks", "alibi"];
@@ -64,6 +66,7 @@ impl Builder {
         let mut given: Vec<&str> = Vec::new();
         // mask, sinks, alibi
         let mut operands: [Option<(Value, At)>; 3] = [None, None, None];
+        let mut mods: Vec<(crate::mods::ModKind, Expr)> = Vec::new();
         for (i, a) in rest.iter().enumerate() {
             let Expr::Assign(assign) = a else {
                 if i == 0 {
@@ -87,12 +90,19 @@ impl Builder {
             let key_span = assign.left.span();
             let name = key.map(|k| k.unraw().to_string()).unwrap_or_default();
             let operand_slot = OPERANDS.iter().position(|o| *o == name);
-            if given.contains(&name.as_str()) || operand_slot.is_some_and(|i| operands[i].is_some())
+            let mod_kind = super::super::mods::kind_of(&name);
+            if given.contains(&name.as_str())
+                || operand_slot.is_some_and(|i| operands[i].is_some())
+                || mod_kind.is_some_and(|k| mods.iter().any(|(g, _)| *g == k))
             {
                 return Err(syn::Error::new(
                     key_span,
                     format!("`{name}` is given twice in this `attention`"),
                 ));
+            }
+            if let Some(kind) = mod_kind {
+                mods.push((kind, (*assign.right).clone()));
+                continue;
             }
             if let Some(i) = operand_slot {
                 let m = self.eval(&assign.right)?;
@@ -122,6 +132,7 @@ impl Builder {
             sinks,
             alibi,
             options,
+            mods,
             at: quote::ToTokens::to_token_stream(call),
         })
     }
@@ -213,6 +224,7 @@ impl Builder {
                 ));
             }
         }
+        let mods = self.attention_mods(&c.mods, &dims)?.map(Box::new);
         // Every scale of a kernel spec is an f32 value: the default too.
         let scale = c
             .options
@@ -230,6 +242,7 @@ impl Builder {
                 scale: Some(scale),
                 ..c.options
             },
+            mods,
         };
         self.push(op, dims.output(), &c.at)
     }

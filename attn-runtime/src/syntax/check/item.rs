@@ -82,6 +82,7 @@ impl KernelItem {
             defaults: self.options.attention,
             kv_heads: self.options.kv_heads,
             attentions: 0,
+            declared: self.params.iter().map(|p| p.elem).collect(),
         };
         let out = match &self.body {
             None => {
@@ -119,6 +120,7 @@ impl KernelItem {
                     sinks,
                     alibi,
                     options: self.options.attention,
+                    mods: Vec::new(),
                     at: quote::ToTokens::to_token_stream(&self.name),
                 })?
             }
@@ -149,8 +151,14 @@ impl KernelItem {
         }
         b.use_as(out, dtype, "", &at_span(self.output.span))?;
         b.kernel.output = out;
-        for (input, used) in b.kernel.inputs.iter_mut().zip(&b.input_uses) {
-            input.dtype = used.map_or(dtype, |u| u.0);
+        for ((input, used), declared) in b
+            .kernel
+            .inputs
+            .iter_mut()
+            .zip(&b.input_uses)
+            .zip(&b.declared)
+        {
+            input.dtype = used.map(|u| u.0).or(declared.map(|d| d.0)).unwrap_or(dtype);
         }
         let inferred = b.kernel.output_shape().to_vec();
         if inferred != declared {

@@ -4,6 +4,7 @@
 
 mod attention;
 mod item;
+mod mods;
 
 use super::kernel::{Kernel, Node, Op, Value};
 use super::literal::float_literal;
@@ -89,6 +90,8 @@ struct Builder {
     kv_heads: Option<(usize, Span)>,
     /// How many `attention`s the kernel computes.
     attentions: usize,
+    /// The element type each input is declared with (`as i32`), and its span.
+    declared: Vec<Option<(DType, Span)>>,
 }
 
 impl Builder {
@@ -123,6 +126,24 @@ impl Builder {
     ) -> syn::Result<()> {
         let mask = !f32_role.is_empty();
         let kernel = self.kernel.dtype;
+        if let Value::Input(i) = v
+            && let Some((d, span)) = self.declared[i]
+            && d != want
+        {
+            let name = &self.kernel.inputs[i].name;
+            let mut e = syn::Error::new_spanned(
+                at,
+                format!(
+                    "input `{name}` is declared `as {d}`: only score and mask mods read it, not `{}` (which takes {want} tensors)",
+                    if mask { "mask" } else { "this operation" }
+                ),
+            );
+            e.combine(syn::Error::new(
+                span,
+                format!("`{name}` is declared `as {d}` here"),
+            ));
+            return Err(e);
+        }
         match v {
             Value::Input(i) => match self.input_uses[i] {
                 None => {

@@ -1,0 +1,7 @@
+attn::attention! {
+    pub fn m(q: [64, 32], k: [64, 32], v: [64, 32]) -> [64, 32] {
+        attention(q, k, v, mask_mod = |b, h, i, j| (i ^ j) == 0)
+    }
+}
+
+fn main() {}
