@@ -34,11 +34,11 @@ if [ -z "$tilings" ]; then
   fi
 fi
 cargo build -q --release -p attn-build --bin attnc
-cargo build -q --release -p attn --example peak 2>/dev/null || true
+cargo build -q --release -p attn-tools --bin peak
 attnc=${CARGO_TARGET_DIR:-target}/release/attnc
 peak=""
-if [ -x "${CARGO_TARGET_DIR:-target}/release/examples/peak" ]; then
-  peak=$(taskset -c 0 "${CARGO_TARGET_DIR:-target}/release/examples/peak" --json | tail -1 |
+if [ -x "${CARGO_TARGET_DIR:-target}/release/peak" ]; then
+  peak=$(taskset -c 0 "${CARGO_TARGET_DIR:-target}/release/peak" --json | tail -1 |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["peak_gflops_1core"])')
 fi
 tmp=$(mktemp -d /tmp/attn-tune.XXXXXX)

@@ -2,6 +2,8 @@
 """Machine record and Markdown table of the side-by-side peer run (side_by_side.sh).
 
     report.py machine [--peak JSON]     prints one {"kind": "machine", ...} JSON line
+    report.py slug                       prints the machine's file-name tag: ISA and CPU family
+                                         (e.g. avx512-emeraldrapids, avx2-zen3)
     report.py table IN.jsonl OUT.md      the table: per (shape, threads) the median over rounds
                                          of each peer's median time, GFLOP/s, attn's speed over torch's
 
@@ -28,11 +30,48 @@ def sh(*cmd):
         return ""
 
 
-def machine(argv):
-    lscpu = {}
+# (vendor, family, model) -> the microarchitecture: VMs often hide the model name
+# ("Intel(R) Xeon(R) Processor"), not the family and model numbers.
+MICROARCH = {
+    ("GenuineIntel", 6, 85): "skylakex",
+    ("GenuineIntel", 6, 106): "icelakex",
+    ("GenuineIntel", 6, 143): "sapphirerapids",
+    ("GenuineIntel", 6, 207): "emeraldrapids",
+    ("GenuineIntel", 6, 173): "graniterapids",
+    ("AuthenticAMD", 23, 49): "zen2",
+    ("AuthenticAMD", 25, 1): "zen3",
+    ("AuthenticAMD", 25, 33): "zen3",
+    ("AuthenticAMD", 25, 17): "zen4",
+    ("AuthenticAMD", 25, 160): "zen4",
+    ("AuthenticAMD", 26, 2): "zen5",
+}
+
+
+def lscpu_fields():
+    fields = {}
     for line in sh("lscpu").splitlines():
         key, _, value = line.partition(":")
-        lscpu[key.strip()] = value.strip()
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def slug(lscpu):
+    """The machine's tag in file names: the widest x86 vector ISA, then the microarchitecture
+    (from vendor, family and model; else the model name, lower case, alphanumeric)."""
+    flags = lscpu.get("Flags", "").split()
+    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()
+    try:
+        key = (lscpu.get("Vendor ID", ""), int(lscpu.get("CPU family", "")), int(lscpu.get("Model", "")))
+    except ValueError:
+        key = None
+    arch = MICROARCH.get(key) or "".join(
+        c for c in lscpu.get("Model name", "unknown").lower() if c.isalnum()
+    )[:24]
+    return f"{isa}-{arch}"
+
+
+def machine(argv):
+    lscpu = lscpu_fields()
     rec = {
         "kind": "machine",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -41,6 +80,9 @@ def machine(argv):
         "threads_per_core": lscpu.get("Thread(s) per core", "?"),
         "hypervisor": lscpu.get("Hypervisor vendor", ""),
         "avx512": "avx512f" in lscpu.get("Flags", ""),
+        "cpu_family": lscpu.get("CPU family", "?"),
+        "cpu_model": lscpu.get("Model", "?"),
+        "tag": slug(lscpu),
         "kernel": platform.release(),
         "python": platform.python_version(),
         "attn_commit": sh("git", "-C", str(ROOT), "describe", "--always", "--dirty"),
@@ -76,10 +118,26 @@ def fmt_ms(ms):
     return f"{ms:.3g}" if ms < 1 else f"{ms:.1f}" if ms < 1000 else f"{ms:.0f}"
 
 
+def vs_machine(label, threads, by_peer, med, peak):
+    """attn against the machine: % of the FMA peak for unmasked rows, K/V GB/s and % of the read
+    bandwidth for decode rows (one query row), '-' otherwise."""
+    if "attn" not in med:
+        return "-"
+    ms, gflops = med["attn"]
+    shape = by_peer["attn"][0].get("shape") or {}
+    if shape.get("sq") == 1 and peak.get("read_gbs_48mib"):
+        kv = 2 * shape["b"] * shape["hkv"] * shape["sk"] * shape["d"] * 4
+        gbs = kv / (ms * 1e6)
+        return f"{gbs:.1f} GB/s = {100 * gbs / peak['read_gbs_48mib']:.0f}% of read"
+    masked = shape.get("causal") or any(w in label for w in ("window", "ALiBi", "causal"))
+    if peak.get("peak_gflops_1core") and not masked:
+        return f"{100 * gflops / (peak['peak_gflops_1core'] * threads):.0f}% of peak"
+    return "-"
+
+
 def table(src, dst):
     rows = [json.loads(l) for l in Path(src).read_text().splitlines() if l.strip()]
     machines = [r for r in rows if r["kind"] == "machine"]
-    ends = [r for r in rows if r["kind"] == "end"]
     bench = [r for r in rows if r["kind"] == "bench"]
     # (label, threads) in order of first appearance -> peer -> records
     groups = {}
@@ -87,12 +145,13 @@ def table(src, dst):
         groups.setdefault((r["label"], r["threads"]), {}).setdefault(r["peer"], []).append(r)
 
     out = ["# attn and its peers, side by side on this machine", ""]
+    peak = (machines[0].get("peak") or {}) if machines else {}
     if machines:
         m = machines[0]
-        peak = m.get("peak") or {}
         out += [
             f"- date: {m['date']}; attn commit {m.get('attn_commit') or '?'}",
-            f"- CPU: {m['cpu']}, {m['cpus']} CPUs ({m['threads_per_core']} thread(s) per core)"
+            f"- CPU: {m['cpu']} (family {m.get('cpu_family', '?')} model "
+            f"{m.get('cpu_model', '?')}: {m.get('tag', '?')}), {m['cpus']} CPUs ({m['threads_per_core']} thread(s) per core)"
             + (f", {m['hypervisor']} guest" if m.get("hypervisor") else "")
             + (", AVX-512" if m.get("avx512") else ", no AVX-512")
             + f"; Linux {m['kernel']}",
@@ -104,21 +163,27 @@ def table(src, dst):
                 f"- FMA peak (tools' peak, {peak.get('isa', '?')}): "
                 f"{peak['peak_gflops_1core']:.1f} GFLOP/s per core"
             )
-        out.append(
-            f"- load average at start {' '.join(m['loadavg'])}"
-            + (f", at end {' '.join(ends[-1]['loadavg'])}" if ends else "")
-        )
+        if peak.get("read_gbs_48mib"):
+            out.append(
+                f"- read bandwidth (tools' peak, 1 thread): {peak['read_gbs_48mib']:.1f} GB/s "
+                f"over 48 MiB (the decode rows' K/V size), {peak.get('read_gbs_1gib', 0):.1f} "
+                "GB/s over 1 GiB"
+            )
+        out.append(f"- load average (1, 5, 15 min) at the end: {' '.join(m['loadavg'])}")
         out.append("")
     out += [
         "Each cell: the median over rounds (fresh processes, peers interleaved attn, torch, numpy "
         "in every round) of each process's median time per call. GFLOP/s = 4·B·Hq·Sq·Sk·D / t "
         "(dense-equivalent for causal rows). **attn ÷ torch** is attn's speed over torch's "
-        "(torch ms / attn ms; > 1: attn is faster). 1-thread rows ran under `taskset -c 0`. "
+        "(torch ms / attn ms; > 1: attn is faster). **attn vs machine**: attn's GFLOP/s over the "
+        "FMA peak times the threads (rows without masking), or for decode rows the K/V bytes "
+        "attn streams per second over the 1-thread read bandwidth (48 MiB). "
+        "1-thread rows ran under `taskset -c 0`. "
         f"⚠ marks a row where some measurement saw more than {FOREIGN_LIMIT} cores of other load.",
         "",
         "| shape | threads | attn ms | attn GFLOP/s | torch SDPA ms | torch GFLOP/s | numpy naive ms "
-        "| numpy GFLOP/s | attn ÷ torch | torch backend |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| numpy GFLOP/s | attn ÷ torch | attn vs machine | torch backend |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     details = [
         "",
@@ -165,7 +230,7 @@ def table(src, dst):
         )
         out.append(
             f"| {label}{' ⚠' if warn else ''} | {t} | {cell('attn')} | {cell('torch')} | "
-            f"{cell('numpy')} | {ratio} | {backend} |"
+            f"{cell('numpy')} | {ratio} | {vs_machine(label, t, by_peer, med, peak)} | {backend} |"
         )
     out += details
     if failures:
@@ -178,6 +243,8 @@ def table(src, dst):
 def main():
     if sys.argv[1:2] == ["machine"]:
         machine(sys.argv[2:])
+    elif sys.argv[1:2] == ["slug"]:
+        print(slug(lscpu_fields()))
     elif sys.argv[1:2] == ["table"] and len(sys.argv) == 4:
         table(sys.argv[2], sys.argv[3])
     else:

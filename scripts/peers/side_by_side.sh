@@ -2,11 +2,12 @@
 # attn, PyTorch SDPA and a NumPy naive attention, measured side by side on this machine.
 #
 #   scripts/peers/setup.sh                 once: the peers' venv (.venv-peers/, numpy + torch)
-#   scripts/peers/side_by_side.sh          the full grid, 3 rounds: docs/perf/peers-here.jsonl and
-#                                          docs/perf/peers-here.md (about 15-20 minutes on 2 cores)
+#   scripts/peers/side_by_side.sh          the full grid, 3 rounds: bench/side-by-side-<tag>.jsonl
+#                                          and .md, <tag> naming the ISA and CPU family, e.g.
+#                                          avx512-emeraldrapids (about 20-25 minutes on 2 cores)
 #   scripts/peers/side_by_side.sh --smoke  tiny shapes, 1 round, into a temporary directory
 #
-# Options: --rounds N (default 3), --out-dir DIR (default docs/perf/), --wait S (seconds to wait
+# Options: --rounds N (default 3), --out-dir DIR (default bench/), --wait S (seconds to wait
 # for other load to settle before each measurement, default 10; 0 with --smoke), --no-build (use
 # the tools already built: $CARGO_TARGET_DIR/release/{bench,peak}, or $ATTN_BENCH).
 #
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-rounds=3 out_dir=docs/perf wait=10 smoke=0 build=1 out_dir_set=0 wait_set=0 rounds_set=0
+rounds=3 out_dir=bench wait=10 smoke=0 build=1 out_dir_set=0 wait_set=0 rounds_set=0
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=${2:?--rounds needs a value}; rounds_set=1; shift 2 ;;
@@ -52,14 +53,16 @@ ATTN_BENCH=$(realpath "$bench")
 export ATTN_BENCH
 
 mkdir -p "$out_dir"
-jsonl=$out_dir/peers-here.jsonl
-md=$out_dir/peers-here.md
+tag=$(python3 scripts/peers/report.py slug)
+jsonl=$out_dir/side-by-side-$tag.jsonl
+md=$out_dir/side-by-side-$tag.md
 : > "$jsonl"
-peak=null
-if [ "$smoke" = 0 ] && [ -x "$bin/peak" ]; then
-  peak=$(taskset -c 0 "$bin/peak" --json | tail -1)
-fi
-"$py" scripts/peers/report.py machine --peak "$peak" >> "$jsonl"
+# The machine's FMA peak and read bandwidth, measured before and after the grid (the best of the
+# two, field by field: a figure measured under passing load would flatter attn's share of it).
+measure_peak() {
+  if [ "$smoke" = 0 ] && [ -x "$bin/peak" ]; then taskset -c 0 "$bin/peak" --json | tail -1; else echo null; fi
+}
+peak_before=$(measure_peak)
 
 # label | threads | shape flags (as the tools' bench takes them)
 if [ "$smoke" = 1 ]; then
@@ -107,6 +110,10 @@ for row in "${grid[@]}"; do
     done
   done
 done
+peak=$("$py" -c 'import json, sys
+a, b = (json.loads(x) for x in sys.argv[1:])
+print(json.dumps(None if a is None or b is None else {k: (max(a[k], b[k]) if isinstance(a[k], (int, float)) else a[k]) for k in a}))' "$peak_before" "$(measure_peak)")
+"$py" scripts/peers/report.py machine --peak "$peak" >> "$jsonl"
 echo "{\"kind\": \"end\", \"seconds\": $(( $(date +%s) - start )), \"loadavg\": $("$py" -c 'import json; print(json.dumps(open("/proc/loadavg").read().split()[:3]))')}" >> "$jsonl"
 
 "$py" scripts/peers/report.py table "$jsonl" "$md" > /dev/null
