@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The performance grid behind the tables and plot of docs/guide/performance.md.
-#   scripts/perf.sh            runs every shape (a few minutes), writes docs/perf/results.jsonl
-#   scripts/plot_perf.py       turns it into docs/perf/perf.png and docs/perf/table.md
+#   scripts/perf.sh            runs every shape (a few minutes), writes bench/results.jsonl
+#   scripts/plot_perf.py       turns it into bench/perf.png and bench/table.md
 # Run it on a quiet machine: each shape runs in its own process, and the timing is the median of
 # repeated calls (see tools/src/bin/bench.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p attn-tools --bin bench --bin peak
 bin=${CARGO_TARGET_DIR:-target}/release
-out=docs/perf/results.jsonl
+out=bench/results.jsonl
 : > "$out"
 host=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)
 peak=$("$bin/peak" --json | tail -1)

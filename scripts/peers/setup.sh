@@ -23,7 +23,7 @@ fi
 pip=("$venv/bin/python" -m pip)
 "${pip[@]}" install --upgrade pip >/dev/null
 
-"${pip[@]}" install numpy
+"${pip[@]}" install numpy matplotlib
 
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "setup: trying the PyTorch CPU wheel index"

@@ -2,7 +2,7 @@
 //! reference of `attn::reference`, and softmax also against the loop pipeline
 //! (`attn::baseline::softmax`) at 128, 512 and 2048.
 //!
-//! `cargo bench --bench primitives`
+//! `cargo bench -p attn-tools --bench primitives`
 
 use attn::{Tensor, reference};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -1,7 +1,7 @@
 //! Criterion: the AOT attention kernel against the tutorial's loop pipeline (`attn::baseline`) and
 //! the naive f64 reference, S = 64..512, D = 64.
 //!
-//! `cargo bench --bench attention`
+//! `cargo bench -p attn-tools --bench attention`
 
 use attn::{Tensor, reference};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
