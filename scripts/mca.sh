@@ -13,6 +13,9 @@
 # the target's (AVX-512 tiles for sapphirerapids, skylake-avx512, znver4; AVX2 tiles for znver3
 # and aarch64) unless --tiling gives one.
 #
+# FMAs is the number of FMA instructions per iteration of the region and cycles/FMA the cycles
+# per iteration over it: the measure to compare tiles by (0.5 is two FMA ports kept busy).
+#
 # Caveats: the numbers are a model's. LLVM 22's sapphirerapids model issues 512-bit FMAs on one
 # port only (the Xeon parts have two), so its cycles are up to 2x those of skylake-avx512 for
 # FMA-bound regions; znver4 executes 512-bit ops as two 256-bit halves. Compare tilings and code
@@ -37,7 +40,7 @@ cargo build -q -p attn-build --bin attnc
 attnc=${CARGO_TARGET_DIR:-target}/debug/attnc
 tmp=$(mktemp -d /tmp/attn-mca.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-printf '%-16s %-18s %12s %12s  %s\n' cpu region cycles/iter rthroughput "bound by (pressure)"
+printf '%-16s %-18s %12s %12s %6s %10s  %s\n' cpu region cycles/iter rthroughput FMAs cycles/FMA "bound by (pressure)"
 for c in $cpus; do
   triple=x86_64-unknown-linux-gnu cpu=$c
   case $c in aarch64:*) triple=aarch64-unknown-linux-gnu cpu=${c#aarch64:} ;; esac
@@ -48,7 +51,13 @@ for c in $cpus; do
   [ "$triple" != "${triple#aarch64}" ] && march=aarch64
   "$mca" -march=$march -mcpu="$cpu" -iterations=200 -bottleneck-analysis "$tmp/$cpu.s" \
     > "$tmp/$cpu.mca" 2>&1 || { echo "mca: llvm-mca failed for $cpu:"; head -5 "$tmp/$cpu.mca"; continue; }
-  awk -v cpu="$cpu" '
+  # FMAs per iteration of each region, from the assembly between its markers.
+  fmas=$(awk '/LLVM-MCA-BEGIN/ { name = $NF; n[name] = 0; on = 1; next }
+    /LLVM-MCA-END/ { on = 0; next }
+    on && /^[[:space:]]*(vfn?madd|fmla)/ { n[name]++ }
+    END { for (k in n) printf "%s=%d ", k, n[k] }' "$tmp/$cpu.s")
+  awk -v cpu="$cpu" -v fmas="$fmas" '
+    BEGIN { split(fmas, kv, " "); for (i in kv) { split(kv[i], e2, "="); nf[e2[1]] = e2[2] } }
     /Code Region - / { if (name != "") emit(); name = $NF; port = ""; best = -1; inres = 0 }
     /^Iterations:/ { it = $2 }
     /^Total Cycles:/ { cyc = $3 }
@@ -56,7 +65,11 @@ for c in $cpus; do
     /Resource Pressure/ { inres = 1; next }
     inres && /^  - / { p = $4; gsub(/[\[\]%]/, "", p); if (p + 0 > best) { best = p + 0; port = $2 " " p "%" } next }
     inres && !/^  - / { inres = 0 }
-    function emit() { printf "%-16s %-18s %12.1f %12s  %s\n", cpu, name, cyc / it, rt, port }
+    function emit() {
+      f = nf[name] + 0
+      printf "%-16s %-18s %12.1f %12s %6d %10s  %s\n", cpu, name, cyc / it, rt, f,
+        (f > 0 ? sprintf("%.3f", cyc / it / f) : "-"), port
+    }
     END { if (name != "") emit() }
   ' "$tmp/$cpu.mca"
 done
