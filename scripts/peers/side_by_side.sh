@@ -64,7 +64,7 @@ measure_peak() {
 }
 peak_before=$(measure_peak)
 
-# label | threads | shape flags (as the tools' bench takes them)
+# label | threads | shape flags (as the tools' bench takes them) [| peers, default all three]
 if [ "$smoke" = 1 ]; then
   grid=(
     "1x1x64x32|1|--batch 1 --heads 1 --seq 64 --dim 32"
@@ -92,7 +92,13 @@ else
     "GQA 12/2 causal 1x12x1024x128|2|--batch 1 --heads 12 --kv-heads 2 --seq 1024 --dim 128 --causal"
     "decode Sq=1 Sk=4096 H=12 D=128|1|--batch 1 --heads 12 --seq 1 --kv-seq 4096 --dim 128"
     "decode Sq=1 Sk=4096 H=12/2 D=128|1|--batch 1 --heads 12 --kv-heads 2 --seq 1 --kv-seq 4096 --dim 128"
+    # Split-KV decoding: one long sequence, one KV head (MQA), on one and two threads.
+    "decode MQA Sq=1 Sk=32768 H=8/1 D=128|1|--batch 1 --heads 8 --kv-heads 1 --seq 1 --kv-seq 32768 --dim 128"
+    "decode MQA Sq=1 Sk=32768 H=8/1 D=128|2|--batch 1 --heads 8 --kv-heads 1 --seq 1 --kv-seq 32768 --dim 128"
     # Attention variants torch SDPA can express: a sliding window (boolean mask), ALiBi (float mask).
+    # (NumPy's naive attention takes a minute per call at S = 8192: not run there.)
+    "causal 1x8x8192x128|1|--batch 1 --heads 8 --seq 8192 --dim 128 --causal|attn torch"
+    "window 511 causal 1x8x8192x128|1|--batch 1 --heads 8 --seq 8192 --dim 128 --causal --window 511,0|attn torch"
     "window 1023 causal 1x8x4096x64|1|--batch 1 --heads 8 --seq 4096 --dim 64 --causal --window 1023,0"
     "ALiBi causal 1x8x2048x64|1|--batch 1 --heads 8 --seq 2048 --dim 64 --causal --alibi"
   )
@@ -101,10 +107,10 @@ fi
 start=$(date +%s)
 failed=0
 for row in "${grid[@]}"; do
-  IFS='|' read -r label threads flags <<< "$row"
+  IFS='|' read -r label threads flags peers <<< "$row"
   read -r -a shape <<< "$flags"
   for ((r = 1; r <= rounds; r++)); do
-    for peer in attn torch numpy; do
+    for peer in ${peers:-attn torch numpy}; do
       python3 scripts/peers/run_one.py --peer "$peer" --threads "$threads" --label "$label" \
         --round "$r" --out "$jsonl" --wait "$wait" -- "${shape[@]}" || failed=$((failed + 1))
     done
