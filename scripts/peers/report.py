@@ -150,8 +150,10 @@ def table(src, dst):
         m = machines[0]
         out += [
             f"- date: {m['date']}; attn commit {m.get('attn_commit') or '?'}",
-            f"- CPU: {m['cpu']} (family {m.get('cpu_family', '?')} model "
-            f"{m.get('cpu_model', '?')}: {m.get('tag', '?')}), {m['cpus']} CPUs ({m['threads_per_core']} thread(s) per core)"
+            f"- CPU: {m['cpu']}"
+            + (f" (family {m['cpu_family']} model {m['cpu_model']}: {m.get('tag', '?')})"
+               if "cpu_family" in m else "")
+            + f", {m['cpus']} CPUs ({m['threads_per_core']} thread(s) per core)"
             + (f", {m['hypervisor']} guest" if m.get("hypervisor") else "")
             + (", AVX-512" if m.get("avx512") else ", no AVX-512")
             + f"; Linux {m['kernel']}",
