@@ -280,6 +280,7 @@ impl Build {
                 "ATTN_CACHE_DIR",
                 "ATTN_CACHE_MAX_MB",
                 "ATTN_TARGET_CPU",
+                "ATTN_TILING",
                 "ATTN_VERBOSE",
             ] {
                 println!("cargo:rerun-if-env-changed={var}");
