@@ -2,8 +2,9 @@
 //! the module and called), or, in the baseline's `loops` modules, the composition of the
 //! primitives' lowerings.
 
-use super::builder::{Builder, DimSource, TensorTy, dtype_of, tensor_ty};
+use super::builder::{Builder, DimSource};
 use super::mods::ModTable;
+use super::types::{TensorTy, dtype_of, segments, tensor_ty};
 use crate::ffi::mlir::detach;
 use crate::flash::Spec;
 use crate::graph::{ATTENTION_OPTIONAL, MOD_INPUTS};
@@ -112,26 +113,6 @@ impl<'c, 'a> Operands<'c, 'a> {
             mods,
         })
     }
-}
-
-/// The counts of a `*SegmentSizes` attribute (`array<i32: 1, 1, 0>`).
-pub(super) fn segments(op: &OperationRef, name: &str) -> Result<Vec<usize>, String> {
-    let text = op
-        .attribute(name)
-        .map_err(|_| format!("transformer.attention has no `{name}`"))?
-        .to_string();
-    let inner = text
-        .strip_prefix("array<i32:")
-        .and_then(|t| t.strip_suffix('>'))
-        .ok_or_else(|| format!("`{name}` is not an i32 array: {text}"))?;
-    inner
-        .split(',')
-        .map(|n| {
-            n.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("bad `{name}`: {text}"))
-        })
-        .collect()
 }
 
 impl<'c, 'a> Builder<'c, 'a> {

@@ -15,7 +15,7 @@
 //! baseline (`attn.codegen = "loops"`) are left alone. The pipeline dumps the IR after it as
 //! stage `fused` (`01b-fused.mlir`).
 
-use super::builder::TensorTy;
+use super::types::TensorTy;
 use crate::ffi::mlir::{module_pass, use_count};
 use crate::graph::{ATTENTION_OPTIONAL, MOD_INPUTS, float_literal};
 use melior::{

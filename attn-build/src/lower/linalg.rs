@@ -2,7 +2,8 @@
 //! `transpose`, elementwise ops and `softmax` (the vectorized kernel for f32, else the
 //! composition of reductions and maps).
 
-use super::builder::{Builder, DimSource, LowerResult, TensorTy, tensor_ty};
+use super::builder::{Builder, DimSource, LowerResult};
+use super::types::{TensorTy, tensor_ty};
 use crate::ffi::mlir::detach;
 use melior::ir::{Block, Value, ValueLike, operation::OperationBuilder};
 

@@ -25,12 +25,13 @@ mod fuse;
 mod insert;
 mod linalg;
 mod mods;
+mod types;
 
 pub use fuse::fuse_attention;
 
 use crate::ffi::mlir::{detach, emit_error, module_pass, op_pattern};
 use crate::flash::Tiling;
-use builder::{Builder, LowerResult, TensorTy, tensor_ty};
+use builder::{Builder, LowerResult};
 use melior::{
     Context, GreedyRewriteDriverConfig, RewritePatternSet,
     apply_patterns_and_fold_greedily_with_op,
@@ -43,6 +44,7 @@ use melior::{
     },
     pass::Pass,
 };
+use types::{TensorTy, tensor_ty};
 
 /// Lowers one matched op of the pattern's kind; returns the replacement values (one per result
 /// of the op).

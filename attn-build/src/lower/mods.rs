@@ -7,7 +7,7 @@
 //! The functions are read before any pattern runs (folding could rewrite their bodies), into a
 //! table that the attention pattern looks the op's mods up in.
 
-use super::builder::{TensorTy, dtype_of};
+use super::types::{TensorTy, dtype_of, segments};
 use crate::flash::UserMods;
 use attn_runtime::DType;
 use attn_runtime::mods::{
@@ -74,7 +74,7 @@ pub(super) fn collect(module: &OperationRef) -> Result<ModTable, String> {
         };
         let ty = |i: usize| op.operand(i).ok().and_then(|v| TensorTy::of(v));
         let n = op.operand_count();
-        let count: usize = super::attention::segments(&op, "operandSegmentSizes")
+        let count: usize = segments(&op, "operandSegmentSizes")
             .ok()
             .map(|s| s.iter().rev().take(crate::graph::MOD_INPUTS).sum())
             .unwrap_or(0);
