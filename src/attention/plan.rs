@@ -265,7 +265,9 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
     /// unless banded), plus a per-row share for the softmax, packing and call overheads.
     fn item_cost(&self, it: &Item) -> u64 {
         const ROW_OVERHEAD: u64 = 64;
-        let keys = self.split.map_or(self.d.sk, |c| c.min(self.d.sk - it.chunk * c));
+        let keys = self
+            .split
+            .map_or(self.d.sk, |c| c.min(self.d.sk - it.chunk * c));
         if !self.banded() {
             return it.rows as u64 * (keys as u64 + ROW_OVERHEAD);
         }
@@ -373,9 +375,15 @@ impl<'a, T: AttentionElement> Plan<'a, T> {
                 let rows = self.item(i, blocking).rows;
                 (rows * dv, rows)
             };
-            parallel(threads, n_items, sizes, cost, out, &mut lse, |range, out, lse| {
-                self.run_items(range, blocking, out, lse)
-            })?;
+            parallel(
+                threads,
+                n_items,
+                sizes,
+                cost,
+                out,
+                &mut lse,
+                |range, out, lse| self.run_items(range, blocking, out, lse),
+            )?;
         } else {
             // Every (unit, chunk) into scratch, then each unit's chunks merged by their lse.
             let rows = self.rows;

@@ -2,8 +2,8 @@
 //! validated by [`AttentionOptions::validate`]) and its shapes, by the shared rule of
 //! [`crate::shape`] with compiled kernels' mask rule ([`MaskRule::Compiled`]).
 
-use super::super::option::{self, Form};
 use super::super::literal::float_literal_value;
+use super::super::option::{self, Form};
 use super::{At, Builder, Op, Value, show};
 use crate::DType;
 use crate::options::{AttentionOptions, default_scale};

@@ -1,7 +1,7 @@
 //! The variant options: window, softcap, sinks and ALiBi.
 
-use super::{error, kernel};
 use super::super::*;
+use super::{error, kernel};
 use crate::DType;
 use quote::quote;
 
