@@ -10,8 +10,8 @@
 # How: `attnc --emit asm --mca` compiles the spec for each CPU with LLVM-MCA-BEGIN/END markers
 # around the regions (inline-asm comments, analysis builds only), and llvm-mca
 # (${LLVM_MCA:-/usr/lib/llvm-22/bin/llvm-mca}) simulates each region for that CPU. The tiling is
-# the target's (AVX-512 tiles for sapphirerapids, skylake-avx512, znver4; AVX2 tiles for znver3
-# and aarch64) unless --tiling gives one.
+# the target's (Intel AVX-512 tiles for sapphirerapids and skylake-avx512, Zen 4 tiles for
+# znver4, AVX2 tiles for znver3 and aarch64) unless --tiling gives one.
 #
 # FMAs is the number of FMA instructions per iteration of the region and cycles/FMA the cycles
 # per iteration over it: the measure to compare tiles by (0.5 is two FMA ports kept busy).
