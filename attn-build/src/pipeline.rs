@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::{cell::RefCell, path::Path, rc::Rc, sync::Once};
 
 /// Bumped whenever the lowering or the pass pipelines change, so cached objects are rebuilt.
-pub const PIPELINE_VERSION: &str = "attn-pipeline-11";
+pub const PIPELINE_VERSION: &str = "attn-pipeline-12";
 
 /// A stage of the pipeline; the IR after each can be dumped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -111,21 +111,26 @@ impl Stage {
     fn passes(self, layout_map: &str) -> Option<String> {
         let p = match self {
             Stage::Transformer | Stage::Fused | Stage::Linalg | Stage::LlvmIr => return None,
+            // No `canonicalize,cse` around the bufferization: the `linalg` stage ends with them
+            // and `buffer-deallocation-pipeline` with its own (more gave the same LLVM IR).
             Stage::Bufferized => format!(
-                "builtin.module(canonicalize,cse,eliminate-empty-tensors,\
+                "builtin.module(eliminate-empty-tensors,\
                  one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion={layout_map}}},\
-                 drop-equivalent-buffer-results,buffer-deallocation-pipeline,canonicalize,cse)"
+                 drop-equivalent-buffer-results,buffer-deallocation-pipeline)"
             ),
-            Stage::Loops => "builtin.module(func.func(convert-linalg-to-loops,convert-vector-to-scf),canonicalize,cse)"
-                .to_string(),
+            Stage::Loops => {
+                "builtin.module(func.func(convert-linalg-to-loops,convert-vector-to-scf))".to_string()
+            }
             // `convert-vector-to-llvm` before the memref lowering (vector loads and stores take
-            // memref operands); `convert-ub-to-llvm` for the `ub.poison` it leaves.
+            // memref operands); `convert-ub-to-llvm` for the `ub.poison` it leaves;
+            // `lower-affine` for the `affine.apply` of `expand-strided-metadata`.
             // `arith-expand` with bf16: bf16 <-> f32 conversions as integer ops (LLVM would call
-            // `__truncsfbf2`, which older libgcc lacks).
-            Stage::Llvm => "builtin.module(arith-expand{include-bf16=true},lower-affine,convert-scf-to-cf,convert-vector-to-llvm,\
+            // `__truncsfbf2`, which older libgcc lacks). No `canonicalize,cse` at the end: LLVM's
+            // own cleanup gives the same machine code from the module without them.
+            Stage::Llvm => "builtin.module(arith-expand{include-bf16=true},convert-scf-to-cf,convert-vector-to-llvm,\
                  expand-strided-metadata,lower-affine,finalize-memref-to-llvm{use-generic-functions=true},convert-math-to-llvm,\
                  convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
-                 convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,cse)"
+                 convert-ub-to-llvm,reconcile-unrealized-casts)"
                 .to_string(),
         };
         Some(p)
@@ -137,6 +142,27 @@ impl Stage {
 pub struct DumpOptions {
     /// Write each stage to `<dir>/<kernel>/NN-stage.mlir`.
     pub dir: Option<PathBuf>,
+}
+
+/// The IR after a stage, as [`Compiler::lower`] hands it to its observer: printed only when its
+/// text is asked for (printing a kernel's module costs about as much as a pass over it).
+#[cfg(feature = "codegen")]
+pub enum StageIr<'a, 'c> {
+    /// An MLIR stage: the module as it is now.
+    Mlir(&'a Module<'c>),
+    /// LLVM IR, already text.
+    Text(&'a str),
+}
+
+#[cfg(feature = "codegen")]
+impl StageIr<'_, '_> {
+    /// The IR as text.
+    pub fn text(&self) -> String {
+        match self {
+            StageIr::Mlir(m) => m.as_operation().to_string(),
+            StageIr::Text(t) => t.to_string(),
+        }
+    }
 }
 
 /// An MLIR context with every upstream dialect, pass and translation, plus `transformer`.
@@ -243,13 +269,14 @@ impl Compiler {
     }
 
     /// Runs the pipeline on `transformer_ir` up to and including the LLVM dialect, calling
-    /// `observe` with the text of every stage (including LLVM IR when `want_llvm_ir`).
+    /// `observe` after every stage (and after the translation to LLVM IR when `want_llvm_ir`)
+    /// with the IR, which it prints only if it asks for its text ([`StageIr::text`]).
     pub fn lower<'c>(
         &'c self,
         kernel: &str,
         transformer_ir: &str,
         layout_map: &str,
-        mut observe: impl FnMut(Stage, &str),
+        mut observe: impl FnMut(Stage, &StageIr),
         want_llvm_ir: bool,
     ) -> Result<Module<'c>, Error> {
         self.diagnostics.borrow_mut().clear();
@@ -267,7 +294,7 @@ impl Compiler {
                 "the transformer IR does not verify",
             ));
         }
-        observe(Stage::Transformer, &module.as_operation().to_string());
+        observe(Stage::Transformer, &StageIr::Mlir(&module));
         for stage in [
             Stage::Fused,
             Stage::Linalg,
@@ -276,6 +303,8 @@ impl Compiler {
             Stage::Llvm,
         ] {
             let pm = PassManager::new(&self.context);
+            // The module is verified after each stage (below), not after each of its passes.
+            pm.enable_verifier(false);
             match stage.passes(layout_map) {
                 None if stage == Stage::Fused => pm.add_pass(lower::fuse_attention()),
                 None => {
@@ -295,7 +324,7 @@ impl Compiler {
             if !module.as_operation().verify() {
                 return Err(self.fail(kernel, stage, "the module does not verify"));
             }
-            observe(stage, &module.as_operation().to_string());
+            observe(stage, &StageIr::Mlir(&module));
         }
         if let Some(op) = first_non_llvm_op(&module) {
             return Err(self.fail(
@@ -307,7 +336,7 @@ impl Compiler {
         if want_llvm_ir {
             let ir = target::llvm_ir(&module)
                 .ok_or_else(|| self.fail(kernel, Stage::LlvmIr, "translation to LLVM IR failed"))?;
-            observe(Stage::LlvmIr, &ir);
+            observe(Stage::LlvmIr, &StageIr::Text(&ir));
         }
         Ok(module)
     }

@@ -407,7 +407,7 @@ fn run(args: &Args) -> Result<String, (u8, String)> {
                 &kernel.name,
                 &ir,
                 layout_map,
-                |stage, text| {
+                |stage, ir| {
                     progress(
                         start,
                         &format!(
@@ -419,7 +419,7 @@ fn run(args: &Args) -> Result<String, (u8, String)> {
                     );
                     last = Instant::now();
                     if args.emit == Emit::Stage(stage) {
-                        printed = Some(text.to_string());
+                        printed = Some(ir.text());
                     }
                 },
                 want_ir,

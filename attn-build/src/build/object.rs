@@ -101,10 +101,10 @@ impl Task {
             &self.kernel,
             &self.ir,
             layout_map,
-            |stage, text| {
+            |stage, ir| {
                 if let Some(d) = &self.dump {
                     let path = d.join(stage.file_name());
-                    if let Err(e) = fs::write(&path, text) {
+                    if let Err(e) = fs::write(&path, ir.text()) {
                         dump_error = Some(Error::io(format!("writing {}", path.display()), e));
                     }
                 }

@@ -136,8 +136,13 @@ impl Emitter {
         self.binary("shli", "shli", a, b)
     }
 
-    /// `a * b + c` (`math.fma`: scalars or vectors).
+    /// `a * b + c`: on vectors `vector.fma` (LLVM's `fmuladd`: one fused multiply-add where the
+    /// target has FMA, a multiply and an add where it has not, e.g. baseline x86-64, instead of
+    /// a call of `fmaf` per lane), on scalars `math.fma`.
     pub fn fma(&mut self, a: &Val, b: &Val, c: &Val) -> Val {
+        if c.ty().is_vector() {
+            return self.vfma(a, b, c);
+        }
         let ty = c.ty().clone();
         self.op(ty.clone(), format_args!("math.fma {a}, {b}, {c} : {ty}"))
     }

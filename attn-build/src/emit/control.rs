@@ -9,6 +9,31 @@ pub type NestBody<'a> = dyn FnMut(&mut Emitter, &[Val], Vec<Val>) -> Vec<Val> + 
 /// One step of [`Emitter::unrolled`]: induction variable and carried values to new values.
 pub type Step<'a> = dyn Fn(&mut Emitter, &Val, &[Val]) -> Vec<Val> + 'a;
 
+/// What LLVM may do with a loop the emitter writes (its `llvm.loop` metadata). LLVM never unrolls
+/// them: the generators unroll their hot loops themselves ([`Emitter::unrolled`]), and what
+/// LLVM's unroller and loop vectorizer would add are copies of cold loops (packing fallbacks,
+/// zero fills, setup), which cost compile time and leave the hot loops' machine code unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopKind {
+    /// Neither vectorized nor unrolled: the generator's own vector code, and cold loops.
+    Final,
+    /// A scalar loop over elements that runs on every call (the output's normalization, copies
+    /// of Q): LLVM's loop vectorizer may vectorize it (versioned for unit strides), not unroll it.
+    Vectorize,
+}
+
+impl LoopKind {
+    /// The `loop_annotation` attribute, which `convert-scf-to-cf` moves to the loop's latch.
+    fn annotation(self) -> &'static str {
+        match self {
+            LoopKind::Final => {
+                "#llvm.loop_annotation<vectorize = <disable = true>, unroll = <disable = true>>"
+            }
+            LoopKind::Vectorize => "#llvm.loop_annotation<unroll = <disable = true>>",
+        }
+    }
+}
+
 fn types(vals: &[Val]) -> String {
     vals.iter()
         .map(|v| v.ty().to_string())
@@ -30,8 +55,22 @@ impl Emitter {
 
     /// `scf.for iv = lo to hi step step` carrying `inits`: `body` gets the induction variable
     /// and the carried values and returns the values to carry on. Returns the final values.
+    /// A [`LoopKind::Final`] loop.
     pub fn for_(
         &mut self,
+        lo: &Val,
+        hi: &Val,
+        step: &Val,
+        inits: &[Val],
+        body: impl FnOnce(&mut Emitter, &Val, &[Val]) -> Vec<Val>,
+    ) -> Vec<Val> {
+        self.for_kind(LoopKind::Final, lo, hi, step, inits, body)
+    }
+
+    /// [`Emitter::for_`] with the loop's [`LoopKind`].
+    pub fn for_kind(
+        &mut self,
+        kind: LoopKind,
         lo: &Val,
         hi: &Val,
         step: &Val,
@@ -71,7 +110,10 @@ impl Emitter {
             ys
         });
         debug_assert_eq!(ys.len(), inits.len());
-        self.line("}");
+        self.line(format_args!(
+            "}} {{loop_annotation = {}}}",
+            kind.annotation()
+        ));
         match inits.len() {
             0 => Vec::new(),
             1 => vec![Val::new(res, inits[0].ty().clone())],
@@ -85,7 +127,19 @@ impl Emitter {
 
     /// `scf.for` without carried values.
     pub fn each(&mut self, lo: &Val, hi: &Val, step: &Val, body: impl FnOnce(&mut Emitter, &Val)) {
-        self.for_(lo, hi, step, &[], |e, iv, _| {
+        self.each_kind(LoopKind::Final, lo, hi, step, body);
+    }
+
+    /// [`Emitter::each`] with the loop's [`LoopKind`].
+    pub fn each_kind(
+        &mut self,
+        kind: LoopKind,
+        lo: &Val,
+        hi: &Val,
+        step: &Val,
+        body: impl FnOnce(&mut Emitter, &Val),
+    ) {
+        self.for_kind(kind, lo, hi, step, &[], |e, iv, _| {
             body(e, iv);
             Vec::new()
         });

@@ -11,10 +11,11 @@ fn factorial(n: u32) -> f64 {
 
 /// `2^t` for every `t` of `ts` (f32 or f64 scalars or vectors, `t <= ~0`), exactly 0 for `t`
 /// below the smallest normal exponent (so `-inf`, removed keys, give 0 without a select), NaN
-/// for NaN: `n = roundeven(max(t, lo))`, the fraction `r = t - n` in [-0.5, 0.5] by a polynomial
-/// (f32: degree 6, fitted for relative error, about 1e-7 evaluated in f32; f64: `e^(r ln 2)` by
-/// its degree-12 Taylor polynomial, below 2e-16), and `2^n` from the bits of
-/// `n + 1.5 * 2^m + bias` (`m` the mantissa bits) applied as a multiplication. Each evaluation is
+/// for NaN: `n = max(t, lo)` rounded to an integer (by adding and subtracting
+/// `1.5 * 2^m + bias`, `m` the mantissa bits), the fraction `r = t - n` in [-0.5, 0.5] by a
+/// polynomial (f32: degree 6, fitted for relative error, about 1e-7 evaluated in f32; f64:
+/// `e^(r ln 2)` by its degree-12 Taylor polynomial, below 2e-16), and `2^n` from the bits of
+/// `n + 1.5 * 2^m + bias` applied as a multiplication. Each evaluation is
 /// emitted whole, one after the other (interleaving them all would keep every temporary live at
 /// once; the out-of-order core overlaps the independent chains anyway).
 pub fn exp2(e: &mut Emitter, ts: &[Val]) -> Vec<Val> {
@@ -35,7 +36,12 @@ fn exp2_one(e: &mut Emitter, t: &Val) -> Val {
     let magic = e.float(magic, &ty);
     let sh = e.int(shift, &ty.with_elem(ity));
     let tc = e.max(t, &lo);
-    let n = e.round_even(&tc);
+    // `tc + magic` rounds `tc` to an integer (the ulp of `magic` is 1), held in the low bits of
+    // the mantissa with the bias added; subtracting `magic` again gives it as a float. Two adds
+    // instead of `roundeven` (a libm call per lane on x86-64 without SSE4.1), exact in the
+    // default rounding mode.
+    let biased = e.add(&tc, &magic);
+    let n = e.sub(&biased, &magic);
     let r = e.sub(&tc, &n);
     let coeffs: Vec<f64> = if wide {
         // e^(r ln 2) = sum (ln 2)^k r^k / k!
@@ -59,7 +65,6 @@ fn exp2_one(e: &mut Emitter, t: &Val) -> Val {
         let c = e.float(c, &ty);
         y = e.fma(&y, &r, &c);
     }
-    let biased = e.add(&n, &magic);
     let bits = e.bitcast(&biased, ity);
     let bits = e.shl(&bits, &sh);
     let scale = e.bitcast(&bits, elem);

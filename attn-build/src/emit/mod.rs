@@ -20,6 +20,7 @@ mod memory;
 mod ty;
 
 pub use arith::Cmp;
+pub use control::LoopKind;
 pub use memory::Metadata;
 pub use ty::{Layout, Scalar, Shape, Ty};
 

@@ -25,7 +25,7 @@ use super::ctx::Ctx;
 use super::hook::{Keys, Mods, Rows};
 use super::pack::tail_load;
 use super::{softmax, tiles};
-use crate::emit::{Cmp, Emitter, Ty, Val, math};
+use crate::emit::{Cmp, Emitter, LoopKind, Ty, Val, math};
 use attn_runtime::tuning::{DECODE_BLOCK_VECS, DECODE_PV_VECS, DECODE_ROWS};
 
 /// What the phases of the decode path share: the D and Dv splits (full vectors, masked tail),
@@ -61,7 +61,7 @@ impl Stream {
         let qb = e.alloc(Ty::memref(&[Some(DECODE_ROWS), None], cx.ct), &[&dp]);
         let zero = e.float(0.0, &cx.ct.into());
         e.range(&cx.sq, |e, r| {
-            e.range(&cx.d, |e, dd| {
+            e.each_kind(LoopKind::Vectorize, &c0, &cx.d, &c1, |e, dd| {
                 let x = e.extract(&cx.q, &[r, dd]);
                 let x = e.convert(&x, cx.ct);
                 let y = e.mul(&x, &cx.scale2);

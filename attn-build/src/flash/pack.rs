@@ -2,7 +2,7 @@
 //! register tiles only do aligned full-width loads from L1 whatever the strides of the inputs.
 
 use super::ctx::Ctx;
-use crate::emit::{Cmp, Emitter, Scalar, Ty, Val, math};
+use crate::emit::{Cmp, Emitter, LoopKind, Scalar, Ty, Val, math};
 
 /// The super-block's Q rows `q0..` into `qp` laid out `[mb][d][r]` (`nmb` micro-blocks of `BR`
 /// rows; zero rows past Sq), widened to the compute type.
@@ -19,7 +19,7 @@ pub fn pack_q(e: &mut Emitter, cx: &Ctx, q0: &Val, nmb: &Val, qp: &Val) {
             e.if_else(
                 &ok,
                 |e| {
-                    e.each(&c0, &cx.d, &c1, |e, dd| {
+                    e.each_kind(LoopKind::Vectorize, &c0, &cx.d, &c1, |e, dd| {
                         let x = e.extract(&cx.q, &[&row, dd]);
                         let x = e.convert(&x, cx.ct);
                         e.store(&x, qp, &[mb, dd, r]);

@@ -3,7 +3,7 @@
 
 use super::ctx::Ctx;
 use super::hook::Mods;
-use crate::emit::{Cmp, Emitter, Ty, Val, math, math::Reduce};
+use crate::emit::{Cmp, Emitter, LoopKind, Ty, Val, math, math::Reduce};
 
 /// Rows `0..n` of the scratch: `O = 0`, `m = -3e38`, `l = 0`; with a sink `s` (base-2 units)
 /// in row `r`'s options, `m = max(s, -3e38)` and `l = 2^(s - m)` (1 for a finite sink, 0 for
@@ -125,12 +125,19 @@ pub fn normalize(
             inv
         };
         let row = e.add(q0, r);
-        let mut next = e.for_(&c0, &cx.dv, &c1, &o[..1], |e, c, oo| {
-            let x = e.load(ob, &[r, c]);
-            let y = e.mul(&x, &inv);
-            let y = e.convert(&y, cx.st);
-            vec![e.insert(&y, &oo[0], &[&row, c])]
-        });
+        let mut next = e.for_kind(
+            LoopKind::Vectorize,
+            &c0,
+            &cx.dv,
+            &c1,
+            &o[..1],
+            |e, c, oo| {
+                let x = e.load(ob, &[r, c]);
+                let y = e.mul(&x, &inv);
+                let y = e.convert(&y, cx.st);
+                vec![e.insert(&y, &oo[0], &[&row, c])]
+            },
+        );
         if let Some(lse) = o.get(1) {
             let m = e.load(ms, &[r]);
             let lg = e.log2(&l);

@@ -14,7 +14,7 @@
 //! The accumulation order over k is the plain sequential one; no flag assumes the absence of
 //! NaN or infinities (a NaN or infinite input propagates exactly as in the naive loops).
 
-use crate::emit::{self, Emitter, Scalar, Ty, Val};
+use crate::emit::{self, Emitter, LoopKind, Scalar, Ty, Val};
 use attn_runtime::tuning::{MatmulTiling, Tiling};
 
 /// The symbol of the f32 matmul kernel of a given rank.
@@ -90,7 +90,7 @@ fn column_blocks(
         let ncp = e.round_up(&ncb, nr);
         // Pack B[:, jc..jc + nc] as [k][c], zero columns up to a multiple of NR.
         e.range(&sz.k, |e, kk| {
-            e.range(&ncb, |e, c| {
+            e.each_kind(LoopKind::Vectorize, &c0, &ncb, &c1, |e, c| {
                 let col = e.add(jc, c);
                 let x = e.extract(tb, &at(p, &[kk, &col]));
                 e.store(&x, bp, &[kk, c]);
@@ -143,7 +143,7 @@ fn column_blocks(
                 }
                 e.for_(&c0, &rows, &c1, o, |e, r, o| {
                     let row = e.add(i0, r);
-                    e.for_(&c0, &cols, &c1, o, |e, c, o| {
+                    e.for_kind(LoopKind::Vectorize, &c0, &cols, &c1, o, |e, c, o| {
                         let col = e.add(&j0, c);
                         let x = e.load(ct, &[r, c]);
                         vec![e.insert(&x, &o[0], &at(p, &[&row, &col]))]

@@ -21,7 +21,7 @@
 //! vector); the copies overlap with it: the kernel runs within about 5% of that time with its
 //! input and output rows resident in L1 instead of streamed from L3.
 
-use crate::emit::{self, Cmp, Emitter, Scalar, Ty, Val, math};
+use crate::emit::{self, Cmp, Emitter, LoopKind, Scalar, Ty, Val, math};
 use attn_runtime::tuning::{SOFTMAX_UNROLL as U, Tiling};
 
 /// The symbol of the f32 softmax kernel of a given rank.
@@ -116,7 +116,7 @@ fn row_softmax(e: &mut Emitter, x: &Val, row: &Row, p: &[Val], out: Val) -> Val 
     let src = e.select(&row.unit, &xrow, &row.rbu);
     // The rest of the row into the scratch, padded with -inf: a plain copy loop, which LLVM
     // vectorizes (behind a unit-stride check).
-    e.each(&row.nmain, &row.n, &c1, |e, c| {
+    e.each_kind(LoopKind::Vectorize, &row.nmain, &row.n, &c1, |e, c| {
         let idx: Vec<&Val> = p.iter().chain([c]).collect();
         let v = e.extract(x, &idx);
         e.store(&v, &row.rb, &[c]);
@@ -192,7 +192,7 @@ fn row_softmax(e: &mut Emitter, x: &Val, row: &Row, p: &[Val], out: Val) -> Val 
     let one = e.float(1.0, &f32t);
     let inv = e.div(&one, &sum);
     // The row scaled by 1 / sum on the copy out (again a plain loop).
-    let res = e.for_(&c0, &row.n, &c1, &[out], |e, c, o| {
+    let res = e.for_kind(LoopKind::Vectorize, &c0, &row.n, &c1, &[out], |e, c, o| {
         let v = e.load(&row.rb, &[c]);
         let y = e.mul(&v, &inv);
         let idx: Vec<&Val> = p.iter().chain([c]).collect();

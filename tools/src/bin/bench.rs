@@ -11,7 +11,8 @@
 //!
 //! Attention variants: `--window L,R` (a sliding window, `max` for an unbounded side),
 //! `--softcap C`, `--alibi` (the ALiBi paper's slopes `2^(-8h/H)`), `--sinks` (one sink logit
-//! per query head); they combine with each other and with `--causal`. GFLOP/s always counts
+//! per query head), `--mask` (an additive f32 mask `[Sq, Sk]` of values in [-1, 0), the same
+//! for every head); they combine with each other and with `--causal`. GFLOP/s always counts
 //! the dense `4*B*H*Sq*Sk*D`, so a window shows as a higher rate.
 //!
 //! `--dtype f32|f64|bf16|f16` (default f32) picks the element type of q, k, v and the output;
@@ -48,6 +49,7 @@ struct Args {
     softcap: Option<f32>,
     alibi: bool,
     sinks: bool,
+    mask: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -67,6 +69,7 @@ fn parse() -> Result<Args, String> {
         softcap: None,
         alibi: false,
         sinks: false,
+        mask: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -111,6 +114,7 @@ fn parse() -> Result<Args, String> {
             }
             "--alibi" => a.alibi = true,
             "--sinks" => a.sinks = true,
+            "--mask" => a.mask = true,
             "--dtype" => {
                 a.dtype = it.next().ok_or("--dtype needs a value")?;
                 if !["f32", "f64", "bf16", "f16"].contains(&a.dtype.as_str()) {
@@ -121,7 +125,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "-h" | "--help" => {
-                return Err("usage: bench [--batch B] [--heads H] [--kv-heads HKV] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--window L,R] [--softcap C] [--alibi] [--sinks] [--naive] [--dtype f32|f64|bf16|f16] [--json]".into());
+                return Err("usage: bench [--batch B] [--heads H] [--kv-heads HKV] [--seq S] [--kv-seq SK] [--dim D] [--threads T] [--causal] [--window L,R] [--softcap C] [--alibi] [--sinks] [--mask] [--naive] [--dtype f32|f64|bf16|f16] [--json]".into());
             }
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
@@ -164,8 +168,16 @@ fn per_head(heads: usize) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// The attention options of the command line (`attn::attention` when there are none).
-fn options<'a>(a: &Args, slopes: &'a [f32], sinks: &'a [f32]) -> attn::Attention<'a> {
+fn options<'a>(
+    a: &Args,
+    slopes: &'a [f32],
+    sinks: &'a [f32],
+    mask: &'a Tensor,
+) -> attn::Attention<'a> {
     let mut att = attn::Attention::new().causal(a.causal);
+    if a.mask {
+        att = att.mask(mask);
+    }
     if let Some((l, r)) = a.window {
         att = att.window(l, r);
     }
@@ -182,7 +194,7 @@ fn options<'a>(a: &Args, slopes: &'a [f32], sinks: &'a [f32]) -> attn::Attention
 }
 
 fn has_variants(a: &Args) -> bool {
-    a.window.is_some() || a.softcap.is_some() || a.alibi || a.sinks
+    a.window.is_some() || a.softcap.is_some() || a.alibi || a.sinks || a.mask
 }
 
 fn run<T: AttentionElement>(
@@ -226,6 +238,9 @@ fn variants_label(a: &Args) -> String {
     if a.sinks {
         s += " sinks";
     }
+    if a.mask {
+        s += " mask";
+    }
     s
 }
 
@@ -263,12 +278,17 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
         return Err(attn::Error::Unsupported {
             op: "bench",
             message: "--naive times plain f32 attention only (no --causal, --kv-heads, --dtype, \
-                      --window, --softcap, --alibi, --sinks)"
+                      --window, --softcap, --alibi, --sinks, --mask)"
                 .into(),
         });
     }
     let (slopes, sinks) = per_head(a.heads);
-    let att = options(a, &slopes, &sinks);
+    let mask = if a.mask {
+        random(&[a.seq, sk], 4)?.map(|x| 0.5 * x - 0.5)
+    } else {
+        Tensor::zeros(&[1, 1])?
+    };
+    let att = options(a, &slopes, &sinks, &mask);
     let convert = |t: Tensor| t.map(|x| T::from_f64(f64::from(x)));
     let q = convert(random(&[a.batch, a.heads, a.seq, a.dim], 1)?);
     let k = convert(random(&[a.batch, hkv, sk, a.dim], 2)?);
@@ -290,6 +310,11 @@ fn bench<T: AttentionElement>(a: &Args) -> Result<(), attn::Error> {
             ..Default::default()
         };
         let wide = |x: TensorView<'_, T>| x.to_tensor().to_f64();
+        let mask64 = mask.to_f64();
+        let options = attn::reference::AttentionOptions {
+            mask: a.mask.then(|| mask64.view()),
+            ..options
+        };
         let expected = reference::attention_with(&wide(qh), &wide(kh), &wide(vh), &options)?;
         let c = reference::compare(&head(&out, h)?, &expected, 0.0, 0.0)?;
         max_abs_err = max_abs_err.max(c.max_abs_err);

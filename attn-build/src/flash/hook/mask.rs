@@ -3,7 +3,7 @@
 //! Key padding reaches the kernels merged into it.
 
 use super::{Keys, Rows, ScoreMod};
-use crate::emit::{Emitter, Ty, Val};
+use crate::emit::{Emitter, LoopKind, Ty, Val};
 use crate::flash::ctx::Ctx;
 
 /// The mask hook.
@@ -46,7 +46,7 @@ impl ScoreMod for AddMask {
         let mask = self.mask.clone();
         e.range(&rows.n, |e, r| {
             let row = e.add(&rows.q0, r);
-            e.range(&jn, |e, j| {
+            e.each_kind(LoopKind::Vectorize, &c0, &jn, &c1, |e, j| {
                 let key = e.add(&keys.kb, j);
                 let x = e.extract(&mask, &[&row, &key]);
                 let x = e.convert(&x, cx.ct);
