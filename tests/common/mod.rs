@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: a seeded generator and reference comparison.
+//! Helpers shared by the integration tests (`tests/integration/`, `tests/ndarray.rs`): a seeded
+//! generator, reference comparison, and running a test alone in a process of its own.
 #![allow(dead_code)]
 
 use attn::{AsTensorView, Tensor, reference};
@@ -51,4 +52,37 @@ pub fn assert_close_tol(
         c.worst_index,
         expected.shape()
     );
+}
+
+/// Runs the calling test alone, in a child process of this test binary, and tells the caller
+/// whether to run the test's body: `true` in that child, `false` in the parent once the child
+/// passed (it panics with the child's output if not).
+///
+/// The tests of a binary run on parallel threads of one process. A test that changes
+/// process-wide state that other tests' results depend on, bit for bit (`attn::isa::force`),
+/// or whose assertions see every other thread's effect on the process (the thread pools that
+/// a changed `attn::set_num_threads` creates, counted as allocations), runs alone this way.
+/// `module` is the test's `module_path!()`, `name` its function name.
+pub fn alone(module: &str, name: &str) -> bool {
+    const CHILD: &str = "ATTN_TEST_ALONE";
+    // The harness's name of the test: its module path without the crate.
+    let test = match module.split_once("::") {
+        Some((_, m)) => format!("{m}::{name}"),
+        None => name.to_string(),
+    };
+    if std::env::var_os(CHILD).is_some_and(|t| t == *test) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([&test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, &test)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{test} failed in its own process:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
 }

@@ -2,10 +2,8 @@
 //! aligned, Sq != Sk), additive masks with broadcasting, key padding, their combinations, fully
 //! masked rows, strided layouts ([B, S, H, D] memory, fused QKV), and the errors.
 
-mod common;
-
+use crate::common::{Rng, assert_close};
 use attn::{Attention, Tensor, TensorView, options::AttentionOptions, reference};
-use common::{Rng, assert_close};
 
 fn reference_with(
     q: &impl attn::AsTensorView<f32>,

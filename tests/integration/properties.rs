@@ -2,10 +2,8 @@
 //! reference, attention with every option included. `ATTN_PROPTEST_CASES=10000` runs the long
 //! version (default 500 for attention).
 
-mod common;
-
+use crate::common::{Rng, assert_close, assert_close_tol};
 use attn::{Tensor, TensorView, options::AttentionOptions, reference};
-use common::{Rng, assert_close, assert_close_tol};
 use proptest::prelude::*;
 
 fn cases(default: u32) -> u32 {

@@ -1,8 +1,6 @@
 //! Kernels are reentrant: many threads calling them on shared inputs get bit-identical results.
 
-mod common;
-
-use common::Rng;
+use crate::common::Rng;
 use std::sync::Arc;
 
 #[test]
@@ -46,7 +44,7 @@ fn thread_counts_give_identical_results_and_can_change_while_calls_run() {
     attn::set_num_threads(1);
     let one = attn::attention(&*q, &*k, &*v).unwrap();
     let expected = attn::reference::attention(&*q, &*k, &*v, None).unwrap();
-    common::assert_close(&one, &expected);
+    crate::common::assert_close(&one, &expected);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flipper = {
         let stop = stop.clone();

@@ -4,15 +4,13 @@
 //! views and `KvCache`; `run_with_lse` values; `merge_partials`; split-KV decoding (bitwise
 //! identical for any thread count); and the errors.
 
-mod common;
-
+use crate::common::Rng;
 use attn::{
     Attention, AttentionElement, Element, KvCache, Tensor, TensorView,
     half::{bf16, f16},
     options::AttentionOptions,
     reference,
 };
-use common::Rng;
 
 /// Options of one test case (the tensors they borrow live in the test).
 #[derive(Clone, Copy, Default)]

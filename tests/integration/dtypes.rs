@@ -3,15 +3,13 @@
 //! (non-powers of two, Sq != Sk, Dv != D), grouped heads, causal, masks, key padding, the
 //! streaming decode path (few query rows) and strided views.
 
-mod common;
-
+use crate::common::Rng;
 use attn::{
     Attention, AttentionElement, Element, Tensor, TensorView,
     half::{bf16, f16},
     options::AttentionOptions,
     reference,
 };
-use common::Rng;
 
 /// Per-dtype tolerance: `|out - ref| <= atol + rtol |ref|`.
 fn tolerance<T: Element>() -> (f64, f64) {

@@ -25,9 +25,13 @@ fn scratch(name: &str) -> PathBuf {
 
 fn child(test: &str, dir: &Path, envs: &[(&str, &str)]) -> Output {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([test, "--exact", "--nocapture"])
-        .env(CHILD, dir)
-        .env("ATTN_CACHE_DIR", dir.join("cache"));
+    c.args([
+        &crate::test_path(module_path!(), test),
+        "--exact",
+        "--nocapture",
+    ])
+    .env(CHILD, dir)
+    .env("ATTN_CACHE_DIR", dir.join("cache"));
     for var in [
         "ATTN_VERBOSE",
         "TARGET",
@@ -103,7 +107,8 @@ fn an_mlir_failure_names_the_kernel_and_where_it_is_declared() {
     let line = between("LINE=").lines().next().unwrap().to_string();
     let explicit = between("EXPLICIT<<");
     let want = format!(
-        "kernel `explicit` (declared at attn-build/tests/diagnostics.rs:{line}): MLIR failed"
+        "kernel `explicit` (declared at {}:{line}): MLIR failed",
+        file!()
     );
     assert!(explicit.starts_with(&want), "{explicit}\nwanted: {want}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -188,7 +193,7 @@ fn with_several_jobs_the_first_failing_kernel_is_reported() {
         .and_then(|s| s.split(">>").next())
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(
-        error.starts_with("kernel `slow_first` (declared at attn-build/tests/diagnostics.rs:"),
+        error.starts_with(&format!("kernel `slow_first` (declared at {}:", file!())),
         "{error}"
     );
     let _ = std::fs::remove_dir_all(&dir);

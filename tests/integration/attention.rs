@@ -1,9 +1,7 @@
 //! `attn::attention` against the f64 reference.
 
-mod common;
-
+use crate::common::{Rng, assert_close};
 use attn::{Error, Tensor, TensorView, TensorViewMut, reference};
-use common::{Rng, assert_close};
 
 fn check(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
     let out = attn::attention(q, k, v).unwrap_or_else(|e| panic!("{e}"));

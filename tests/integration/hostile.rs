@@ -8,10 +8,8 @@
 //!   only those rows;
 //! - an infinite logit has no well-defined softmax (inf - inf): the affected rows are NaN.
 
-mod common;
-
+use crate::common::{Rng, assert_close};
 use attn::{Tensor, reference};
-use common::{Rng, assert_close};
 
 #[test]
 fn logits_up_to_1e30_are_exact() {

@@ -1,9 +1,7 @@
 //! Every primitive alone, against the f64 reference, plus their error paths.
 
-mod common;
-
+use crate::common::{Rng, assert_close, assert_close_tol};
 use attn::{Error, Tensor, reference};
-use common::{Rng, assert_close, assert_close_tol};
 
 #[test]
 fn matmul_2d_and_batched() {

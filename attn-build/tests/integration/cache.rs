@@ -294,7 +294,10 @@ fn attn_cache_dir_and_attn_cache_max_mb_configure_the_cache() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    let test = "attn_cache_dir_and_attn_cache_max_mb_configure_the_cache";
+    let test = &crate::test_path(
+        module_path!(),
+        "attn_cache_dir_and_attn_cache_max_mb_configure_the_cache",
+    );
     let first = dir.join("first");
     let s = stdout(child(
         test,

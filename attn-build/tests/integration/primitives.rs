@@ -1,7 +1,7 @@
 //! The f32 primitives `matmul` and `softmax` lower to the register-tiled kernels of
 //! `primitives.rs` (inlined, vectorized, no copies, polynomial exp), for every rank and for static
 //! and dynamic shapes; f64 keeps the naive `linalg` lowering. Their numerics are tested against
-//! the f64 reference by the root crate (tests/primitives.rs, tests/properties.rs).
+//! the f64 reference by the root crate (tests/integration/primitives.rs, tests/integration/properties.rs).
 
 use attn_build::{
     Build,

@@ -2,8 +2,9 @@
 //! (dense, masked, causal wrapper, every option with the log-sum-exp; the decode path is part of
 //! every 2-D kernel), each element type, both ISA tilings, and the matmul and softmax primitives.
 //! Any change of the generated code shows up in review as a change of these files
-//! (`tests/snapshots/`); accept intended ones with `INSTA_UPDATE=always cargo test -p attn-build
-//! --test snapshots` (or `cargo insta review`).
+//! (`tests/integration/snapshots/integration__snapshots__*.snap`); accept intended ones with
+//! `INSTA_UPDATE=always cargo test -p attn-build --test integration snapshots::` (or `cargo insta
+//! review`).
 
 use attn_build::flash::{Spec, Tiling, module_text};
 use attn_build::primitives;
