@@ -177,6 +177,24 @@ pub struct Compiler {
 #[cfg(feature = "codegen")]
 static REGISTER_PASSES: Once = Once::new();
 
+/// The register tiling of the kernels a compiler for `target` generates: `ATTN_TILING` when set
+/// (an error if it does not parse), else the target's (`Tiling::for_target`). The lowering
+/// depends on the target through it only, so targets with the same tiling (x86-64-v3 and
+/// baseline x86-64) lower a kernel to the same LLVM-dialect module.
+#[cfg(feature = "codegen")]
+pub fn tiling_for(target: &TargetSpec) -> Result<Tiling, Error> {
+    match std::env::var("ATTN_TILING") {
+        Ok(tag) if !tag.trim().is_empty() => {
+            Tiling::parse(tag.trim()).map_err(|e| Error::Toolchain(format!("ATTN_TILING: {e}")))
+        }
+        _ => Ok(Tiling::for_target(
+            target.arch(),
+            &target.cpu,
+            &target.features,
+        )),
+    }
+}
+
 #[cfg(feature = "codegen")]
 impl Compiler {
     /// A compiler for the host CPU; fails if the `transformer` dialect cannot be registered.
@@ -206,11 +224,7 @@ impl Compiler {
                 "MLIR rejected the IRDL definition of the transformer dialect".into(),
             ));
         }
-        let tiling = match std::env::var("ATTN_TILING") {
-            Ok(tag) if !tag.trim().is_empty() => Tiling::parse(tag.trim())
-                .map_err(|e| Error::Toolchain(format!("ATTN_TILING: {e}")))?,
-            _ => Tiling::for_target(target.arch(), &target.cpu, &target.features),
-        };
+        let tiling = tiling_for(&target)?;
         Ok(Compiler {
             context,
             diagnostics,
@@ -363,7 +377,23 @@ impl Compiler {
         path: &Path,
         kind: OutputKind,
     ) -> Result<EmitTimes, Error> {
-        let times = target::emit(module, &self.target, kind, path)
+        self.emit_as(kernel, module, None, &self.target, path, kind)
+    }
+
+    /// Writes an object or assembly file of a module this compiler lowered for `target`, which
+    /// must have the compiler's tiling ([`tiling_for`]), with the functions named after the
+    /// symbol `from` renamed after `to` when `rename` is `Some((from, to))` (see
+    /// [`target::emit_renamed`]): one lowering for several ISA variants of a kernel.
+    pub fn emit_as(
+        &self,
+        kernel: &str,
+        module: &Module,
+        rename: Option<(&str, &str)>,
+        target: &TargetSpec,
+        path: &Path,
+        kind: OutputKind,
+    ) -> Result<EmitTimes, Error> {
+        let times = target::emit_renamed(module, rename, target, kind, path)
             .map_err(|e| self.fail(kernel, Stage::LlvmIr, &e))?;
         match std::fs::metadata(path) {
             Ok(m) if m.len() > 0 => Ok(times),

@@ -115,9 +115,42 @@ pub fn emit_with_passes(
     path: &Path,
     passes: &str,
 ) -> Result<EmitTimes, String> {
+    emit_as(module, None, target, kind, path, passes)
+}
+
+/// [`emit`] of `module` under another kernel symbol: with `rename = Some((from, to))`, the
+/// functions named after the symbol `from` (the kernel and its `_mlir_ciface_` wrapper) are
+/// renamed after `to` in the LLVM IR. This is how one lowered module serves several ISA
+/// variants of a kernel, whose symbols differ in their suffix only.
+#[cfg(feature = "codegen")]
+pub fn emit_renamed(
+    module: &Module,
+    rename: Option<(&str, &str)>,
+    target: &TargetSpec,
+    kind: OutputKind,
+    path: &Path,
+) -> Result<EmitTimes, String> {
+    emit_as(module, rename, target, kind, path, LLVM_PASSES)
+}
+
+#[cfg(feature = "codegen")]
+fn emit_as(
+    module: &Module,
+    rename: Option<(&str, &str)>,
+    target: &TargetSpec,
+    kind: OutputKind,
+    path: &Path,
+    passes: &str,
+) -> Result<EmitTimes, String> {
     let tm = TargetMachine::new(&target.triple, &target.cpu, &target.features)?;
     let start = Instant::now();
     let mut ir = LlvmModule::translate(module).ok_or("translation to LLVM IR failed")?;
+    if let Some((from, to)) = rename
+        && from != to
+        && ir.rename_functions(from, to) == 0
+    {
+        return Err(format!("no function named after `{from}` to rename"));
+    }
     ir.configure_for(&tm);
     let translated = Instant::now();
     ir.optimize(&tm, passes)

@@ -1,12 +1,13 @@
 //! One object of a build: its cache key and lookup, and its compilation (MLIR pipeline, then
-//! LLVM) into the cache, timed phase by phase.
+//! LLVM) into the cache, timed phase by phase; the ISA variants of a kernel that lower to the
+//! same module share one lowering.
 
 use super::outputs::unique_suffix;
 use crate::{
     Error, cache,
     graph::Layout,
     pipeline::{Compiler, PIPELINE_VERSION},
-    target::{EmitTimes, TargetSpec},
+    target::{EmitTimes, OutputKind, TargetSpec},
 };
 use attn_runtime::hash::fnv1a;
 use std::{
@@ -34,6 +35,8 @@ pub(super) struct Task {
     pub kernel: String,
     /// The kernel's transformer IR, its function named after the variant's symbol.
     pub ir: String,
+    /// The variant's symbol.
+    pub symbol: String,
     pub layout: Layout,
     pub target: TargetSpec,
     /// The object's path in the cache.
@@ -64,6 +67,7 @@ impl Task {
         Task {
             kernel: kernel.to_string(),
             ir,
+            symbol: symbol.to_string(),
             layout,
             target: target.clone(),
             object: cache.join(format!("{symbol}-{key:016x}.o")),
@@ -83,58 +87,103 @@ impl Task {
         }
     }
 
-    /// Compiles the object into the cache with a compiler for the task's target (from
-    /// `compilers`, created there on first use).
-    pub fn compile(&self, compilers: &mut Compilers) -> Result<Timing, Error> {
-        let start = Instant::now();
-        let c = compilers.for_target(&self.target)?;
-        let layout_map = match self.layout {
-            Layout::Strided => "fully-dynamic-layout-map",
-            Layout::Contiguous => "identity-layout-map",
-        };
-        if let Some(d) = &self.dump {
-            fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-        }
-        let mut dump_error = None;
-        let lowering = Instant::now();
-        let module = c.lower(
-            &self.kernel,
-            &self.ir,
-            layout_map,
-            |stage, ir| {
-                if let Some(d) = &self.dump {
-                    let path = d.join(stage.file_name());
-                    if let Err(e) = fs::write(&path, ir.text()) {
-                        dump_error = Some(Error::io(format!("writing {}", path.display()), e));
-                    }
+    /// Whether this task's kernel lowers to the same module as `other`'s but for the symbol:
+    /// the same kernel IR up to the symbol, the same layout and (`same_tiling`) the same tiling,
+    /// and no IR dump wanted for this one.
+    pub fn shares_lowering(&self, other: &Task, same_tiling: bool) -> bool {
+        same_tiling
+            && self.dump.is_none()
+            && self.kernel == other.kernel
+            && self.layout == other.layout
+            && self.ir.replace(&self.symbol, "") == other.ir.replace(&other.symbol, "")
+    }
+}
+
+/// Compiles the objects of `tasks` into the cache: the first task's kernel is lowered once (with
+/// a compiler for its target, from `compilers`, created there on first use) and emitted for
+/// every task's target under its symbol. The tasks after the first must share its lowering
+/// ([`Task::shares_lowering`]).
+pub(super) fn compile_group(
+    tasks: &[&Task],
+    compilers: &mut Compilers,
+) -> Result<Vec<Timing>, Error> {
+    let Some(first) = tasks.first() else {
+        return Ok(Vec::new());
+    };
+    let (start, cpu_start) = (Instant::now(), thread_cpu());
+    let c = compilers.for_target(&first.target)?;
+    let layout_map = match first.layout {
+        Layout::Strided => "fully-dynamic-layout-map",
+        Layout::Contiguous => "identity-layout-map",
+    };
+    if let Some(d) = &first.dump {
+        fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+    }
+    let mut dump_error = None;
+    let lowering = Instant::now();
+    let module = c.lower(
+        &first.kernel,
+        &first.ir,
+        layout_map,
+        |stage, ir| {
+            if let Some(d) = &first.dump {
+                let path = d.join(stage.file_name());
+                if let Err(e) = fs::write(&path, ir.text()) {
+                    dump_error = Some(Error::io(format!("writing {}", path.display()), e));
                 }
-            },
-            self.dump.is_some(),
-        )?;
-        let mlir = lowering.elapsed();
-        if let Some(e) = dump_error {
-            return Err(e);
-        }
+            }
+        },
+        first.dump.is_some(),
+    )?;
+    let mlir = lowering.elapsed();
+    if let Some(e) = dump_error {
+        return Err(e);
+    }
+    let mut timings = Vec::with_capacity(tasks.len());
+    let mut cpu_before = cpu_start;
+    for (i, task) in tasks.iter().enumerate() {
+        let emitting = Instant::now();
         // Write under a unique temporary name, then rename: concurrent builds sharing a cache
         // never see a partial object, and a failed compile leaves nothing behind.
-        let tmp = self
+        let tmp = task
             .object
             .with_extension(format!("o.tmp{}", unique_suffix()));
-        let llvm = match c.emit_object(&self.kernel, &module, &tmp) {
+        let rename =
+            (task.symbol != first.symbol).then_some((first.symbol.as_str(), task.symbol.as_str()));
+        let emitted = c.emit_as(
+            &task.kernel,
+            &module,
+            rename,
+            &task.target,
+            &tmp,
+            OutputKind::Object,
+        );
+        let llvm = match emitted {
             Ok(t) => t,
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
                 return Err(e);
             }
         };
-        fs::rename(&tmp, &self.object)
+        fs::rename(&tmp, &task.object)
             .map_err(|e| Error::io(format!("moving {}", tmp.display()), e))?;
-        Ok(Timing {
-            total: start.elapsed(),
-            mlir,
+        let first_one = i == 0;
+        let cpu_now = thread_cpu();
+        let cpu = cpu_before.zip(cpu_now).map(|(a, b)| b.saturating_sub(a));
+        cpu_before = cpu_now;
+        timings.push(Timing {
+            cpu,
+            total: if first_one {
+                start.elapsed()
+            } else {
+                emitting.elapsed()
+            },
+            mlir: if first_one { mlir } else { Duration::ZERO },
             llvm,
-        })
+            shared: !first_one,
+        });
     }
+    Ok(timings)
 }
 
 /// How long compiling one object took.
@@ -142,11 +191,24 @@ impl Task {
 pub(super) struct Timing {
     /// Everything, including creating the MLIR context on a worker's first use of a target.
     pub total: Duration,
+    /// The time the worker thread spent on a CPU for it (Linux), which other load on the machine
+    /// does not inflate, unlike the other (wall-clock) times.
+    pub cpu: Option<Duration>,
     /// Parsing the transformer IR and the MLIR passes down to the LLVM dialect (with the IR
     /// dumps, when asked).
     pub mlir: Duration,
     /// Translation to LLVM IR, LLVM optimization and code generation.
     pub llvm: EmitTimes,
+    /// Whether the MLIR lowering was another object's (an ISA variant lowering to the same
+    /// module): `mlir` is then zero.
+    pub shared: bool,
+}
+
+/// The time the calling thread has spent on a CPU (Linux: `/proc/thread-self/schedstat`).
+pub(super) fn thread_cpu() -> Option<Duration> {
+    let text = fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_whitespace().next()?.parse::<u64>().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// The compilers of one worker thread, one per target (an MLIR context is not `Send`).

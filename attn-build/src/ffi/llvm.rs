@@ -248,6 +248,37 @@ impl LlvmModule {
         take_message(unsafe { mlir_sys::LLVMPrintModuleToString(self.module) })
     }
 
+    /// Renames every function whose name contains `from` (the kernel's symbol: the function and
+    /// its `_mlir_ciface_` wrapper) by replacing it with `to`; calls follow, LLVM referring to
+    /// functions by value. Returns how many were renamed.
+    pub fn rename_functions(&mut self, from: &str, to: &str) -> usize {
+        let mut renamed = 0;
+        // SAFETY: the module is live; the function handles LLVM returns while iterating belong
+        // to it and stay valid (renaming does not remove or reorder functions); the name LLVM
+        // returns is valid until the function is renamed and is copied before that; the new name
+        // is passed with its length (no NUL needed).
+        unsafe {
+            let mut f = mlir_sys::LLVMGetFirstFunction(self.module);
+            while !f.is_null() {
+                let mut len = 0usize;
+                let raw = mlir_sys::LLVMGetValueName2(f, &mut len);
+                let name = if raw.is_null() {
+                    String::new()
+                } else {
+                    let bytes = std::slice::from_raw_parts(raw.cast::<u8>(), len);
+                    String::from_utf8_lossy(bytes).into_owned()
+                };
+                if !from.is_empty() && name.contains(from) {
+                    let new = name.replace(from, to);
+                    mlir_sys::LLVMSetValueName2(f, new.as_ptr().cast::<c_char>(), new.len());
+                    renamed += 1;
+                }
+                f = mlir_sys::LLVMGetNextFunction(f);
+            }
+        }
+        renamed
+    }
+
     /// Sets the module's triple and data layout to those of `tm`, as optimization and code
     /// generation expect.
     pub fn configure_for(&mut self, tm: &TargetMachine) {

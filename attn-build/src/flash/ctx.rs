@@ -41,6 +41,9 @@ pub struct Ctx {
     pub k_unit: Val,
     /// `i1`: V's rows have unit stride.
     pub v_unit: Val,
+    /// bf16 kernels: a `memref<w x ct>` scratch that [`super::pack::tail_load`] assembles the
+    /// last partial vector of a row in.
+    pub lanes: Option<Val>,
 }
 
 impl Ctx {

@@ -140,7 +140,7 @@ impl Stream {
                 |e, j, _, col| {
                     let key = e.add(kb, j);
                     if masked {
-                        tail_load(e, cx, &cx.vu, &key, col, &self.dvtail, &cx.dv, &self.dvmask)
+                        tail_load(e, cx, &cx.vu, &key, col, &self.dvtail, &self.dvmask)
                     } else {
                         let x = e.vload(&cx.vu, &[&key, col], w);
                         e.convert(&x, cx.ct)
@@ -221,7 +221,7 @@ impl Stream {
                     keys.iter()
                         .zip(&part)
                         .map(|(k, a)| {
-                            let kv = tail_load(e, cx, ku, k, dfull, dtail, &cx.d, dmask);
+                            let kv = tail_load(e, cx, ku, k, dfull, dtail, dmask);
                             e.vfma(&qv, &kv, a)
                         })
                         .collect()

@@ -82,6 +82,7 @@ pub fn function(
         let scale2 = e.mul(&a[3], &log2e);
         let (ku, k_unit) = unit_rows(e, &a[1], &sk, &d);
         let (vu, v_unit) = unit_rows(e, &a[2], &sk, &dv);
+        let lanes = (st == Scalar::BF16).then(|| e.alloc(Ty::memref(&[Some(t.w)], ct), &[]));
         let cx = Ctx {
             t,
             st,
@@ -100,6 +101,7 @@ pub fn function(
             vu,
             k_unit,
             v_unit,
+            lanes,
         };
         // The options in the order they act on a score: softcap, ALiBi, mask, then the keys'
         // removal, then the sinks in the softmax.

@@ -50,9 +50,9 @@ pub fn pack_kv(e: &mut Emitter, cx: &Ctx, kb: &Val, kp: &Val, vp: &Val) {
 
 /// The first `tail` elements of `buf[row][col..]` (the rest zero), widened to the compute type:
 /// a masked vector load; for bf16, whose masked vector loads LLVM legalizes through
-/// `__truncsfbf2` calls on x86 without AVX512-BF16, `w` scalar loads at clamped (in-bounds)
-/// columns and a select.
-#[allow(clippy::too_many_arguments)]
+/// `__truncsfbf2` calls on x86 without AVX512-BF16, a loop of `tail` scalar loads into the
+/// zeroed scratch `cx.lanes`, then a vector load from it (compact code for a rare case: a row
+/// length that is not a multiple of the vector width).
 pub fn tail_load(
     e: &mut Emitter,
     cx: &Ctx,
@@ -60,7 +60,6 @@ pub fn tail_load(
     row: &Val,
     col: &Val,
     tail: &Val,
-    cols: &Val,
     mask: &Val,
 ) -> Val {
     let w = cx.t.w;
@@ -69,23 +68,20 @@ pub fn tail_load(
         let x = e.masked_load(buf, &[row, col], mask, &pass);
         return e.convert(&x, cx.ct);
     }
-    let c1 = e.idx(1);
-    let last = e.sub(cols, &c1);
-    let mut v = e.float(0.0, &cx.vt);
-    for l in 0..w {
-        let cl = e.idx(l);
-        let c = e.add(col, &cl);
-        let c = e.min_u(&c, &last);
+    let lanes = cx
+        .lanes
+        .as_ref()
+        .expect("bf16 kernels have the lane scratch");
+    let c0 = e.idx(0);
+    let vzero = e.float(0.0, &cx.vt);
+    e.vstore(&vzero, lanes, &[&c0]);
+    e.range(tail, |e, l| {
+        let c = e.add(col, l);
         let x = e.load(buf, &[row, &c]);
         let x = e.convert(&x, cx.ct);
-        v = e.insert_lane(&x, &v, l);
-    }
-    let t = e.index_cast(tail, Scalar::I32);
-    let tv = e.splat(&t, w);
-    let io = super::hook::iota(e, w, 0);
-    let ok = e.cmp(Cmp::Lt, &io, &tv);
-    let vzero = e.float(0.0, &cx.vt);
-    e.select(&ok, &v, &vzero)
+        e.store(&x, lanes, &[l]);
+    });
+    e.vload(lanes, &[&c0], w)
 }
 
 /// K^T * scale2 by `w x w` blocks: `w` key rows loaded as vectors along D (a clamped key index
@@ -118,7 +114,7 @@ fn pack_k_transposed(e: &mut Emitter, cx: &Ctx, kb: &Val, kp: &Val) {
                 .iter()
                 .map(|(key, ok)| {
                     let x = if tail {
-                        tail_load(e, cx, &cx.ku, key, dd, &dtail, &cx.d, &dmask)
+                        tail_load(e, cx, &cx.ku, key, dd, &dtail, &dmask)
                     } else {
                         let x = e.vload(&cx.ku, &[key, dd], w);
                         e.convert(&x, cx.ct)
@@ -182,7 +178,7 @@ fn pack_v_rows(e: &mut Emitter, cx: &Ctx, kb: &Val, vp: &Val) {
                     e.vstore(&x, vp, &[j, c]);
                 });
                 e.when(&has_tail, |e| {
-                    let x = tail_load(e, cx, &cx.vu, &key, &dvfull, &dvtail, &cx.dv, &dvmask);
+                    let x = tail_load(e, cx, &cx.vu, &key, &dvfull, &dvtail, &dvmask);
                     e.vstore(&x, vp, &[j, &dvfull]);
                 });
             },
