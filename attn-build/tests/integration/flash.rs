@@ -2,11 +2,12 @@
 //! reference, by linking the objects into a small C program (the C compiler that links Rust
 //! programs on this platform) that calls the kernels through their C interface.
 
+use super::harness;
 use attn_build::{
     Build, CompiledKernel,
     graph::{AttentionOptions, Dim, Graph, KernelDef, Layout, Scale, TensorType, options},
 };
-use std::{path::PathBuf, process::Command};
+use std::path::PathBuf;
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("attn-flash-test-{}-{name}", std::process::id()));
@@ -335,30 +336,7 @@ int main(void) {
 fn fused_attention_matches_the_reference() {
     let dir = scratch("run");
     let compiled = compile(&dir, false);
-    // The variant this CPU runs (objects come in several ISA levels, best first).
-    let runnable = |k: &attn_build::CompiledKernel| {
-        k.variants
-            .iter()
-            .find(|v| v.isa.is_none_or(|i| i.supported()))
-            .expect("a baseline variant exists")
-            .clone()
-    };
-    let symbol = |name: &str| {
-        let k = compiled.iter().find(|k| k.name == name).unwrap();
-        format!("_mlir_ciface_{}", runnable(k).symbol)
-    };
-    let src = dir.join("harness.c");
-    std::fs::write(&src, HARNESS).unwrap();
-    let exe = dir.join("harness");
-    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let compiler = cc::Build::new()
-        .target(&host)
-        .host(&host)
-        .opt_level(2)
-        .cargo_metadata(false)
-        .get_compiler();
-    let mut cmd = compiler.to_command();
-    for (macro_name, kernel) in [
+    let defines = [
         ("R2", "flash_r2"),
         ("R3", "flash_r3"),
         ("R4", "flash_r4"),
@@ -367,26 +345,9 @@ fn fused_attention_matches_the_reference() {
         ("GQA4", "flash_r4_gqa_causal_mask"),
         ("GQA3", "flash_r3_gqa_mask2"),
         ("CAUSAL2", "flash_r2_causal"),
-    ] {
-        cmd.arg(format!("-D{macro_name}={}", symbol(kernel)));
-    }
-    cmd.arg(&src).arg("-o").arg(&exe);
-    for k in &compiled {
-        cmd.arg(runnable(k).object);
-    }
-    cmd.arg("-lm");
-    let out = cmd.output().expect("running the C compiler");
-    assert!(
-        out.status.success(),
-        "compiling the harness failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Command::new(&exe).output().expect("running the harness");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "results differ from the reference:\n{stdout}"
-    );
+    ]
+    .map(|(m, k)| (m.to_string(), k));
+    let stdout = harness::run(&dir, HARNESS, &compiled, &defines);
     assert!(stdout.lines().count() >= 32, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }

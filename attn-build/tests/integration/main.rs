@@ -23,6 +23,8 @@ mod file_kernels;
 mod flash;
 mod fuzz_spec;
 #[cfg(feature = "codegen")]
+mod harness;
+#[cfg(feature = "codegen")]
 mod mods;
 #[cfg(feature = "codegen")]
 mod parallel;

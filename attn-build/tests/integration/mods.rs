@@ -4,13 +4,13 @@
 //! (f32, f64, bf16), GQA, the decode path (few query rows), rows left without keys, and mods
 //! together with every built-in option (causal window, softcap, ALiBi, sinks, an additive mask).
 
+use super::harness;
 use attn_build::{
-    Build, CompiledKernel,
+    Build,
     graph::{AttentionOptions, Graph, KernelDef, Mods, TensorType, options},
     scan::kernel_def,
 };
 use attn_runtime::syntax::{Invocation, Kernel, Op};
-use std::process::Command;
 
 fn scratch(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("attn-mods-{tag}-{}", std::process::id()));
@@ -315,40 +315,11 @@ fn mods_match_the_c_reference() {
     }
     build.kernel(all_options());
     let compiled = build.compile_objects().unwrap_or_else(|e| panic!("{e}"));
-    let runnable = |k: &CompiledKernel| {
-        k.variants
-            .iter()
-            .find(|v| v.isa.is_none_or(|i| i.supported()))
-            .expect("a runnable variant")
-            .clone()
-    };
-    let src = dir.join("harness.c");
-    std::fs::write(&src, HARNESS).unwrap();
-    let exe = dir.join("harness");
-    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let compiler = cc::Build::new()
-        .target(&host)
-        .host(&host)
-        .opt_level(2)
-        .cargo_metadata(false)
-        .get_compiler();
-    let mut cmd = compiler.to_command();
-    for k in &compiled {
-        let name = k.name.to_uppercase();
-        cmd.arg(format!("-D{name}=_mlir_ciface_{}", runnable(k).symbol));
-        cmd.arg(runnable(k).object);
-    }
-    cmd.arg(&src).arg("-o").arg(&exe).arg("-lm");
-    let out = cmd.output().expect("running the C compiler");
-    assert!(
-        out.status.success(),
-        "compiling the harness failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Command::new(&exe).output().expect("running the harness");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    println!("{stdout}");
-    assert!(run.status.success(), "results differ:\n{stdout}");
+    let defines: Vec<(String, &str)> = compiled
+        .iter()
+        .map(|k| (k.name.to_uppercase(), k.name.as_str()))
+        .collect();
+    let stdout = harness::run(&dir, HARNESS, &compiled, &defines);
     assert_eq!(stdout.lines().filter(|l| l.contains("worst")).count(), 10);
     let _ = std::fs::remove_dir_all(&dir);
 }

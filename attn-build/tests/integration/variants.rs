@@ -3,11 +3,11 @@
 //! (few query rows), dynamic rank-2 kernels with every option at run time and a static rank-4
 //! kernel with constant options.
 
+use super::harness;
 use attn_build::{
     Build, CompiledKernel,
     graph::{AttentionOptions, Dim, Graph, KernelDef, TensorType, options},
 };
-use std::process::Command;
 
 fn scratch(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("attn-variants-{tag}-{}", std::process::id()));
@@ -244,54 +244,14 @@ int main(void) {
 fn variants_match_the_reference() {
     let dir = scratch("run");
     let compiled = compile(&dir);
-    let runnable = |k: &CompiledKernel| {
-        k.variants
-            .iter()
-            .find(|v| v.isa.is_none_or(|i| i.supported()))
-            .expect("a baseline variant exists")
-            .clone()
-    };
-    let symbol = |name: &str| {
-        let k = compiled.iter().find(|k| k.name == name).unwrap();
-        format!("_mlir_ciface_{}", runnable(k).symbol)
-    };
-    let src = dir.join("harness.c");
-    std::fs::write(&src, HARNESS).unwrap();
-    let exe = dir.join("harness");
-    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let compiler = cc::Build::new()
-        .target(&host)
-        .host(&host)
-        .opt_level(2)
-        .cargo_metadata(false)
-        .get_compiler();
-    let mut cmd = compiler.to_command();
-    for (macro_name, kernel) in [
+    let defines = [
         ("OPTS", "opts_r2"),
         ("OPTS_MASK", "opts_mask_r2"),
         ("OPTS64", "opts_r2_f64"),
         ("STATIC4", "static_r4"),
-    ] {
-        cmd.arg(format!("-D{macro_name}={}", symbol(kernel)));
-    }
-    cmd.arg(&src).arg("-o").arg(&exe);
-    for k in &compiled {
-        cmd.arg(runnable(k).object);
-    }
-    cmd.arg("-lm");
-    let out = cmd.output().expect("running the C compiler");
-    assert!(
-        out.status.success(),
-        "compiling the harness failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Command::new(&exe).output().expect("running the harness");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    println!("{stdout}");
-    assert!(
-        run.status.success(),
-        "results differ from the reference:\n{stdout}"
-    );
+    ]
+    .map(|(m, k)| (m.to_string(), k));
+    let stdout = harness::run(&dir, HARNESS, &compiled, &defines);
     assert!(stdout.lines().count() >= 50, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
