@@ -2,7 +2,7 @@
 //! generator, reference comparison, and running a test alone in a process of its own.
 #![allow(dead_code)]
 
-use attn::{AsTensorView, Tensor, reference};
+use attn::{AsTensorView, Tensor, TensorView, options::AttentionOptions, reference};
 
 /// A small deterministic generator (xorshift64*), so tests need no extra dependency.
 pub struct Rng(u64);
@@ -85,4 +85,28 @@ pub fn alone(module: &str, name: &str) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     false
+}
+
+/// The f64 reference of f32 attention with the causal option, an optional additive mask and
+/// optional key padding.
+pub fn reference_with(
+    q: &impl attn::AsTensorView<f32>,
+    k: &impl attn::AsTensorView<f32>,
+    v: &impl attn::AsTensorView<f32>,
+    causal: bool,
+    mask: Option<TensorView<'_, f32>>,
+    key_padding: Option<&[bool]>,
+) -> Tensor<f64> {
+    reference::attention_with(
+        q,
+        k,
+        v,
+        &reference::AttentionOptions {
+            options: AttentionOptions::new().with_causal(causal),
+            mask,
+            key_padding,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }

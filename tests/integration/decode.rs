@@ -3,30 +3,8 @@
 //! and large head dims, causal positions, masks (fully masked rows give zeros), NaN, strided
 //! inputs; and the packed path for K/V without unit stride, against the f64 reference.
 
-use crate::common::{Rng, assert_close};
-use attn::{Attention, Tensor, TensorView, options::AttentionOptions, reference};
-
-fn expected(
-    q: &impl attn::AsTensorView<f32>,
-    k: &impl attn::AsTensorView<f32>,
-    v: &impl attn::AsTensorView<f32>,
-    causal: bool,
-    mask: Option<TensorView<'_, f32>>,
-    key_padding: Option<&[bool]>,
-) -> Tensor<f64> {
-    reference::attention_with(
-        q,
-        k,
-        v,
-        &reference::AttentionOptions {
-            options: AttentionOptions::new().with_causal(causal),
-            mask,
-            key_padding,
-            ..Default::default()
-        },
-    )
-    .unwrap()
-}
+use crate::common::{Rng, assert_close, reference_with};
+use attn::{Attention, TensorView};
 
 #[test]
 fn few_query_rows_match_the_reference() {
@@ -58,10 +36,10 @@ fn few_query_rows_match_the_reference() {
         let k = rng.tensor(&[sk, d]);
         let v = rng.tensor(&[sk, dv]);
         let out = attn::attention(&q, &k, &v).unwrap();
-        assert_close(&out, &expected(&q, &k, &v, false, None, None));
+        assert_close(&out, &reference_with(&q, &k, &v, false, None, None));
         for causal in [false, true] {
             let out = Attention::new().causal(causal).run(&q, &k, &v).unwrap();
-            assert_close(&out, &expected(&q, &k, &v, causal, None, None));
+            assert_close(&out, &reference_with(&q, &k, &v, causal, None, None));
         }
     }
 }
@@ -86,7 +64,7 @@ fn stacked_query_heads_match_the_reference() {
         let v = rng.tensor(&[b, hkv, sk, d]);
         for causal in [false, true] {
             let out = Attention::new().causal(causal).run(&q, &k, &v).unwrap();
-            assert_close(&out, &expected(&q, &k, &v, causal, None, None));
+            assert_close(&out, &reference_with(&q, &k, &v, causal, None, None));
         }
     }
 }
@@ -102,7 +80,7 @@ fn causal_rows_before_the_first_key_are_zeros() {
             rng.tensor(&[sk, 11]),
         );
         let out = Attention::new().causal(true).run(&q, &k, &v).unwrap();
-        assert_close(&out, &expected(&q, &k, &v, true, None, None));
+        assert_close(&out, &reference_with(&q, &k, &v, true, None, None));
         let hidden = sq.saturating_sub(sk) * 11;
         assert!(out.as_slice()[..hidden].iter().all(|&x| x == 0.0));
     }
@@ -138,7 +116,7 @@ fn masks_and_key_padding_match_the_reference() {
                     .mask(&m)
                     .run(&q, &k, &v)
                     .unwrap();
-                let exp = expected(&q, &k, &v, causal, Some(m.view()), None);
+                let exp = reference_with(&q, &k, &v, causal, Some(m.view()), None);
                 assert_close(&out, &exp);
                 assert!(out.as_slice()[..13].iter().all(|&x| x == 0.0));
             }
@@ -153,7 +131,7 @@ fn masks_and_key_padding_match_the_reference() {
                 .key_padding(&pad)
                 .run(&q, &k, &v)
                 .unwrap();
-            assert_close(&out, &expected(&q, &k, &v, causal, None, Some(&pad)));
+            assert_close(&out, &reference_with(&q, &k, &v, causal, None, Some(&pad)));
         }
     }
 }
@@ -203,7 +181,7 @@ fn strided_inputs_take_the_right_path() {
     let (k, v) = (view(hkv, sk, hq * d), view(hkv, sk, (hq + hkv) * d));
     for causal in [false, true] {
         let out = Attention::new().causal(causal).run(&q, &k, &v).unwrap();
-        assert_close(&out, &expected(&q, &k, &v, causal, None, None));
+        assert_close(&out, &reference_with(&q, &k, &v, causal, None, None));
     }
     // K and V stored transposed ([D, Sk] memory): no unit stride along D, the packed path.
     let (q, kt, vt) = (
@@ -215,14 +193,14 @@ fn strided_inputs_take_the_right_path() {
     let v = TensorView::from_strided(vt.as_slice(), &[sk, d + 3], &[1, sk], 0).unwrap();
     for causal in [false, true] {
         let out = Attention::new().causal(causal).run(&q, &k, &v).unwrap();
-        assert_close(&out, &expected(&q, &k, &v, causal, None, None));
+        assert_close(&out, &reference_with(&q, &k, &v, causal, None, None));
     }
     // Only V transposed; a query with strided rows.
     let qs = rng.tensor(&[2, 3 * d]);
     let q = TensorView::from_strided(qs.as_slice(), &[2, d], &[3 * d, 1], d).unwrap();
     let k = rng.tensor(&[sk, d]);
     let out = attn::attention(&q, &k, &v).unwrap();
-    assert_close(&out, &expected(&q, &k, &v, false, None, None));
+    assert_close(&out, &reference_with(&q, &k, &v, false, None, None));
 }
 
 #[test]
@@ -238,7 +216,7 @@ fn every_supported_isa_variant_decodes() {
         rng.tensor(&[1, 2, 97, 80]),
         rng.tensor(&[1, 2, 97, 33]),
     );
-    let exp = expected(&q, &k, &v, true, None, None);
+    let exp = reference_with(&q, &k, &v, true, None, None);
     for level in Isa::ALL {
         if level.supported() {
             isa::force(Some(level)).unwrap();

@@ -2,30 +2,8 @@
 //! aligned, Sq != Sk), additive masks with broadcasting, key padding, their combinations, fully
 //! masked rows, strided layouts ([B, S, H, D] memory, fused QKV), and the errors.
 
-use crate::common::{Rng, assert_close};
-use attn::{Attention, Tensor, TensorView, options::AttentionOptions, reference};
-
-fn reference_with(
-    q: &impl attn::AsTensorView<f32>,
-    k: &impl attn::AsTensorView<f32>,
-    v: &impl attn::AsTensorView<f32>,
-    causal: bool,
-    mask: Option<TensorView<'_, f32>>,
-    key_padding: Option<&[bool]>,
-) -> Tensor<f64> {
-    reference::attention_with(
-        q,
-        k,
-        v,
-        &reference::AttentionOptions {
-            options: AttentionOptions::new().with_causal(causal),
-            mask,
-            key_padding,
-            ..Default::default()
-        },
-    )
-    .unwrap()
-}
+use crate::common::{Rng, assert_close, reference_with};
+use attn::{Attention, Tensor, TensorView, reference};
 
 #[test]
 fn grouped_query_heads_match_the_reference() {
